@@ -1,0 +1,172 @@
+//! Decoding photos safely and encoding results. Shared by the CLI, training and the browser.
+//!
+//! Every failure is a [`DecodeError`] that says what is wrong with the file in words a photographer
+//! understands; nothing here panics on hostile bytes, and the pixel count is checked from the
+//! header before any pixel memory is allocated.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::codecs::webp::WebPEncoder;
+use image::{
+    DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits, Rgb, RgbImage,
+};
+
+/// Largest photo accepted: 100 megapixels (a 64-megapixel camera photo fits comfortably).
+pub const MAX_PIXELS: u64 = 100_000_000;
+/// Smallest side accepted; below this there is no portrait to stylize.
+pub const MIN_SIDE: u32 = 16;
+
+/// Why a file could not be turned into a photo.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("not an image: the content is not JPEG, PNG, WebP or GIF")]
+    NotAnImage,
+    #[error("{0} images are not supported: convert it to JPEG, PNG or WebP first")]
+    UnsupportedFormat(&'static str),
+    #[error(
+        "the image is {width}×{height} pixels; the largest supported is {} megapixels",
+        MAX_PIXELS / 1_000_000
+    )]
+    TooLarge { width: u32, height: u32 },
+    #[error("the image is {width}×{height} pixels; it must be at least {MIN_SIDE}×{MIN_SIDE}")]
+    TooSmall { width: u32, height: u32 },
+    #[error("the image data is corrupt or truncated ({0})")]
+    Corrupt(String),
+}
+
+/// Decode a photo from its bytes into 8-bit RGB, upright (EXIF orientation applied), with any
+/// transparency flattened onto white.
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|_| unrecognised(bytes))?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif)
+    {
+        return Err(DecodeError::UnsupportedFormat(format_name(format)));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    // Backstop for decoders' own buffers; the pixel count is checked below from the header.
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(DecodeError::TooLarge { width, height });
+    }
+    // Orientation metadata that cannot be read is not worth refusing the photo for.
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(DecodeError::TooSmall { width, height });
+    }
+    Ok(flatten_onto_white(image))
+}
+
+fn corrupt(err: image::ImageError) -> DecodeError {
+    match err {
+        image::ImageError::Limits(_) => DecodeError::Corrupt("it needs more memory than allowed".into()),
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+/// Name formats we recognise but do not decode, so the message can say what the file is.
+fn unrecognised(bytes: &[u8]) -> DecodeError {
+    let head = &bytes[..bytes.len().min(512)];
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        let brand = &head[8..12];
+        if [b"heic", b"heix", b"mif1", b"msf1", b"hevc"].iter().any(|b| brand == *b) {
+            return DecodeError::UnsupportedFormat("HEIC/HEIF");
+        }
+        if brand == b"avif" {
+            return DecodeError::UnsupportedFormat("AVIF");
+        }
+    }
+    if text.contains("<svg") {
+        return DecodeError::UnsupportedFormat("SVG");
+    }
+    DecodeError::NotAnImage
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Avif => "AVIF",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Ico => "ICO",
+        ImageFormat::Hdr => "HDR",
+        ImageFormat::OpenExr => "OpenEXR",
+        ImageFormat::Pnm => "PNM",
+        ImageFormat::Tga => "TGA",
+        ImageFormat::Dds => "DDS",
+        ImageFormat::Qoi => "QOI",
+        ImageFormat::Farbfeld => "Farbfeld",
+        _ => "these",
+    }
+}
+
+fn flatten_onto_white(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let a = u16::from(a);
+        let over = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        Rgb([over(r), over(g), over(b)])
+    })
+}
+
+/// Output file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Png,
+    /// JPEG with the given quality (1–100).
+    Jpeg(u8),
+    /// Lossless WebP.
+    WebP,
+}
+
+impl OutputFormat {
+    /// The format a file extension asks for (`png`, `jpg`/`jpeg`, `webp`), JPEG at quality 92.
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext.to_ascii_lowercase().as_str() {
+            "png" => Some(Self::Png),
+            "jpg" | "jpeg" => Some(Self::Jpeg(92)),
+            "webp" => Some(Self::WebP),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Jpeg(_) => "jpg",
+            Self::WebP => "webp",
+        }
+    }
+}
+
+/// Encode an RGB image. Fails only for images no encoder can represent (e.g. JPEG over 65535 px).
+pub fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::new();
+    let (w, h) = image.dimensions();
+    let color = image::ExtendedColorType::Rgb8;
+    match format {
+        OutputFormat::Png => PngEncoder::new(&mut out).write_image(image, w, h, color)?,
+        OutputFormat::Jpeg(quality) => {
+            JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)).write_image(image, w, h, color)?
+        }
+        OutputFormat::WebP => WebPEncoder::new_lossless(&mut out).write_image(image, w, h, color)?,
+    }
+    Ok(out)
+}

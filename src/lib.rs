@@ -1,0 +1,17 @@
+//! Portraitist: portrait-photography styles learned by a GAN, applied offline.
+//!
+//! * [`model`]: the generator and discriminator networks.
+//! * [`stylize`]: the one inference path (photo → network → photo), tiling and blending.
+//! * [`pack`]: style packs (manifest + weights), the contract between training and front ends.
+//! * [`image_io`]: safe decoding of user photos and encoding of results.
+//!
+//! The core takes a Burn [`burn::tensor::Device`] and never names a backend; front ends pick one.
+
+pub mod image_io;
+pub mod model;
+pub mod pack;
+pub mod stylize;
+
+pub use model::{Generator, GeneratorConfig, Preset};
+pub use pack::{Manifest, PackError, StylePack};
+pub use stylize::{Look, Stylizer, blend};

@@ -1,0 +1,74 @@
+//! PatchGAN discriminator: scores overlapping patches (70×70 pixels with three layers) as real or
+//! fake, so it judges texture and style rather than global layout.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::activation::leaky_relu;
+use burn::tensor::{Device, Tensor};
+
+use super::norm::{NormStats, StatNorm};
+
+#[derive(Config, Debug, PartialEq, Eq)]
+pub struct DiscriminatorConfig {
+    /// Channels of the first layer; each further layer doubles them, up to 8× this.
+    pub width: usize,
+    /// Stride-2 layers; 3 gives the classic 70×70 receptive field.
+    #[config(default = 3)]
+    pub layers: usize,
+    #[config(default = 3)]
+    pub channels: usize,
+}
+
+#[derive(Module, Debug)]
+struct Stage {
+    conv: Conv2d,
+    norm: Option<StatNorm>,
+}
+
+/// Build it with [`DiscriminatorConfig::init`].
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    stages: Vec<Stage>,
+    head: Conv2d,
+}
+
+impl DiscriminatorConfig {
+    pub fn init(&self, device: &Device) -> Discriminator {
+        let conv = |cin: usize, cout: usize, stride: usize| {
+            Conv2dConfig::new([cin, cout], [4, 4])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        let width_at = |layer: usize| self.width * (1 << layer.min(3));
+        let mut stages = vec![Stage { conv: conv(self.channels, self.width, 2), norm: None }];
+        for layer in 1..=self.layers {
+            // The last stage keeps the resolution (stride 1), as in pix2pix/CycleGAN.
+            let stride = if layer < self.layers { 2 } else { 1 };
+            let cout = width_at(layer);
+            stages.push(Stage {
+                conv: conv(width_at(layer - 1), cout, stride),
+                norm: Some(StatNorm::new(cout, device)),
+            });
+        }
+        Discriminator { stages, head: conv(width_at(self.layers), 1, 1) }
+    }
+}
+
+impl Discriminator {
+    /// `[batch, channels, h, w]` images in [-1, 1] → `[batch, 1, h', w']` patch scores (logits).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut stats = NormStats::live();
+        let mut x = x;
+        for stage in &self.stages {
+            x = stage.conv.forward(x);
+            if let Some(norm) = &stage.norm {
+                x = norm.forward(x, &mut stats);
+            }
+            x = leaky_relu(x, 0.2);
+        }
+        self.head.forward(x)
+    }
+}

@@ -1,0 +1,449 @@
+//! The one inference path, shared by the CLI and the browser: photo → tensor → generator → photo.
+//!
+//! * Any size and aspect ratio: the photo is reflect-padded to what the network accepts and the
+//!   result cropped back.
+//! * Large photos run in overlapping tiles with feathered seams. Instance norm needs whole-image
+//!   statistics, so they are recorded once on a thumbnail and replayed for every tile
+//!   ([`NormStats`]); each tile also gets enough context around it that its interior is exact.
+//! * [`blend`] applies strength and "keep original colours" to a stored full-strength result, so
+//!   front ends can change them instantly without running the network again.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use image::imageops::{self, FilterType};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Generator, GeneratorConfig, NormStats};
+
+/// Per-channel normalisation of 0..1 pixel values: `(v - mean) / std`. The pack records it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Default for Normalization {
+    /// Maps 0..1 to -1..1, matching the generator's tanh output.
+    fn default() -> Self {
+        Self { mean: [0.5; 3], std: [0.5; 3] }
+    }
+}
+
+/// Reading a result back from the device failed (e.g. a lost GPU).
+#[derive(Debug, thiserror::Error)]
+#[error("the {backend} backend failed while running the style: {message}")]
+pub struct BackendError {
+    pub backend: String,
+    pub message: String,
+}
+
+/// Default tile (window) side in pixels: a photo larger than this runs in tiles.
+pub const DEFAULT_TILE: usize = 1024;
+
+/// A loaded generator ready to stylize photos on one device.
+#[derive(Debug, Clone)]
+pub struct Stylizer {
+    generator: Generator,
+    config: GeneratorConfig,
+    normalization: Normalization,
+    device: Device,
+}
+
+impl Stylizer {
+    pub fn new(
+        generator: Generator,
+        config: GeneratorConfig,
+        normalization: Normalization,
+        device: Device,
+    ) -> Self {
+        let generator = generator.to_device(&device);
+        Self { generator, config, normalization, device }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Smallest tile side that still leaves a useful interior after the context margins.
+    pub fn min_tile(&self) -> usize {
+        2 * self.margin() + 64
+    }
+
+    fn margin(&self) -> usize {
+        round_up(self.config.receptive_radius(), GeneratorConfig::MULTIPLE)
+    }
+
+    /// The full-strength stylized photo, same size as `photo`.
+    ///
+    /// `tile` is the largest side run at once (`None`: never tile); smaller values than
+    /// [`Stylizer::min_tile`] are raised to it. `progress(done, total)` is called after each tile.
+    pub async fn render(
+        &self,
+        photo: &RgbImage,
+        tile: Option<usize>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<RgbImage, BackendError> {
+        let (width, height) = (photo.width() as usize, photo.height() as usize);
+        let planes = Planes::from_image(photo, &self.normalization);
+        let (padded, pad_x, pad_y) = planes.pad_for_network();
+        let tile = tile.map(|t| round_up(t.max(self.min_tile()), GeneratorConfig::MULTIPLE));
+        let out = match tile {
+            Some(tile) if padded.width.max(padded.height) > tile => {
+                let stats = self.thumbnail_stats(photo, tile).await?;
+                self.render_tiled(&padded, tile, &stats, progress).await?
+            }
+            _ => {
+                let out = self.run(&padded, &mut NormStats::live()).await?;
+                progress(1, 1);
+                out
+            }
+        };
+        Ok(out.crop(pad_x, pad_y, width, height).to_image(&self.normalization))
+    }
+
+    /// Blocking [`Stylizer::render`] for native front ends.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn render_blocking(
+        &self,
+        photo: &RgbImage,
+        tile: Option<usize>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<RgbImage, BackendError> {
+        pollster::block_on(self.render(photo, tile, progress))
+    }
+
+    async fn render_tiled(
+        &self,
+        padded: &Planes,
+        tile: usize,
+        stats: &NormStats,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Planes, BackendError> {
+        let margin = self.margin();
+        let xs = spans(padded.width, tile - 2 * margin);
+        let ys = spans(padded.height, tile - 2 * margin);
+        let total = xs.len() * ys.len();
+        let mut acc = Planes::zeros(padded.width, padded.height);
+        let mut weight_sum = vec![0f32; padded.width * padded.height];
+        let plane = acc.plane();
+        for (row, &(y0, y1)) in ys.iter().enumerate() {
+            for (col, &(x0, x1)) in xs.iter().enumerate() {
+                let wx0 = x0.saturating_sub(margin);
+                let wy0 = y0.saturating_sub(margin);
+                let wx1 = (x1 + margin).min(padded.width);
+                let wy1 = (y1 + margin).min(padded.height);
+                let window = padded.crop(wx0, wy0, wx1 - wx0, wy1 - wy0);
+                let mut replay = stats.clone();
+                let out = self.run(&window, &mut replay).await?;
+                let out_plane = out.plane();
+                for y in y0..y1 {
+                    let wy = feather(y, y0, y1, padded.height);
+                    for x in x0..x1 {
+                        let w = wy * feather(x, x0, x1, padded.width);
+                        let src = (y - wy0) * out.width + (x - wx0);
+                        let dst = y * padded.width + x;
+                        weight_sum[dst] += w;
+                        for c in 0..3 {
+                            acc.data[c * plane + dst] += w * out.data[c * out_plane + src];
+                        }
+                    }
+                }
+                progress(row * xs.len() + col + 1, total);
+            }
+        }
+        for (c, value) in acc.data.iter_mut().enumerate() {
+            *value /= weight_sum[c % plane];
+        }
+        Ok(acc)
+    }
+
+    /// Instance-norm statistics of the photo, measured on a copy that fits in one tile.
+    async fn thumbnail_stats(&self, photo: &RgbImage, tile: usize) -> Result<NormStats, BackendError> {
+        let thumb = fit_within(photo, tile as u32);
+        let (padded, _, _) = Planes::from_image(&thumb, &self.normalization).pad_for_network();
+        let mut stats = NormStats::record();
+        self.run(&padded, &mut stats).await?;
+        Ok(stats.replay())
+    }
+
+    async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, BackendError> {
+        let shape = [1, 3, input.height, input.width];
+        let x = Tensor::<4>::from_data(TensorData::new(input.data.clone(), shape), &self.device);
+        let y = self.generator.forward_with(x, stats);
+        let data = y.into_data_async().await.map_err(|e| self.backend_error(e))?;
+        let data = data.try_into_vec::<f32>().map_err(|e| self.backend_error(format!("{e:?}")))?;
+        Ok(Planes { width: input.width, height: input.height, data })
+    }
+
+    fn backend_error(&self, message: impl std::fmt::Display) -> BackendError {
+        BackendError { backend: format!("{:?}", self.device), message: message.to_string() }
+    }
+}
+
+/// Strength and colour options applied after the network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Look {
+    /// 0 returns the original exactly, 1 the full style.
+    pub strength: f32,
+    /// Keep the original's colours (chroma) and take only the brightness from the style.
+    pub keep_colors: bool,
+}
+
+impl Default for Look {
+    fn default() -> Self {
+        Self { strength: 1.0, keep_colors: false }
+    }
+}
+
+/// Combine an original photo with its full-strength stylized version (same size).
+pub fn blend(original: &RgbImage, styled: &RgbImage, look: Look) -> RgbImage {
+    assert_eq!(original.dimensions(), styled.dimensions(), "blend needs images of one size");
+    let strength = look.strength.clamp(0.0, 1.0);
+    let mut out = original.clone();
+    if strength == 0.0 {
+        return out;
+    }
+    for (o, s) in out.pixels_mut().zip(styled.pixels()) {
+        let orig = o.0.map(f32::from);
+        let mut style = s.0.map(f32::from);
+        if look.keep_colors {
+            let [_, cb, cr] = to_ycbcr(orig);
+            let [y, _, _] = to_ycbcr(style);
+            style = from_ycbcr([y, cb, cr]);
+        }
+        for c in 0..3 {
+            let v = orig[c] + strength * (style[c] - orig[c]);
+            o.0[c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// Full-range BT.601 YCbCr (the JPEG convention), on 0..255 values.
+pub fn to_ycbcr([r, g, b]: [f32; 3]) -> [f32; 3] {
+    [
+        0.299 * r + 0.587 * g + 0.114 * b,
+        128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b,
+        128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b,
+    ]
+}
+
+pub fn from_ycbcr([y, cb, cr]: [f32; 3]) -> [f32; 3] {
+    let (cb, cr) = (cb - 128.0, cr - 128.0);
+    [y + 1.402 * cr, y - 0.344_136 * cb - 0.714_136 * cr, y + 1.772 * cb]
+}
+
+/// Downscale (never upscale) so that the longer side is at most `max_side`.
+pub fn fit_within(photo: &RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = photo.dimensions();
+    let longest = w.max(h);
+    if longest <= max_side || max_side == 0 {
+        return photo.clone();
+    }
+    let scale = f64::from(max_side) / f64::from(longest);
+    let nw = ((f64::from(w) * scale).round() as u32).max(1);
+    let nh = ((f64::from(h) * scale).round() as u32).max(1);
+    imageops::resize(photo, nw, nh, FilterType::Lanczos3)
+}
+
+/// Channel-first f32 pixels, normalised for the network.
+#[derive(Debug, Clone)]
+struct Planes {
+    width: usize,
+    height: usize,
+    data: Vec<f32>,
+}
+
+impl Planes {
+    fn zeros(width: usize, height: usize) -> Self {
+        Self { width, height, data: vec![0.0; 3 * width * height] }
+    }
+
+    fn plane(&self) -> usize {
+        self.width * self.height
+    }
+
+    fn from_image(image: &RgbImage, norm: &Normalization) -> Self {
+        let (width, height) = (image.width() as usize, image.height() as usize);
+        let mut planes = Self::zeros(width, height);
+        let plane = planes.plane();
+        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * norm.std[c]));
+        let shift: [f32; 3] = std::array::from_fn(|c| norm.mean[c] / norm.std[c]);
+        for (i, px) in image.pixels().enumerate() {
+            for c in 0..3 {
+                planes.data[c * plane + i] = f32::from(px.0[c]) * scale[c] - shift[c];
+            }
+        }
+        planes
+    }
+
+    fn to_image(&self, norm: &Normalization) -> RgbImage {
+        let plane = self.plane();
+        RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
+            let i = y as usize * self.width + x as usize;
+            image::Rgb(std::array::from_fn(|c| {
+                let v = (self.data[c * plane + i] * norm.std[c] + norm.mean[c]) * 255.0;
+                v.round().clamp(0.0, 255.0) as u8
+            }))
+        })
+    }
+
+    /// Reflect-pad to sides that are multiples of 4 and at least the network's minimum, split
+    /// evenly between the two sides. Returns the padded planes and the left and top padding.
+    fn pad_for_network(&self) -> (Planes, usize, usize) {
+        let target = |n: usize| round_up(n, GeneratorConfig::MULTIPLE).max(GeneratorConfig::MIN_SIDE);
+        let (pw, ph) = (target(self.width), target(self.height));
+        let (left, top) = ((pw - self.width) / 2, (ph - self.height) / 2);
+        if pw == self.width && ph == self.height {
+            return (self.clone(), 0, 0);
+        }
+        let mut out = Planes::zeros(pw, ph);
+        let (src_plane, dst_plane) = (self.plane(), out.plane());
+        for c in 0..3 {
+            for y in 0..ph {
+                let sy = reflect_index(y as isize - top as isize, self.height);
+                for x in 0..pw {
+                    let sx = reflect_index(x as isize - left as isize, self.width);
+                    out.data[c * dst_plane + y * pw + x] =
+                        self.data[c * src_plane + sy * self.width + sx];
+                }
+            }
+        }
+        (out, left, top)
+    }
+
+    fn crop(&self, x0: usize, y0: usize, width: usize, height: usize) -> Planes {
+        let mut out = Planes::zeros(width, height);
+        let (src_plane, dst_plane) = (self.plane(), out.plane());
+        for c in 0..3 {
+            for y in 0..height {
+                let src = c * src_plane + (y0 + y) * self.width + x0;
+                let dst = c * dst_plane + y * width;
+                out.data[dst..dst + width].copy_from_slice(&self.data[src..src + width]);
+            }
+        }
+        out
+    }
+}
+
+/// Mirror an out-of-range index back into `0..len` (reflection without repeating the edge,
+/// as the network's own padding does), for any distance.
+fn reflect_index(i: isize, len: usize) -> usize {
+    if len == 1 {
+        return 0;
+    }
+    let period = 2 * (len as isize - 1);
+    let m = i.rem_euclid(period);
+    (if m < len as isize { m } else { period - m }) as usize
+}
+
+fn round_up(n: usize, multiple: usize) -> usize {
+    n.div_ceil(multiple) * multiple
+}
+
+/// Overlap between neighbouring tile interiors, blended linearly.
+const FEATHER: usize = 32;
+
+/// Split `0..len` into interiors of at most `core` pixels that overlap by at least [`FEATHER`],
+/// starting on multiples of 4 so every tile sees the same downsampling grid as the whole image.
+fn spans(len: usize, core: usize) -> Vec<(usize, usize)> {
+    if len <= core {
+        return vec![(0, len)];
+    }
+    let step = (core - FEATHER) / GeneratorConfig::MULTIPLE * GeneratorConfig::MULTIPLE;
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = start + core;
+        if end >= len {
+            // The last interior ends at the edge; it may overlap its neighbour by more.
+            let start = (len.saturating_sub(core)) / GeneratorConfig::MULTIPLE * GeneratorConfig::MULTIPLE;
+            out.push((start, len));
+            return out;
+        }
+        out.push((start, end));
+        start += step;
+    }
+}
+
+/// Blend weight of pixel `p` in interior `[start, end)`: ramps up over [`FEATHER`] pixels at
+/// edges shared with a neighbour, 1 at the image border and inside. Never zero.
+fn feather(p: usize, start: usize, end: usize, len: usize) -> f32 {
+    let ramp = |d: usize| ((d as f32 + 0.5) / FEATHER as f32).min(1.0);
+    let rising = if start > 0 { ramp(p - start) } else { 1.0 };
+    let falling = if end < len { ramp(end - 1 - p) } else { 1.0 };
+    rising.min(falling)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflect_index_mirrors_without_repeating_the_edge() {
+        let got: Vec<usize> = (-3..7).map(|i| reflect_index(i, 4)).collect();
+        assert_eq!(got, vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+        assert_eq!(reflect_index(-5, 1), 0);
+    }
+
+    #[test]
+    fn spans_cover_everything_with_overlap_and_aligned_starts() {
+        for len in [100, 513, 1024, 2000, 4097] {
+            let core = 300;
+            let s = spans(len, core);
+            assert_eq!(s.first().unwrap().0, 0);
+            assert_eq!(s.last().unwrap().1, len);
+            for pair in s.windows(2) {
+                assert!(pair[1].0 % 4 == 0);
+                assert!(pair[0].1 >= pair[1].0 + FEATHER, "{pair:?} overlap too small");
+                assert!(pair[0].1 - pair[0].0 <= core);
+            }
+        }
+    }
+
+    /// With the whole image's own norm statistics, tiling must reproduce the whole-image result:
+    /// this checks the context margins, the 4-pixel grid alignment and the feathering.
+    #[test]
+    fn tiles_with_whole_image_statistics_match_the_whole_image() {
+        let device = Device::flex();
+        device.seed(7);
+        let config = GeneratorConfig::new(4, 2);
+        let stylizer =
+            Stylizer::new(config.init(&device), config, Normalization::default(), device);
+        let photo = RgbImage::from_fn(300, 212, |x, y| {
+            image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x * y) % 251) as u8])
+        });
+        let planes = Planes::from_image(&photo, &Normalization::default());
+        let (padded, _, _) = planes.pad_for_network();
+        let mut stats = NormStats::record();
+        let whole = pollster::block_on(stylizer.run(&padded, &mut stats)).unwrap();
+        let tile = stylizer.min_tile();
+        let mut tiles = 0;
+        let tiled = pollster::block_on(stylizer.render_tiled(
+            &padded,
+            tile,
+            &stats.replay(),
+            &mut |_, total| tiles = total,
+        ))
+        .unwrap();
+        assert!(tiles >= 4, "expected several tiles, got {tiles}");
+        let max_diff = whole
+            .data
+            .iter()
+            .zip(&tiled.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(max_diff < 1e-4, "tiled differs from whole by {max_diff}");
+    }
+
+    #[test]
+    fn ycbcr_round_trips() {
+        for rgb in [[0.0, 0.0, 0.0], [255.0, 10.0, 100.0], [12.0, 200.0, 255.0]] {
+            let back = from_ycbcr(to_ycbcr(rgb));
+            for c in 0..3 {
+                assert!((back[c] - rgb[c]).abs() < 0.01, "{rgb:?} -> {back:?}");
+            }
+        }
+    }
+}

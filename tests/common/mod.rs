@@ -1,0 +1,53 @@
+//! Shared test helpers: packs made by code (seeded random generators), never offered to users.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use image::RgbImage;
+use portraitist::pack::{Manifest, Precision, StylePack};
+use portraitist::{Generator, GeneratorConfig};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn astronaut() -> RgbImage {
+    image::open(fixture("astronaut.jpg")).expect("fixture decodes").into_rgb8()
+}
+
+/// A seeded random generator.
+pub fn random_generator(config: &GeneratorConfig, seed: u64) -> Generator {
+    let device = Device::flex();
+    device.seed(seed);
+    config.init(&device)
+}
+
+/// The generator size tests use: small enough to run in a blink on the CPU.
+pub fn test_config() -> GeneratorConfig {
+    GeneratorConfig::new(4, 2)
+}
+
+/// Write a pack of a seeded random generator into `dir` and return its manifest.
+pub fn random_pack(dir: &Path, id: &str, seed: u64) -> Manifest {
+    let config = test_config();
+    let generator = random_generator(&config, seed);
+    let manifest = Manifest::new(id, "Test pattern (random weights)", config);
+    StylePack::save(dir, manifest, &generator, Precision::F32).expect("pack saves")
+}
+
+pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+pub fn max_abs_diff(a: &RgbImage, b: &RgbImage) -> u8 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0)
+}
