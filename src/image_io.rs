@@ -49,6 +49,16 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     {
         return Err(DecodeError::UnsupportedFormat(format_name(format)));
     }
+    // A PNG decoder reads past the header before it reports dimensions; read them first so an
+    // oversized claim is named as such even when the file is also broken.
+    if let Some((width, height)) = png_dimensions(bytes)
+        && u64::from(width) * u64::from(height) > MAX_PIXELS
+    {
+        return Err(DecodeError::TooLarge { width, height });
+    }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(DecodeError::Corrupt("the JPEG ends before its end-of-image marker".into()));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     // Backstop for decoders' own buffers; the pixel count is checked below from the header.
@@ -74,6 +84,26 @@ fn corrupt(err: image::ImageError) -> DecodeError {
     match err {
         image::ImageError::Limits(_) => DecodeError::Corrupt("it needs more memory than allowed".into()),
         other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || !bytes.starts_with(b"\x89PNG\r\n\x1a\n") || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Some((be(16), be(20)))
+}
+
+/// The JPEG decoder fills a cut-off file with grey rather than failing, so check that an
+/// end-of-image marker follows the last start-of-scan marker (an embedded EXIF thumbnail has
+/// its own end marker earlier in the file, before the main image's scans).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        (None, _) => true, // no scan at all: let the decoder report what is wrong
+        (Some(_), None) => false,
     }
 }
 

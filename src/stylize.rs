@@ -3,8 +3,9 @@
 //! * Any size and aspect ratio: the photo is reflect-padded to what the network accepts and the
 //!   result cropped back.
 //! * Large photos run in overlapping tiles with feathered seams. Instance norm needs whole-image
-//!   statistics, so they are recorded once on a thumbnail and replayed for every tile
-//!   ([`NormStats`]); each tile also gets enough context around it that its interior is exact.
+//!   statistics, so they are recorded once on the photo, downscaled to [`STATS_SIDE`] if larger,
+//!   and replayed for every tile ([`NormStats`]); each tile also gets enough context around it
+//!   that its interior is exact.
 //! * [`blend`] applies strength and "keep original colours" to a stored full-strength result, so
 //!   front ends can change them instantly without running the network again.
 
@@ -38,8 +39,14 @@ pub struct BackendError {
     pub message: String,
 }
 
-/// Default tile (window) side in pixels: a photo larger than this runs in tiles.
-pub const DEFAULT_TILE: usize = 1024;
+/// Default tile (window) side for native runs: a photo larger than this runs in tiles. Browsers
+/// use smaller tiles to stay inside WebGPU's buffer limits.
+pub const DEFAULT_TILE: usize = 2048;
+
+/// Longest side of the copy on which a tiled run measures instance-norm statistics (at least the
+/// tile side). Up to this size tiling reproduces the whole-image result; beyond it the
+/// statistics come from a downscaled copy, a close approximation.
+pub const STATS_SIDE: usize = 1024;
 
 /// A loaded generator ready to stylize photos on one device.
 #[derive(Debug, Clone)]
@@ -120,37 +127,29 @@ impl Stylizer {
         stats: &NormStats,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Planes, BackendError> {
-        let margin = self.margin();
-        let xs = spans(padded.width, tile - 2 * margin);
-        let ys = spans(padded.height, tile - 2 * margin);
-        let total = xs.len() * ys.len();
+        let tiles = self.tiles(padded.width, padded.height, tile);
         let mut acc = Planes::zeros(padded.width, padded.height);
         let mut weight_sum = vec![0f32; padded.width * padded.height];
         let plane = acc.plane();
-        for (row, &(y0, y1)) in ys.iter().enumerate() {
-            for (col, &(x0, x1)) in xs.iter().enumerate() {
-                let wx0 = x0.saturating_sub(margin);
-                let wy0 = y0.saturating_sub(margin);
-                let wx1 = (x1 + margin).min(padded.width);
-                let wy1 = (y1 + margin).min(padded.height);
-                let window = padded.crop(wx0, wy0, wx1 - wx0, wy1 - wy0);
-                let mut replay = stats.clone();
-                let out = self.run(&window, &mut replay).await?;
-                let out_plane = out.plane();
-                for y in y0..y1 {
-                    let wy = feather(y, y0, y1, padded.height);
-                    for x in x0..x1 {
-                        let w = wy * feather(x, x0, x1, padded.width);
-                        let src = (y - wy0) * out.width + (x - wx0);
-                        let dst = y * padded.width + x;
-                        weight_sum[dst] += w;
-                        for c in 0..3 {
-                            acc.data[c * plane + dst] += w * out.data[c * out_plane + src];
-                        }
+        for (done, t) in tiles.iter().enumerate() {
+            let [wx0, wy0, wx1, wy1] = t.window;
+            let [x0, y0, x1, y1] = t.core;
+            let window = padded.crop(wx0, wy0, wx1 - wx0, wy1 - wy0);
+            let out = self.run(&window, &mut stats.clone()).await?;
+            let out_plane = out.plane();
+            for y in y0..y1 {
+                let wy = feather(y, y0, y1, padded.height);
+                for x in x0..x1 {
+                    let w = wy * feather(x, x0, x1, padded.width);
+                    let src = (y - wy0) * out.width + (x - wx0);
+                    let dst = y * padded.width + x;
+                    weight_sum[dst] += w;
+                    for c in 0..3 {
+                        acc.data[c * plane + dst] += w * out.data[c * out_plane + src];
                     }
                 }
-                progress(row * xs.len() + col + 1, total);
             }
+            progress(done + 1, tiles.len());
         }
         for (c, value) in acc.data.iter_mut().enumerate() {
             *value /= weight_sum[c % plane];
@@ -158,19 +157,47 @@ impl Stylizer {
         Ok(acc)
     }
 
-    /// Instance-norm statistics of the photo, measured on a copy that fits in one tile.
+    /// The tile grid for a padded image: interiors overlapping by [`FEATHER`], each with a
+    /// context window around it.
+    fn tiles(&self, width: usize, height: usize, tile: usize) -> Vec<Tile> {
+        let margin = self.margin();
+        let xs = spans(width, tile - 2 * margin);
+        let ys = spans(height, tile - 2 * margin);
+        let mut tiles = Vec::with_capacity(xs.len() * ys.len());
+        for &(y0, y1) in &ys {
+            for &(x0, x1) in &xs {
+                tiles.push(Tile {
+                    core: [x0, y0, x1, y1],
+                    window: [
+                        x0.saturating_sub(margin),
+                        y0.saturating_sub(margin),
+                        (x1 + margin).min(width),
+                        (y1 + margin).min(height),
+                    ],
+                });
+            }
+        }
+        tiles
+    }
+
+    /// Instance-norm statistics of the photo, measured on a copy of at most
+    /// `max(tile, STATS_SIDE)` pixels on its longer side.
     async fn thumbnail_stats(&self, photo: &RgbImage, tile: usize) -> Result<NormStats, BackendError> {
-        let thumb = fit_within(photo, tile as u32);
+        let thumb = fit_within(photo, tile.max(STATS_SIDE) as u32);
         let (padded, _, _) = Planes::from_image(&thumb, &self.normalization).pad_for_network();
         let mut stats = NormStats::record();
         self.run(&padded, &mut stats).await?;
         Ok(stats.replay())
     }
 
-    async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, BackendError> {
+    fn forward(&self, input: &Planes, stats: &mut NormStats) -> Tensor<4> {
         let shape = [1, 3, input.height, input.width];
         let x = Tensor::<4>::from_data(TensorData::new(input.data.clone(), shape), &self.device);
-        let y = self.generator.forward_with(x, stats);
+        self.generator.forward_with(x, stats)
+    }
+
+    async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, BackendError> {
+        let y = self.forward(input, stats);
         let data = y.into_data_async().await.map_err(|e| self.backend_error(e))?;
         let data = data.try_into_vec::<f32>().map_err(|e| self.backend_error(format!("{e:?}")))?;
         Ok(Planes { width: input.width, height: input.height, data })
@@ -344,6 +371,15 @@ fn round_up(n: usize, multiple: usize) -> usize {
 
 /// Overlap between neighbouring tile interiors, blended linearly.
 const FEATHER: usize = 32;
+
+/// One tile of a tiled run; rectangles are `[x0, y0, x1, y1]` in padded-image pixels.
+#[derive(Debug, Clone, Copy)]
+struct Tile {
+    /// The part of the output this tile contributes (feathered where it overlaps a neighbour).
+    core: [usize; 4],
+    /// What the network sees: the core plus context on every side that is not the image border.
+    window: [usize; 4],
+}
 
 /// Split `0..len` into interiors of at most `core` pixels that overlap by at least [`FEATHER`],
 /// starting on multiples of 4 so every tile sees the same downsampling grid as the whole image.

@@ -1,0 +1,230 @@
+//! The `portraitist` binary end to end: real photos in, files out, clear messages for bad input.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use portraitist::pack::Index;
+use tempfile::{TempDir, tempdir};
+
+fn portraitist(args: &[&str], models: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portraitist"))
+        .args(args)
+        .env("PORTRAITIST_MODELS", models)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A models folder with one registered test pack, `pattern`.
+fn models() -> TempDir {
+    let models = tempdir().unwrap();
+    let manifest = common::random_pack(&models.path().join("pattern"), "pattern", 21);
+    Index::register(models.path(), &manifest).unwrap();
+    models
+}
+
+#[test]
+fn stylize_turns_a_portrait_into_an_output_of_the_same_size() {
+    let models = models();
+    let out = tempdir().unwrap();
+    let input = common::fixture("astronaut.jpg");
+    let run = portraitist(
+        &["stylize", "--style", "pattern", input.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        models.path(),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let result = image::open(out.path().join("astronaut.png")).unwrap().into_rgb8();
+    let original = common::astronaut();
+    assert_eq!(result.dimensions(), original.dimensions());
+    assert!(common::mean_abs_diff(&result, &original) > 5.0, "the style changed nothing");
+}
+
+#[test]
+fn cli_output_equals_the_library_output() {
+    let models = models();
+    let out = tempdir().unwrap();
+    let input = common::fixture("astronaut.jpg");
+    let run = portraitist(
+        &[
+            "stylize", "--style", "pattern", "--strength", "0.6", "--keep-colors",
+            input.to_str().unwrap(), "--out", out.path().to_str().unwrap(),
+        ],
+        models.path(),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let cli = image::open(out.path().join("astronaut.png")).unwrap().into_rgb8();
+    let pack = portraitist::StylePack::resolve("pattern", models.path()).unwrap();
+    let stylizer = pack.stylizer(&burn::tensor::Device::flex()).unwrap();
+    let photo = common::astronaut();
+    let styled = stylizer.render_blocking(&photo, None, &mut |_, _| {}).unwrap();
+    let expected = portraitist::blend(&photo, &styled, portraitist::Look { strength: 0.6, keep_colors: true });
+    assert!(common::max_abs_diff(&cli, &expected) <= 1);
+}
+
+#[test]
+fn stylize_accepts_a_pack_path_and_writes_jpeg_and_webp() {
+    let models = models();
+    let pack = models.path().join("pattern");
+    let input = common::fixture("grace_hopper.jpg");
+    for (format, file) in [("jpg", "grace_hopper.jpg"), ("webp", "grace_hopper.webp")] {
+        let out = tempdir().unwrap();
+        let run = portraitist(
+            &[
+                "stylize", "--style", pack.to_str().unwrap(), "--format", format,
+                "--max-side", "256", input.to_str().unwrap(), "--out", out.path().to_str().unwrap(),
+            ],
+            models.path(),
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+        let result = image::open(out.path().join(file)).unwrap();
+        // 512×600 fitted into 256 on the longer side.
+        assert_eq!((result.width(), result.height()), (218, 256));
+    }
+}
+
+#[test]
+fn several_photos_are_all_written_and_name_clashes_are_avoided() {
+    let models = models();
+    let inputs = tempdir().unwrap();
+    let out = tempdir().unwrap();
+    fs::copy(common::fixture("astronaut.jpg"), inputs.path().join("me.jpg")).unwrap();
+    common::astronaut().save(inputs.path().join("me.png")).unwrap();
+    let (a, b) = (inputs.path().join("me.jpg"), inputs.path().join("me.png"));
+    let run = portraitist(
+        &["stylize", "--style", "pattern", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        models.path(),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(out.path().join("me.png").is_file() && out.path().join("me-2.png").is_file());
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A PNG whose header claims `width`×`height` but that holds no pixel data.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend(width.to_be_bytes());
+    chunk.extend(height.to_be_bytes());
+    chunk.extend([8, 2, 0, 0, 0]);
+    png.extend(13u32.to_be_bytes());
+    png.extend(&chunk);
+    png.extend(crc32(&chunk).to_be_bytes());
+    png.extend(0u32.to_be_bytes());
+    png.extend(b"IEND");
+    png.extend(crc32(b"IEND").to_be_bytes());
+    png
+}
+
+#[test]
+fn bad_inputs_get_a_clear_message_and_a_failing_exit_without_panics() {
+    let models = models();
+    let dir = tempdir().unwrap();
+    let jpeg = fs::read(common::fixture("astronaut.jpg")).unwrap();
+    let mut tiny_png = Vec::new();
+    image::RgbImage::new(1, 1)
+        .write_to(&mut std::io::Cursor::new(&mut tiny_png), image::ImageFormat::Png)
+        .unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.jpg", Vec::new(), "the file is empty"),
+        ("notes.jpg", b"these are my holiday notes, not a photo\n".to_vec(), "not an image"),
+        ("truncated.jpg", jpeg[..jpeg.len() / 2].to_vec(), "corrupt or truncated"),
+        ("dot.png", tiny_png, "1×1 pixels"),
+        ("huge.png", png_header_only(20_000, 20_000), "20000×20000"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        let out = tempdir().unwrap();
+        let run = portraitist(
+            &["stylize", "--style", "pattern", path.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+            models.path(),
+        );
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(name), "{name}: message should name the file: {err}");
+        assert!(err.contains(expected), "{name}: expected `{expected}` in: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0, "{name}: no output written");
+    }
+}
+
+#[test]
+fn one_bad_photo_does_not_stop_the_others() {
+    let models = models();
+    let dir = tempdir().unwrap();
+    let bad = dir.path().join("broken.jpg");
+    fs::write(&bad, b"nope").unwrap();
+    let good = common::fixture("astronaut.jpg");
+    let out = tempdir().unwrap();
+    let run = portraitist(
+        &["stylize", "--style", "pattern", bad.to_str().unwrap(), good.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        models.path(),
+    );
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("1 of 2 photos failed"), "{}", stderr(&run));
+    assert!(out.path().join("astronaut.png").is_file());
+}
+
+#[test]
+fn unknown_style_and_damaged_pack_are_reported() {
+    let models = models();
+    let out = tempdir().unwrap();
+    let input = common::fixture("astronaut.jpg");
+    let args = |style: &'static str| {
+        vec!["stylize", "--style", style, input.to_str().unwrap(), "--out", out.path().to_str().unwrap()]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let run = portraitist(&args("nonexistent").iter().map(String::as_str).collect::<Vec<_>>(), models.path());
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("no style named `nonexistent`"), "{}", stderr(&run));
+
+    let weights = models.path().join("pattern/generator.bpk");
+    let mut bytes = fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&weights, bytes).unwrap();
+    let run = portraitist(&args("pattern").iter().map(String::as_str).collect::<Vec<_>>(), models.path());
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("checksum"), "{}", stderr(&run));
+    assert!(!stderr(&run).contains("panicked"));
+}
+
+#[test]
+fn styles_lists_registered_packs() {
+    let models = models();
+    let run = portraitist(&["styles"], models.path());
+    assert!(run.status.success());
+    let listing = String::from_utf8_lossy(&run.stdout);
+    assert!(listing.contains("pattern") && listing.contains("(default)"), "{listing}");
+
+    let empty = tempdir().unwrap();
+    let run = portraitist(&["styles"], empty.path());
+    assert!(run.status.success());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("No styles"));
+}
+
+#[test]
+fn out_of_range_options_are_rejected_by_the_parser() {
+    let models = models();
+    let run = portraitist(&["stylize", "--style", "pattern", "--strength", "1.5", "x.jpg", "--out", "o"], models.path());
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).contains("not between 0 and 1"), "{}", stderr(&run));
+}

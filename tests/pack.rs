@@ -1,0 +1,191 @@
+//! Style packs: round trip, verification, and every way a pack can be wrong.
+
+mod common;
+
+use std::fs;
+
+use burn::tensor::Device;
+use portraitist::pack::{Index, Manifest, PackError, Precision, StylePack, choose_precision};
+use portraitist::stylize::Normalization;
+use portraitist::Stylizer;
+use tempfile::tempdir;
+
+fn render(stylizer: &Stylizer) -> image::RgbImage {
+    stylizer.render_blocking(&common::astronaut(), None, &mut |_, _| {}).unwrap()
+}
+
+#[test]
+fn saved_pack_loads_and_gives_identical_output() {
+    let dir = tempdir().unwrap();
+    let config = common::test_config();
+    let generator = common::random_generator(&config, 11);
+    let device = Device::flex();
+    let direct = Stylizer::new(generator.clone(), config.clone(), Normalization::default(), device.clone());
+    let manifest = Manifest::new("roundtrip", "Round trip", config);
+    StylePack::save(dir.path(), manifest, &generator, Precision::F32).unwrap();
+
+    let loaded = StylePack::load(dir.path()).unwrap().stylizer(&device).unwrap();
+    assert_eq!(render(&direct), render(&loaded));
+}
+
+#[test]
+fn pack_loads_from_bytes_like_the_browser() {
+    let dir = tempdir().unwrap();
+    let manifest = common::random_pack(dir.path(), "bytes", 3);
+    let json = fs::read(dir.path().join("style.json")).unwrap();
+    let weights = fs::read(dir.path().join(&manifest.weights.file)).unwrap();
+    let from_bytes = StylePack::from_bytes("style.json", &json, weights).unwrap();
+    let from_dir = StylePack::load(dir.path()).unwrap();
+    let device = Device::flex();
+    assert_eq!(
+        render(&from_bytes.stylizer(&device).unwrap()),
+        render(&from_dir.stylizer(&device).unwrap())
+    );
+}
+
+#[test]
+fn different_weights_give_different_output() {
+    // Guards the round-trip test: it would pass vacuously if weights did not matter.
+    let (a, b) = (tempdir().unwrap(), tempdir().unwrap());
+    common::random_pack(a.path(), "a", 1);
+    common::random_pack(b.path(), "b", 2);
+    let device = Device::flex();
+    let out_a = render(&StylePack::load(a.path()).unwrap().stylizer(&device).unwrap());
+    let out_b = render(&StylePack::load(b.path()).unwrap().stylizer(&device).unwrap());
+    assert!(common::mean_abs_diff(&out_a, &out_b) > 1.0);
+}
+
+#[test]
+fn corrupted_weights_are_refused_by_checksum() {
+    let dir = tempdir().unwrap();
+    let manifest = common::random_pack(dir.path(), "corrupt", 4);
+    let path = dir.path().join(&manifest.weights.file);
+    let mut bytes = fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let err = StylePack::load(dir.path()).unwrap_err();
+    assert!(matches!(err, PackError::HashMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("generator.bpk"), "message names the file: {err}");
+}
+
+#[test]
+fn truncated_weights_are_refused_with_their_size() {
+    let dir = tempdir().unwrap();
+    let manifest = common::random_pack(dir.path(), "truncated", 5);
+    let path = dir.path().join(&manifest.weights.file);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    let err = StylePack::load(dir.path()).unwrap_err();
+    assert!(matches!(err, PackError::WrongSize { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn missing_weights_are_named() {
+    let dir = tempdir().unwrap();
+    let manifest = common::random_pack(dir.path(), "missing", 6);
+    fs::remove_file(dir.path().join(&manifest.weights.file)).unwrap();
+    let err = StylePack::load(dir.path()).unwrap_err();
+    assert!(matches!(err, PackError::Missing { .. }), "{err}");
+    assert!(err.to_string().contains("generator.bpk"));
+}
+
+#[test]
+fn weights_that_do_not_fit_the_config_are_refused() {
+    let dir = tempdir().unwrap();
+    common::random_pack(dir.path(), "mismatch", 7);
+    let path = dir.path().join("style.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    json["generator"]["width"] = 8.into();
+    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    // The checksum still matches: the problem is only caught when the weights are applied.
+    let pack = StylePack::load(dir.path()).unwrap();
+    let err = pack.generator(&Device::flex()).unwrap_err();
+    assert!(matches!(err, PackError::WeightsMismatch { .. }), "{err}");
+}
+
+#[test]
+fn newer_format_versions_are_refused_by_version() {
+    let dir = tempdir().unwrap();
+    common::random_pack(dir.path(), "future", 8);
+    let path = dir.path().join("style.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    json["format_version"] = 99.into();
+    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let err = StylePack::load(dir.path()).unwrap_err();
+    assert!(matches!(err, PackError::UnsupportedVersion { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn hostile_manifests_are_refused_cleanly() {
+    let dir = tempdir().unwrap();
+    common::random_pack(dir.path(), "hostile", 9);
+    let good: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("style.json")).unwrap()).unwrap();
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for (field, value) in [
+        ("/generator/width", serde_json::json!(1_000_000_000u64)),
+        ("/generator/blocks", serde_json::json!(1u64 << 40)),
+        ("/id", serde_json::json!("../../etc")),
+        ("/title", serde_json::json!("x".repeat(100_000))),
+    ] {
+        let mut v = good.clone();
+        *v.pointer_mut(field).unwrap() = value;
+        cases.push(serde_json::to_vec(&v).unwrap());
+    }
+    let mut weights_escape = good.clone();
+    weights_escape["weights"]["file"] = "../../secret".into();
+    cases.push(serde_json::to_vec(&weights_escape).unwrap());
+    cases.push(format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes());
+    cases.push(b"{\"format_version\": 1, ".to_vec());
+    cases.push(vec![b' '; 2 << 20]);
+    for bytes in cases {
+        let err = Manifest::parse("style.json", &bytes).unwrap_err();
+        assert!(matches!(err, PackError::InvalidManifest { .. }), "{err}");
+        assert!(err.to_string().len() < 500, "message stays readable: {err}");
+    }
+}
+
+#[test]
+fn half_precision_is_chosen_only_when_outputs_stay_within_one_level() {
+    let device = Device::flex();
+    let generator = common::random_generator(&common::test_config(), 12);
+    let (precision, diff) = choose_precision(&generator, &device);
+    assert!(diff.is_finite());
+    assert_eq!(precision == Precision::F16, diff <= 1.0, "diff {diff} levels → {precision:?}");
+}
+
+#[test]
+fn half_precision_pack_is_half_the_size_and_matches_within_one_level() {
+    let (full_dir, half_dir) = (tempdir().unwrap(), tempdir().unwrap());
+    let config = common::test_config();
+    let generator = common::random_generator(&config, 13);
+    let full = StylePack::save(full_dir.path(), Manifest::new("f", "F", config.clone()), &generator, Precision::F32).unwrap();
+    let half = StylePack::save(half_dir.path(), Manifest::new("h", "H", config), &generator, Precision::F16).unwrap();
+    assert!(half.weights.bytes * 10 < full.weights.bytes * 6, "{} vs {}", half.weights.bytes, full.weights.bytes);
+    let device = Device::flex();
+    let a = render(&StylePack::load(full_dir.path()).unwrap().stylizer(&device).unwrap());
+    let b = render(&StylePack::load(half_dir.path()).unwrap().stylizer(&device).unwrap());
+    assert!(common::max_abs_diff(&a, &b) <= 2, "f16 weights moved pixels by {}", common::max_abs_diff(&a, &b));
+}
+
+#[test]
+fn index_registers_packs_and_resolves_ids() {
+    let models = tempdir().unwrap();
+    let a = common::random_pack(&models.path().join("alpha"), "alpha", 1);
+    let b = common::random_pack(&models.path().join("beta"), "beta", 2);
+    Index::register(models.path(), &a).unwrap();
+    let index = Index::register(models.path(), &b).unwrap();
+    assert_eq!(index.default.as_deref(), Some("alpha"));
+    let ids: Vec<_> = index.styles.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["alpha", "beta"]);
+    // Registering again replaces rather than duplicates.
+    let again = Index::register(models.path(), &b).unwrap();
+    assert_eq!(again.styles.len(), 2);
+    assert_eq!(Index::load(models.path()).unwrap(), again);
+
+    assert_eq!(StylePack::resolve("beta", models.path()).unwrap().manifest.id, "beta");
+    let err = StylePack::resolve("gamma", models.path()).unwrap_err();
+    assert!(matches!(err, PackError::UnknownStyle(_)), "{err}");
+}
