@@ -4,6 +4,7 @@
 //! * [`stylize`]: the one inference path (photo → network → photo), tiling and blending.
 //! * [`pack`]: style packs (manifest + weights), the contract between training and front ends.
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
+//! * `train` (native only): data, losses, the training loop, checkpoints, reports.
 //!
 //! The core takes a Burn [`burn::tensor::Device`] and never names a backend; front ends pick one.
 
@@ -11,6 +12,8 @@ pub mod image_io;
 pub mod model;
 pub mod pack;
 pub mod stylize;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 
 pub use model::{Generator, GeneratorConfig, Preset};
 pub use pack::{Manifest, PackError, StylePack};

@@ -12,7 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use portraitist::image_io::{self, OutputFormat};
 use portraitist::pack::{Index, StylePack};
+use portraitist::model::Preset;
 use portraitist::stylize::{self, DEFAULT_TILE, Look};
+use portraitist::train::export::{ExportRequest, export};
+use portraitist::train::{AdversarialLoss, Event, Sources, TrainConfig, Trainer};
 
 #[derive(Parser)]
 #[command(name = "portraitist", version, about = "Portrait styles learned by a GAN, applied offline")]
@@ -41,6 +44,77 @@ enum Command {
     Stylize(StylizeArgs),
     /// List the style packs in the models folder.
     Styles,
+    /// Learn a style from folders of photos (a GAN); checkpoints and resumes.
+    Train(TrainArgs),
+    /// Turn a training run into a style pack in the models folder.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Content photos (e.g. portraits), searched recursively.
+    #[arg(long, requires = "style", conflicts_with = "pairs")]
+    content: Option<PathBuf>,
+    /// Photos in the style to learn, searched recursively.
+    #[arg(long)]
+    style: Option<PathBuf>,
+    /// Paired training instead: a folder with before/ and after/ files of matching names.
+    #[arg(long, required_unless_present = "content")]
+    pairs: Option<PathBuf>,
+    /// Run folder: config copy, losses, samples, checkpoints.
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML file with hyper-parameters (see README); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    preset: Option<Preset>,
+    /// Crop side in pixels (multiple of 4).
+    #[arg(long)]
+    size: Option<usize>,
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, value_enum)]
+    adversarial: Option<AdversarialArg>,
+    /// Continue the run in --out from its last checkpoint (with its own config; --steps may extend it).
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AdversarialArg {
+    Lsgan,
+    Bce,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The training run's folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Pack id: lowercase letters, digits, - and _.
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    title: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Step of the checkpoint to export (default: the latest).
+    #[arg(long)]
+    checkpoint: Option<u64>,
+    /// Pack folder, normally models/ID; the models folder's index.json is updated.
+    #[arg(long)]
+    out: PathBuf,
+    /// Photo to stylize for the preview (default: a built-in public-domain portrait).
+    #[arg(long)]
+    preview: Option<PathBuf>,
+    /// Licence of each data folder, in the order content, style (repeat the flag).
+    #[arg(long = "licence")]
+    licences: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -101,6 +175,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Styles => list_styles(&cli.models).map(|()| ExitCode::SUCCESS),
         Command::Stylize(args) => stylize_files(&args, &cli.models, cli.backend),
+        Command::Train(args) => train(&args, cli.backend).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => {
+            let manifest = export(&ExportRequest {
+                run_dir: &args.run,
+                checkpoint: args.checkpoint,
+                id: &args.id,
+                title: &args.title,
+                description: &args.description,
+                out: &args.out,
+                preview_photo: args.preview.as_deref(),
+                licences: &args.licences,
+            })?;
+            println!(
+                "exported `{}` ({} steps, {:?} weights, {} bytes) to {}",
+                manifest.id,
+                manifest.training.steps,
+                manifest.weights.dtype,
+                manifest.weights.bytes,
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -114,6 +210,84 @@ fn device(backend: Backend) -> Result<Device> {
         #[cfg(not(feature = "wgpu"))]
         Backend::Wgpu => bail!("this build has no GPU support: rebuild with `--features wgpu`"),
     }
+}
+
+fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    let sources = match (&args.content, &args.style, &args.pairs) {
+        (Some(content), Some(style), None) => Sources::Unpaired { content: content.clone(), style: style.clone() },
+        (None, None, Some(pairs)) => {
+            config.mode = portraitist::train::Mode::Paired;
+            Sources::Paired { pairs: pairs.clone() }
+        }
+        _ => bail!("give either --content and --style, or --pairs"),
+    };
+    if let Some(preset) = args.preset {
+        config.preset = preset;
+        config.generator = None;
+    }
+    config.size = args.size.unwrap_or(config.size);
+    config.steps = args.steps.unwrap_or(config.steps);
+    config.batch = args.batch.unwrap_or(config.batch);
+    config.seed = args.seed.unwrap_or(config.seed);
+    if let Some(adversarial) = args.adversarial {
+        config.adversarial = match adversarial {
+            AdversarialArg::Lsgan => AdversarialLoss::Lsgan,
+            AdversarialArg::Bce => AdversarialLoss::Bce,
+        };
+    }
+    let device = device(backend)?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg:>10} {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")
+            .expect("valid template"),
+    );
+    bar.set_message("loading");
+    let mut events = |event: Event| match event {
+        Event::Loading { done, total } => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        Event::Loaded { summary } => {
+            for (folder, count) in &summary.folders {
+                bar.println(format!("{folder}: {count} photos"));
+            }
+            if !summary.skipped.is_empty() {
+                bar.println(format!("skipped {} unreadable files (listed in run.log)", summary.skipped.len()));
+            }
+        }
+        Event::Started { step, total } => {
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} eta {eta} {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_length(total);
+            bar.set_position(step);
+            bar.reset_eta();
+        }
+        Event::Step { step, losses, images_per_second, .. } => {
+            let text: Vec<String> = losses.iter().map(|(name, v)| format!("{name} {v:.3}")).collect();
+            bar.set_message(format!("{} | {images_per_second:.2} img/s", text.join(" ")));
+            bar.set_position(step);
+        }
+        Event::Checkpoint { path, .. } => bar.println(format!("checkpoint {}", path.display())),
+        Event::Samples { .. } => {}
+    };
+    let mut trainer = Trainer::new(&sources, &args.out, config, args.resume, &device, &mut events)?;
+    trainer.run(None, &mut events)?;
+    bar.finish_and_clear();
+    println!(
+        "trained {} steps; samples and losses in {}. Export with: portraitist export --run {} --id ID --title TITLE --out models/ID",
+        trainer.step(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn list_styles(models: &Path) -> Result<()> {

@@ -1,0 +1,208 @@
+//! Every training hyper-parameter, with defaults from the CycleGAN and pix2pix papers and the
+//! seeds (Adam, lr 2e-4, betas 0.5/0.999). Read from TOML; the run folder keeps a copy.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DiscriminatorConfig, GeneratorConfig, Preset};
+
+/// How generated images are scored against real ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdversarialLoss {
+    /// Least squares (LSGAN): stable, the CycleGAN default.
+    Lsgan,
+    /// Binary cross-entropy on logits, the classic GAN loss of the seeds.
+    Bce,
+}
+
+/// Which pairing of the two folders the run learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Two unrelated collections (portraits, style photos): CycleGAN with two generators.
+    Unpaired,
+    /// Before/after pairs with matching file names: pix2pix (adversarial + L1).
+    Paired,
+}
+
+impl Mode {
+    /// The losses a run of this mode logs, in `losses.csv` column order.
+    pub fn loss_columns(self) -> &'static [&'static str] {
+        match self {
+            Mode::Unpaired => &["g_adv", "f_adv", "cycle", "identity", "d_style", "d_content"],
+            Mode::Paired => &["g_adv", "l1", "d"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    /// Generator size; `generator` below overrides it when set.
+    pub preset: Preset,
+    pub generator: Option<GeneratorConfig>,
+    /// Discriminator width (first layer's channels) and stride-2 layers.
+    pub discriminator_width: usize,
+    pub discriminator_layers: usize,
+    /// Square crop side in pixels (a multiple of 4).
+    pub size: usize,
+    pub batch: usize,
+    pub steps: u64,
+    pub seed: u64,
+    pub learning_rate: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Fraction of the run after which the learning rate decays linearly to zero.
+    pub decay_from: f64,
+    pub adversarial: AdversarialLoss,
+    /// Weight of the cycle-consistency L1 loss (unpaired).
+    pub cycle_weight: f32,
+    /// Weight of the identity L1 loss, relative to `cycle_weight` (unpaired).
+    pub identity_weight: f32,
+    /// Weight of the L1 loss to the target (paired).
+    pub l1_weight: f32,
+    /// Light colour jitter on content photos: ± this fraction of brightness, contrast, saturation.
+    pub jitter: f32,
+    /// Cached training images keep at most this multiple of `size` on their shorter side, so
+    /// random crops can zoom in as well as cover the whole face.
+    pub cache_scale: f32,
+    pub log_every: u64,
+    pub sample_every: u64,
+    pub checkpoint_every: u64,
+    /// Checkpoints kept on disk (oldest removed first).
+    pub keep_checkpoints: usize,
+    /// Content images shown in every sample grid.
+    pub sample_count: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Unpaired,
+            preset: Preset::Small,
+            generator: None,
+            discriminator_width: 32,
+            discriminator_layers: 3,
+            size: 128,
+            batch: 1,
+            steps: 5000,
+            seed: 1,
+            learning_rate: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            decay_from: 0.5,
+            adversarial: AdversarialLoss::Lsgan,
+            cycle_weight: 10.0,
+            identity_weight: 0.5,
+            l1_weight: 100.0,
+            jitter: 0.1,
+            cache_scale: 2.0,
+            log_every: 10,
+            sample_every: 250,
+            checkpoint_every: 250,
+            keep_checkpoints: 3,
+            sample_count: 4,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn generator_config(&self) -> GeneratorConfig {
+        self.generator.clone().unwrap_or_else(|| self.preset.generator())
+    }
+
+    pub fn discriminator_config(&self) -> DiscriminatorConfig {
+        let channels = match self.mode {
+            Mode::Unpaired => 3,
+            // pix2pix's discriminator judges (input, output) pairs.
+            Mode::Paired => 6,
+        };
+        DiscriminatorConfig::new(self.discriminator_width)
+            .with_layers(self.discriminator_layers)
+            .with_channels(channels)
+    }
+
+    /// Learning rate at `step`: constant, then linear decay to zero from `decay_from`.
+    pub fn learning_rate_at(&self, step: u64) -> f64 {
+        let start = (self.steps as f64 * self.decay_from).floor();
+        let step = step as f64;
+        if step < start || self.steps == 0 {
+            return self.learning_rate;
+        }
+        let remaining = (self.steps as f64 - start).max(1.0);
+        self.learning_rate * (1.0 - (step - start) / remaining).max(0.0)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs always serialise")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let fail = |m: String| Err(m);
+        if self.size < 32 || self.size > 2048 || !self.size.is_multiple_of(GeneratorConfig::MULTIPLE) {
+            return fail(format!("size {} must be a multiple of 4 between 32 and 2048", self.size));
+        }
+        if self.batch == 0 || self.batch > 64 {
+            return fail(format!("batch {} must be between 1 and 64", self.batch));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
+            return fail(format!("learning_rate {} must be in (0, 1)", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return fail("beta1 and beta2 must be in [0, 1)".into());
+        }
+        if !(0.0..=1.0).contains(&self.decay_from) {
+            return fail("decay_from must be in [0, 1]".into());
+        }
+        if self.discriminator_width == 0 || self.discriminator_width > 512 || !(1..=5).contains(&self.discriminator_layers) {
+            return fail("discriminator_width must be 1–512 and discriminator_layers 1–5".into());
+        }
+        if self.checkpoint_every == 0 || self.sample_every == 0 || self.log_every == 0 {
+            return fail("log_every, sample_every and checkpoint_every must be at least 1".into());
+        }
+        if self.cache_scale < 1.0 || self.cache_scale > 8.0 {
+            return fail("cache_scale must be between 1 and 8".into());
+        }
+        if self.keep_checkpoints == 0 {
+            return fail("keep_checkpoints must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let config = TrainConfig::default();
+        assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
+    }
+
+    #[test]
+    fn partial_toml_keeps_defaults_and_unknown_keys_are_refused() {
+        let config = TrainConfig::from_toml("steps = 10\npreset = \"tiny\"\n").unwrap();
+        assert_eq!(config.steps, 10);
+        assert_eq!(config.preset, Preset::Tiny);
+        assert_eq!(config.learning_rate, 2e-4);
+        assert!(TrainConfig::from_toml("stepz = 10").unwrap_err().contains("stepz"));
+        assert!(TrainConfig::from_toml("size = 30").is_err());
+    }
+
+    #[test]
+    fn learning_rate_decays_linearly_over_the_second_half() {
+        let config = TrainConfig { steps: 100, ..TrainConfig::default() };
+        assert_eq!(config.learning_rate_at(0), 2e-4);
+        assert_eq!(config.learning_rate_at(49), 2e-4);
+        assert!((config.learning_rate_at(75) - 1e-4).abs() < 1e-12);
+        assert_eq!(config.learning_rate_at(100), 0.0);
+    }
+}

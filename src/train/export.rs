@@ -1,0 +1,140 @@
+//! Turn a training run into a style pack the CLI and the web app load.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use image::RgbImage;
+
+use super::checkpoint::{self, Reader};
+use super::config::TrainConfig;
+use super::report::{self, LossLog};
+use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
+use crate::image_io::{self, OutputFormat};
+use crate::pack::{
+    DataSource, Index, Manifest, Precision, StylePack, TrainingSummary, choose_precision, write_atomic,
+};
+use crate::stylize::{self, Look};
+
+/// The portrait used for previews when none is given: Grace Hopper (US Navy, public domain).
+const PREVIEW_PORTRAIT: &[u8] = include_bytes!("../../tests/fixtures/grace_hopper.jpg");
+const PREVIEW_FILE: &str = "preview.jpg";
+const PREVIEW_HEIGHT: u32 = 256;
+
+pub struct ExportRequest<'a> {
+    pub run_dir: &'a Path,
+    pub checkpoint: Option<u64>,
+    pub id: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    /// Pack folder, usually `models/<id>`; its parent's `index.json` gets the entry.
+    pub out: &'a Path,
+    /// Photo for the preview (default: a built-in public-domain portrait).
+    pub preview_photo: Option<&'a Path>,
+    /// Licence statements for the data folders, in the order of the run's folders.
+    pub licences: &'a [String],
+}
+
+pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
+    let run = request.run_dir;
+    let io = |path: PathBuf| move |source| TrainError::Io { path, source };
+    let config_path = run.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).map_err(io(config_path.clone()))?;
+    let config = TrainConfig::from_toml(&text).map_err(TrainError::Config)?;
+    let dir = run.join(CHECKPOINTS);
+    let reader = match request.checkpoint {
+        Some(step) => Reader::at_step(&dir, step)?,
+        None => Reader::latest(&dir)?,
+    };
+    let device = Device::flex();
+    let generator = reader.module("g", config.generator_config().init(&device))?;
+    let (precision, diff) = choose_precision(&generator, &device);
+
+    let mut manifest = Manifest::new(request.id, request.title, config.generator_config());
+    manifest.description = request.description.to_string();
+    manifest.training = summary(run, &config, reader.progress.step, request.licences, precision, diff);
+    manifest.preview = Some(PREVIEW_FILE.into());
+    let manifest = StylePack::save(request.out, manifest, &generator, precision)
+        .map_err(|e| TrainError::Usage(e.to_string()))?;
+
+    let photo = match request.preview_photo {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(io(path.to_path_buf()))?;
+            image_io::decode(&bytes).map_err(|e| TrainError::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes"),
+    };
+    let pack = StylePack::load(request.out).map_err(|e| TrainError::Usage(e.to_string()))?;
+    let stylizer = pack.stylizer(&device).map_err(|e| TrainError::Usage(e.to_string()))?;
+    let preview = preview(&photo, &stylizer)?;
+    let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88)).map_err(|e| TrainError::Usage(e.to_string()))?;
+    write_atomic(&request.out.join(PREVIEW_FILE), &jpeg).map_err(|e| TrainError::Usage(e.to_string()))?;
+
+    if let Some(models) = request.out.parent() {
+        Index::register(models, &manifest).map_err(|e| TrainError::Usage(e.to_string()))?;
+    }
+    Ok(manifest)
+}
+
+/// Original | stylized, side by side.
+fn preview(photo: &RgbImage, stylizer: &stylize::Stylizer) -> Result<RgbImage, TrainError> {
+    let scale = f64::from(PREVIEW_HEIGHT) / f64::from(photo.height());
+    let width = ((f64::from(photo.width()) * scale).round() as u32).max(16);
+    let small = image::imageops::resize(photo, width, PREVIEW_HEIGHT, image::imageops::FilterType::Lanczos3);
+    let styled = stylizer
+        .render_blocking(&small, None, &mut |_, _| {})
+        .map_err(|e| TrainError::Usage(e.to_string()))?;
+    let styled = stylize::blend(&small, &styled, Look::default());
+    Ok(report::grid(&[vec![small, styled]]))
+}
+
+fn summary(
+    run: &Path,
+    config: &TrainConfig,
+    step: u64,
+    licences: &[String],
+    precision: Precision,
+    diff: f32,
+) -> TrainingSummary {
+    let data: DataSummary = std::fs::read(run.join("data.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let sources = data
+        .folders
+        .iter()
+        .enumerate()
+        .map(|(i, (folder, count))| DataSource {
+            name: folder.clone(),
+            licence: licences.get(i).cloned().unwrap_or_else(|| "unspecified".into()),
+            images: *count as u64,
+        })
+        .collect();
+    let columns = config.mode.loss_columns();
+    let mut metrics = std::collections::BTreeMap::new();
+    if let Ok(log) = LossLog::open_read_only(&run.join("losses.csv"), columns) {
+        let rows: Vec<_> = log.read().into_iter().filter(|(s, _)| *s <= step).collect();
+        let tail = &rows[rows.len().saturating_sub(20)..];
+        for (i, name) in columns.iter().enumerate() {
+            if !tail.is_empty() {
+                let mean = tail.iter().map(|(_, v)| f64::from(v[i])).sum::<f64>() / tail.len() as f64;
+                metrics.insert(format!("final_{name}"), mean);
+            }
+        }
+    }
+    metrics.insert("f16_max_diff_8bit_levels".into(), f64::from(diff));
+    TrainingSummary {
+        sources,
+        steps: step,
+        metrics,
+        notes: format!(
+            "{:?} training, preset {}, {} px crops, batch {}, {:?} loss, weights stored as {:?} ({})",
+            config.mode,
+            config.preset,
+            config.size,
+            config.batch,
+            config.adversarial,
+            precision,
+            checkpoint::step_name(step)
+        ),
+    }
+}

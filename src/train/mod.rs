@@ -1,0 +1,13 @@
+//! Native training: data, losses, the loop, checkpoints and reports.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod export;
+pub mod losses;
+pub mod report;
+pub mod rng;
+pub mod trainer;
+
+pub use config::{AdversarialLoss, Mode, TrainConfig};
+pub use trainer::{DataSummary, Event, Sources, TrainError, Trainer};

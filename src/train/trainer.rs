@@ -1,0 +1,501 @@
+//! The training loop: generators against PatchGAN discriminators, two modes, one infrastructure.
+//!
+//! * unpaired (CycleGAN): `g` turns content into the style, `f` turns it back; `d` judges the
+//!   style domain and `d_content` the content domain; cycle and identity L1 keep the person.
+//! * paired (pix2pix): `g` maps before → after; `d` judges (before, after) pairs; L1 to the target.
+//!
+//! Progress, `losses.csv`, sample grids, the loss plot and atomic checkpoints (networks, optimiser
+//! states, step, random state) are shared by both. Resuming restores all of it, so a resumed
+//! run ends with the same weights as an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use super::checkpoint::{self, CheckpointError, Progress};
+use super::config::{Mode, TrainConfig};
+use super::data::{self, Crop, DataError, ImageFolder, PairedFolder, Skipped};
+use super::losses::{adversarial, l1};
+use super::report::{self, LossLog};
+use super::rng::Rng;
+use crate::model::{Discriminator, Generator};
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const CHECKPOINTS: &str = "checkpoints";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the {loss} loss became {value} at step {step}: training diverged. The last good checkpoint ({last}) is kept; \
+         try a lower learning_rate or resume from it"
+    )]
+    Diverged { step: u64, loss: &'static str, value: f32, last: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Where the photos come from.
+#[derive(Debug, Clone)]
+pub enum Sources {
+    /// Content photos (e.g. portraits) and style photos, unrelated.
+    Unpaired { content: PathBuf, style: PathBuf },
+    /// A folder with `before/` and `after/` files of matching names.
+    Paired { pairs: PathBuf },
+}
+
+/// What the trainer tells its front end.
+pub enum Event<'a> {
+    Loading { done: usize, total: usize },
+    Loaded { summary: &'a DataSummary },
+    Started { step: u64, total: u64 },
+    Step { step: u64, total: u64, losses: &'a [(&'static str, f32)], images_per_second: f32 },
+    Checkpoint { step: u64, path: &'a Path },
+    Samples { step: u64, path: &'a Path },
+}
+
+/// Counts for the run log and the exported pack's training summary.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct DataSummary {
+    pub folders: Vec<(String, usize)>,
+    pub skipped: Vec<(String, String)>,
+}
+
+enum Data {
+    Unpaired { content: ImageFolder, style: ImageFolder },
+    Paired(PairedFolder),
+}
+
+struct Nets {
+    g: Generator,
+    opt_g: ModuleOptimizer,
+    d: Discriminator,
+    opt_d: ModuleOptimizer,
+    /// Unpaired mode only: the way back and its judge.
+    back: Option<Back>,
+}
+
+struct Back {
+    f: Generator,
+    opt_f: ModuleOptimizer,
+    d_content: Discriminator,
+    opt_d_content: ModuleOptimizer,
+}
+
+pub struct Trainer {
+    config: TrainConfig,
+    run_dir: PathBuf,
+    device: Device,
+    data: Data,
+    nets: Nets,
+    step: u64,
+    rng: Rng,
+    log: LossLog,
+    samples: Vec<RgbImage>,
+    last_checkpoint: Option<u64>,
+}
+
+impl Trainer {
+    /// Prepare a run in `run_dir`: a new one, or (`resume`) the one already there, whose own
+    /// config is used (`steps` may be raised to continue further).
+    pub fn new(
+        sources: &Sources,
+        run_dir: &Path,
+        config: TrainConfig,
+        resume: bool,
+        device: &Device,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Self, TrainError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TrainError::Io { path, source }
+        };
+        let config_path = run_dir.join(CONFIG_FILE);
+        let resume_from = if resume {
+            let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+            let saved = TrainConfig::from_toml(&text).map_err(TrainError::Config)?;
+            let reader = checkpoint::Reader::latest(&run_dir.join(CHECKPOINTS))?;
+            Some((saved, reader))
+        } else {
+            if checkpoint::Reader::latest(&run_dir.join(CHECKPOINTS)).is_ok() {
+                return Err(TrainError::Usage(format!(
+                    "{} already holds a run: pass --resume to continue it, or choose another --out",
+                    run_dir.display()
+                )));
+            }
+            None
+        };
+        let config = match &resume_from {
+            Some((saved, _)) => TrainConfig { steps: config.steps.max(saved.steps), ..saved.clone() },
+            None => config,
+        };
+        config.validate().map_err(TrainError::Config)?;
+        let expected_mode = match sources {
+            Sources::Unpaired { .. } => Mode::Unpaired,
+            Sources::Paired { .. } => Mode::Paired,
+        };
+        if config.mode != expected_mode {
+            return Err(TrainError::Usage(format!(
+                "this run is {:?} but the folders given are for {:?} training",
+                config.mode, expected_mode
+            )));
+        }
+        std::fs::create_dir_all(run_dir.join("samples")).map_err(io(run_dir))?;
+        crate::pack::write_atomic(&config_path, config.to_toml().as_bytes())
+            .map_err(|e| TrainError::Io { path: config_path.clone(), source: std::io::Error::other(e.to_string()) })?;
+
+        let size = config.size as u32;
+        let cache_side = (config.size as f32 * config.cache_scale) as u32;
+        let mut loading = |done, total| events(Event::Loading { done, total });
+        let data = match sources {
+            Sources::Unpaired { content, style } => Data::Unpaired {
+                content: ImageFolder::load(content, size, cache_side, &mut loading)?,
+                style: ImageFolder::load(style, size, cache_side, &mut loading)?,
+            },
+            Sources::Paired { pairs } => Data::Paired(PairedFolder::load(pairs, size, cache_side, &mut loading)?),
+        };
+        let summary = data.summary();
+        write_run_log(run_dir, &summary).map_err(io(run_dir))?;
+        events(Event::Loaded { summary: &summary });
+
+        let training = device.clone().without_autodiff().autodiff();
+        let mut rng = Rng::new(config.seed);
+        let mut nets = Nets::init(&config, &training, &mut rng);
+        let mut step = 0;
+        let mut last_checkpoint = None;
+        if let Some((_, reader)) = &resume_from {
+            nets = nets.load(reader)?;
+            step = reader.progress.step;
+            rng = reader.progress.rng;
+            last_checkpoint = Some(step);
+        }
+        let columns = config.mode.loss_columns();
+        let log_path = run_dir.join("losses.csv");
+        let log = LossLog::open(&log_path, columns, resume_from.as_ref().map(|_| step)).map_err(io(&log_path))?;
+        let samples = data
+            .sample_sources()
+            .iter()
+            .take(config.sample_count)
+            .map(|image| Crop::center(image).apply(image, size))
+            .collect();
+        Ok(Self { config, run_dir: run_dir.to_path_buf(), device: training, data, nets, step, rng, log, samples, last_checkpoint })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The current content → style generator (for tests and export).
+    pub fn generator(&self) -> Generator {
+        self.nets.g.valid()
+    }
+
+    /// Train until `config.steps` (or `stop_after` more steps, for tests), checkpointing as set.
+    pub fn run(&mut self, stop_after: Option<u64>, events: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
+        let total = self.config.steps;
+        let end = stop_after.map_or(total, |n| (self.step + n).min(total));
+        events(Event::Started { step: self.step, total });
+        let started = Instant::now();
+        let first = self.step;
+        while self.step < end {
+            let losses = self.train_step()?;
+            self.step += 1;
+            if let Some((name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(TrainError::Diverged {
+                    step: self.step,
+                    loss: name,
+                    value: *value,
+                    last: self.last_checkpoint.map_or("none yet".into(), checkpoint::step_name),
+                });
+            }
+            let values: Vec<f32> = losses.iter().map(|(_, v)| *v).collect();
+            let images = (self.step - first) as f32 * self.config.batch as f32;
+            let images_per_second = images / started.elapsed().as_secs_f32().max(1e-6);
+            if self.step.is_multiple_of(self.config.log_every) || self.step == end {
+                self.log.append(self.step, &values).map_err(|source| TrainError::Io {
+                    path: self.run_dir.join("losses.csv"),
+                    source,
+                })?;
+            }
+            events(Event::Step { step: self.step, total, losses: &losses, images_per_second });
+            let last = self.step == total;
+            if self.step.is_multiple_of(self.config.sample_every) || last {
+                let path = self.write_samples()?;
+                events(Event::Samples { step: self.step, path: &path });
+            }
+            if self.step.is_multiple_of(self.config.checkpoint_every) || last {
+                let path = self.checkpoint()?;
+                events(Event::Checkpoint { step: self.step, path: &path });
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a checkpoint of the current state now.
+    pub fn checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+        let mut writer = checkpoint::Writer::default();
+        let n = &self.nets;
+        writer.module("g", &n.g.valid());
+        writer.optimizer("g", &n.opt_g);
+        writer.module("d", &n.d.valid());
+        writer.optimizer("d", &n.opt_d);
+        if let Some(back) = &n.back {
+            writer.module("f", &back.f.valid());
+            writer.optimizer("f", &back.opt_f);
+            writer.module("d_content", &back.d_content.valid());
+            writer.optimizer("d_content", &back.opt_d_content);
+        }
+        let progress = Progress { step: self.step, rng: self.rng };
+        let path = writer.commit(&self.run_dir.join(CHECKPOINTS), &progress, self.config.keep_checkpoints)?;
+        self.last_checkpoint = Some(self.step);
+        Ok(path)
+    }
+
+    fn train_step(&mut self) -> Result<Vec<(&'static str, f32)>, TrainError> {
+        let lr = self.config.learning_rate_at(self.step);
+        let (input, target) = self.batch();
+        let c = self.config.clone();
+        let kind = c.adversarial;
+        let nets = &mut self.nets;
+        let values = match &mut nets.back {
+            Some(back) => {
+                let (a, b) = (input, target);
+                let fake_b = nets.g.forward(a.clone());
+                let fake_a = back.f.forward(b.clone());
+                let g_adv = adversarial(kind, nets.d.forward(fake_b.clone()), true);
+                let f_adv = adversarial(kind, back.d_content.forward(fake_a.clone()), true);
+                let cycle = l1(back.f.forward(fake_b.clone()), a.clone()) + l1(nets.g.forward(fake_a.clone()), b.clone());
+                let identity = if c.identity_weight > 0.0 {
+                    l1(nets.g.forward(b.clone()), b.clone()) + l1(back.f.forward(a.clone()), a.clone())
+                } else {
+                    Tensor::zeros([1], &self.device)
+                };
+                let loss = g_adv.clone()
+                    + f_adv.clone()
+                    + cycle.clone() * c.cycle_weight
+                    + identity.clone() * (c.cycle_weight * c.identity_weight);
+                let mut grads = loss.backward();
+                let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+                let grads_f = GradientsParams::from_module(&mut grads, &back.f);
+                nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+                back.f = back.opt_f.step(lr, back.f.clone(), grads_f);
+
+                let d_style = (adversarial(kind, nets.d.forward(b), true)
+                    + adversarial(kind, nets.d.forward(fake_b.detach()), false))
+                    * 0.5;
+                let d_content = (adversarial(kind, back.d_content.forward(a), true)
+                    + adversarial(kind, back.d_content.forward(fake_a.detach()), false))
+                    * 0.5;
+                let mut grads = (d_style.clone() + d_content.clone()).backward();
+                let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+                let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
+                nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+                back.d_content = back.opt_d_content.step(lr, back.d_content.clone(), grads_dc);
+                read_scalars(vec![g_adv, f_adv, cycle, identity, d_style, d_content])?
+            }
+            None => {
+                let (before, after) = (input, target);
+                let fake = nets.g.forward(before.clone());
+                let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
+                let g_adv = adversarial(kind, nets.d.forward(pair(fake.clone())), true);
+                let l1_loss = l1(fake.clone(), after.clone());
+                let mut grads = (g_adv.clone() + l1_loss.clone() * c.l1_weight).backward();
+                let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+                nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+                let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
+                    + adversarial(kind, nets.d.forward(pair(fake.detach())), false))
+                    * 0.5;
+                let mut grads = d_loss.backward();
+                let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+                nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+                read_scalars(vec![g_adv, l1_loss, d_loss])?
+            }
+        };
+        Ok(self.log.columns().iter().copied().zip(values).collect())
+    }
+
+    /// A batch of (input, target) tensors drawn with the run's random state.
+    fn batch(&mut self) -> (Tensor<4>, Tensor<4>) {
+        let size = self.config.size as u32;
+        let mut inputs = Vec::with_capacity(self.config.batch);
+        let mut targets = Vec::with_capacity(self.config.batch);
+        for _ in 0..self.config.batch {
+            match &self.data {
+                Data::Unpaired { content, style } => {
+                    let image = &content.images[self.rng.below(content.len())];
+                    let mut input = Crop::random(image, size, &mut self.rng).apply(image, size);
+                    data::jitter(&mut input, self.config.jitter, &mut self.rng);
+                    let image = &style.images[self.rng.below(style.len())];
+                    inputs.push(input);
+                    targets.push(Crop::random(image, size, &mut self.rng).apply(image, size));
+                }
+                Data::Paired(pairs) => {
+                    let i = self.rng.below(pairs.before.len());
+                    let crop = Crop::random(&pairs.before.images[i], size, &mut self.rng);
+                    inputs.push(crop.apply(&pairs.before.images[i], size));
+                    targets.push(crop.apply(&pairs.after.images[i], size));
+                }
+            }
+        }
+        (data::to_tensor(&inputs, &self.device), data::to_tensor(&targets, &self.device))
+    }
+
+    /// `samples/step-NNNNNNN.png`: each fixed sample as input | output, and the loss plot.
+    fn write_samples(&self) -> Result<PathBuf, TrainError> {
+        let plain = self.device.clone().without_autodiff();
+        let g = self.nets.g.valid().to_device(&plain);
+        let size = self.config.size;
+        let mut rows = Vec::new();
+        for input in &self.samples {
+            let out = g.forward(data::to_tensor(std::slice::from_ref(input), &plain));
+            let values = out.into_data().try_to_vec::<f32>().unwrap_or_default();
+            if values.len() == 3 * size * size {
+                rows.push(vec![input.clone(), data::to_image(&values, 0, size, size)]);
+            }
+        }
+        let path = self.run_dir.join("samples").join(format!("{}.png", checkpoint::step_name(self.step)));
+        let png = crate::image_io::encode(&report::grid(&rows), crate::image_io::OutputFormat::Png)
+            .map_err(|e| TrainError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        crate::pack::write_atomic(&path, &png)
+            .map_err(|e| TrainError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        // The plot is a convenience; a plotting failure must not stop training.
+        let _ = report::plot_losses(&self.log, &self.run_dir.join("losses.png"));
+        Ok(path)
+    }
+}
+
+fn read_scalars(losses: Vec<Tensor<1>>) -> Result<Vec<f32>, TrainError> {
+    let all = Tensor::cat(losses.into_iter().map(|t| t.detach()).collect(), 0);
+    all.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Usage(format!("reading losses from the device failed: {e:?}")))
+}
+
+impl Data {
+    fn summary(&self) -> DataSummary {
+        let folders: Vec<&ImageFolder> = match self {
+            Data::Unpaired { content, style } => vec![content, style],
+            Data::Paired(p) => vec![&p.before, &p.after],
+        };
+        DataSummary {
+            folders: folders.iter().map(|f| (f.root.display().to_string(), f.len())).collect(),
+            skipped: folders
+                .iter()
+                .flat_map(|f| f.skipped.iter())
+                .map(|Skipped { path, reason }| (path.display().to_string(), reason.clone()))
+                .collect(),
+        }
+    }
+
+    fn sample_sources(&self) -> &[RgbImage] {
+        match self {
+            Data::Unpaired { content, .. } => &content.images,
+            Data::Paired(p) => &p.before.images,
+        }
+    }
+}
+
+fn write_run_log(run_dir: &Path, summary: &DataSummary) -> std::io::Result<()> {
+    let mut text = String::from("# Data\n");
+    for (folder, count) in &summary.folders {
+        text.push_str(&format!("{folder}: {count} photos\n"));
+    }
+    text.push_str(&format!("\n# Skipped files ({})\n", summary.skipped.len()));
+    for (path, reason) in &summary.skipped {
+        text.push_str(&format!("{path}: {reason}\n"));
+    }
+    std::fs::write(run_dir.join("run.log"), text)?;
+    std::fs::write(run_dir.join("data.json"), serde_json::to_vec_pretty(summary).unwrap_or_default())
+}
+
+impl Nets {
+    fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
+        let g_config = config.generator_config();
+        let d_config = config.discriminator_config();
+        let mut init_rng = rng.fork(0x1417);
+        let adam = || {
+            AdamConfig::new()
+                .with_beta_1(config.beta1 as f32)
+                .with_beta_2(config.beta2 as f32)
+                .with_epsilon(1e-8)
+                .init()
+        };
+        let back = (config.mode == Mode::Unpaired).then(|| Back {
+            f: init_weights(g_config.init(device), &mut init_rng),
+            opt_f: adam(),
+            d_content: init_weights(d_config.init(device), &mut init_rng),
+            opt_d_content: adam(),
+        });
+        Self {
+            g: init_weights(g_config.init(device), &mut init_rng),
+            opt_g: adam(),
+            d: init_weights(d_config.init(device), &mut init_rng),
+            opt_d: adam(),
+            back,
+        }
+    }
+
+    fn load(mut self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
+        self.g = reader.module("g", self.g)?;
+        self.opt_g = reader.optimizer("g", self.opt_g)?;
+        self.d = reader.module("d", self.d)?;
+        self.opt_d = reader.optimizer("d", self.opt_d)?;
+        if let Some(mut back) = self.back.take() {
+            back.f = reader.module("f", back.f)?;
+            back.opt_f = reader.optimizer("f", back.opt_f)?;
+            back.d_content = reader.module("d_content", back.d_content)?;
+            back.opt_d_content = reader.optimizer("d_content", back.opt_d_content)?;
+            self.back = Some(back);
+        }
+        Ok(self)
+    }
+}
+
+/// Initialise weights from the run's own random stream, as in pix2pix/CycleGAN: convolution
+/// weights N(0, 0.02), biases 0, norm scales 1 and shifts 0. Using our generator (not the
+/// backend's) makes a run's start depend on its seed alone.
+pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
+    struct Init<'a> {
+        rng: &'a mut Rng,
+        path: Vec<String>,
+    }
+    impl ModuleMapper for Init<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let field = self.path.last().map(String::as_str).unwrap_or("");
+            let rng = &mut *self.rng;
+            param.map(|t| {
+                let shape = t.shape();
+                let n = shape.num_elements();
+                let values: Vec<f32> = match field {
+                    "weight" if D > 1 => (0..n).map(|_| 0.02 * rng.normal()).collect(),
+                    "gamma" => vec![1.0; n],
+                    _ => vec![0.0; n],
+                };
+                let fresh = Tensor::from_data(TensorData::new(values, shape), &t.device());
+                if t.is_require_grad() { fresh.require_grad() } else { fresh }
+            })
+        }
+    }
+    module.map(&mut Init { rng, path: Vec::new() })
+}
