@@ -13,9 +13,11 @@ use portraitist::train::{Event, Mode, Sources, TrainConfig, Trainer};
 fn photos(dir: &std::path::Path, count: u32, side: u32) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..count {
-        RgbImage::from_fn(side, side, |x, y| Rgb([(x * 3 + i * 40) as u8, (y * 5) as u8, ((x ^ y) + i) as u8]))
-            .save(dir.join(format!("{i}.png")))
-            .unwrap();
+        RgbImage::from_fn(side, side, |x, y| {
+            Rgb([(x * 3 + i * 40) as u8, (y * 5) as u8, ((x ^ y) + i) as u8])
+        })
+        .save(dir.join(format!("{i}.png")))
+        .unwrap();
     }
 }
 
@@ -25,9 +27,14 @@ fn main() {
     photos(&dir.path().join("b"), 4, 300);
     photos(&dir.path().join("pairs/before"), 4, 300);
     photos(&dir.path().join("pairs/after"), 4, 300);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!("training steps/s, batch 1, CPU (flex), {threads} threads");
-    println!("{:<9} {:<6} {:>5} {:>9} {:>9}", "mode", "preset", "size", "s/step", "steps/s");
+    println!(
+        "{:<9} {:<6} {:>5} {:>9} {:>9}",
+        "mode", "preset", "size", "s/step", "steps/s"
+    );
     let cases = [
         (Mode::Unpaired, Preset::Tiny, 128, 6),
         (Mode::Paired, Preset::Tiny, 128, 6),
@@ -36,8 +43,13 @@ fn main() {
     ];
     for (i, (mode, preset, size, steps)) in cases.into_iter().enumerate() {
         let sources = match mode {
-            Mode::Unpaired => Sources::Unpaired { content: dir.path().join("a"), style: dir.path().join("b") },
-            Mode::Paired => Sources::Paired { pairs: dir.path().join("pairs") },
+            Mode::Unpaired => Sources::Unpaired {
+                content: dir.path().join("a"),
+                style: dir.path().join("b"),
+            },
+            Mode::Paired => Sources::Paired {
+                pairs: dir.path().join("pairs"),
+            },
         };
         let config = TrainConfig {
             mode,
@@ -49,11 +61,26 @@ fn main() {
             ..TrainConfig::default()
         };
         let run = dir.path().join(format!("run{i}"));
-        let mut trainer = Trainer::new(&sources, &run, config, false, &Device::flex(), &mut |_: Event| {}).unwrap();
+        let mut trainer = Trainer::new(
+            &sources,
+            &run,
+            config,
+            false,
+            &Device::flex(),
+            &mut |_: Event| {},
+        )
+        .unwrap();
         trainer.run(Some(1), &mut |_| {}).unwrap(); // warm-up
         let started = Instant::now();
         trainer.run(Some(steps), &mut |_| {}).unwrap();
         let per_step = started.elapsed().as_secs_f64() / steps as f64;
-        println!("{:<9} {:<6} {:>5} {:>9.3} {:>9.2}", format!("{mode:?}"), preset.name(), size, per_step, 1.0 / per_step);
+        println!(
+            "{:<9} {:<6} {:>5} {:>9.3} {:>9.2}",
+            format!("{mode:?}"),
+            preset.name(),
+            size,
+            per_step,
+            1.0 / per_step
+        );
     }
 }

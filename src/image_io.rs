@@ -45,8 +45,10 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
         return Err(DecodeError::Empty);
     }
     let format = image::guess_format(bytes).map_err(|_| unrecognised(bytes))?;
-    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif)
-    {
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif
+    ) {
         return Err(DecodeError::UnsupportedFormat(format_name(format)));
     }
     // A PNG decoder reads past the header before it reports dimensions; read them first so an
@@ -57,7 +59,9 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
         return Err(DecodeError::TooLarge { width, height });
     }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(DecodeError::Corrupt("the JPEG ends before its end-of-image marker".into()));
+        return Err(DecodeError::Corrupt(
+            "the JPEG ends before its end-of-image marker".into(),
+        ));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
@@ -70,7 +74,9 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
         return Err(DecodeError::TooLarge { width, height });
     }
     // Orientation metadata that cannot be read is not worth refusing the photo for.
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
@@ -82,7 +88,9 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
 
 fn corrupt(err: image::ImageError) -> DecodeError {
     match err {
-        image::ImageError::Limits(_) => DecodeError::Corrupt("it needs more memory than allowed".into()),
+        image::ImageError::Limits(_) => {
+            DecodeError::Corrupt("it needs more memory than allowed".into())
+        }
         other => DecodeError::Corrupt(other.to_string()),
     }
 }
@@ -99,7 +107,11 @@ fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 /// end-of-image marker follows the last start-of-scan marker (an embedded EXIF thumbnail has
 /// its own end marker earlier in the file, before the main image's scans).
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
+    let last = |marker: u8| {
+        bytes
+            .windows(2)
+            .rposition(|w| w[0] == 0xFF && w[1] == marker)
+    };
     match (last(0xDA), last(0xD9)) {
         (Some(scan), Some(end)) => end > scan,
         (None, _) => true, // no scan at all: let the decoder report what is wrong
@@ -113,7 +125,10 @@ fn unrecognised(bytes: &[u8]) -> DecodeError {
     let text = String::from_utf8_lossy(head).to_ascii_lowercase();
     if head.len() >= 12 && &head[4..8] == b"ftyp" {
         let brand = &head[8..12];
-        if [b"heic", b"heix", b"mif1", b"msf1", b"hevc"].iter().any(|b| brand == *b) {
+        if [b"heic", b"heix", b"mif1", b"msf1", b"hevc"]
+            .iter()
+            .any(|b| brand == *b)
+        {
             return DecodeError::UnsupportedFormat("HEIC/HEIF");
         }
         if brand == b"avif" {
@@ -194,9 +209,12 @@ pub fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, image::
     match format {
         OutputFormat::Png => PngEncoder::new(&mut out).write_image(image, w, h, color)?,
         OutputFormat::Jpeg(quality) => {
-            JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)).write_image(image, w, h, color)?
+            JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+                .write_image(image, w, h, color)?
         }
-        OutputFormat::WebP => WebPEncoder::new_lossless(&mut out).write_image(image, w, h, color)?,
+        OutputFormat::WebP => {
+            WebPEncoder::new_lossless(&mut out).write_image(image, w, h, color)?
+        }
     }
     Ok(out)
 }

@@ -11,17 +11,26 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use portraitist::image_io::{self, OutputFormat};
-use portraitist::pack::{Index, StylePack};
 use portraitist::model::Preset;
+use portraitist::pack::{Index, StylePack};
 use portraitist::stylize::{self, DEFAULT_TILE, Look};
 use portraitist::train::export::{ExportRequest, export};
 use portraitist::train::{AdversarialLoss, Event, Sources, TrainConfig, Trainer};
 
 #[derive(Parser)]
-#[command(name = "portraitist", version, about = "Portrait styles learned by a GAN, applied offline")]
+#[command(
+    name = "portraitist",
+    version,
+    about = "Portrait styles learned by a GAN, applied offline"
+)]
 struct Cli {
     /// Folder of style packs (with index.json).
-    #[arg(long, global = true, default_value = "models", env = "PORTRAITIST_MODELS")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "models",
+        env = "PORTRAITIST_MODELS"
+    )]
     models: PathBuf,
     /// Compute backend.
     #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
@@ -157,7 +166,11 @@ enum Format {
 
 fn unit_interval(s: &str) -> Result<f32, String> {
     let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not between 0 and 1")) }
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -215,16 +228,22 @@ fn device(backend: Backend) -> Result<Device> {
 fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => TrainConfig::default(),
     };
     let sources = match (&args.content, &args.style, &args.pairs) {
-        (Some(content), Some(style), None) => Sources::Unpaired { content: content.clone(), style: style.clone() },
+        (Some(content), Some(style), None) => Sources::Unpaired {
+            content: content.clone(),
+            style: style.clone(),
+        },
         (None, None, Some(pairs)) => {
             config.mode = portraitist::train::Mode::Paired;
-            Sources::Paired { pairs: pairs.clone() }
+            Sources::Paired {
+                pairs: pairs.clone(),
+            }
         }
         _ => bail!("give either --content and --style, or --pairs"),
     };
@@ -258,27 +277,47 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
                 bar.println(format!("{folder}: {count} photos"));
             }
             if !summary.skipped.is_empty() {
-                bar.println(format!("skipped {} unreadable files (listed in run.log)", summary.skipped.len()));
+                bar.println(format!(
+                    "skipped {} unreadable files (listed in run.log)",
+                    summary.skipped.len()
+                ));
             }
         }
         Event::Started { step, total } => {
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} eta {eta} {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} {elapsed_precise} eta {eta} {msg}",
+                )
+                .expect("valid template"),
             );
             bar.set_length(total);
             bar.set_position(step);
             bar.reset_eta();
         }
-        Event::Step { step, losses, images_per_second, .. } => {
-            let text: Vec<String> = losses.iter().map(|(name, v)| format!("{name} {v:.3}")).collect();
+        Event::Step {
+            step,
+            losses,
+            images_per_second,
+            ..
+        } => {
+            let text: Vec<String> = losses
+                .iter()
+                .map(|(name, v)| format!("{name} {v:.3}"))
+                .collect();
             bar.set_message(format!("{} | {images_per_second:.2} img/s", text.join(" ")));
             bar.set_position(step);
         }
         Event::Checkpoint { path, .. } => bar.println(format!("checkpoint {}", path.display())),
         Event::Samples { .. } => {}
     };
-    let mut trainer = Trainer::new(&sources, &args.out, config, args.resume, &device, &mut events)?;
+    let mut trainer = Trainer::new(
+        &sources,
+        &args.out,
+        config,
+        args.resume,
+        &device,
+        &mut events,
+    )?;
     trainer.run(None, &mut events)?;
     bar.finish_and_clear();
     println!(
@@ -293,11 +332,18 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
 fn list_styles(models: &Path) -> Result<()> {
     let index = Index::load(models)?;
     if index.styles.is_empty() {
-        println!("No styles in {} (train one with `portraitist train`).", models.display());
+        println!(
+            "No styles in {} (train one with `portraitist train`).",
+            models.display()
+        );
         return Ok(());
     }
     for entry in &index.styles {
-        let default = if index.default.as_deref() == Some(&entry.id) { " (default)" } else { "" };
+        let default = if index.default.as_deref() == Some(&entry.id) {
+            " (default)"
+        } else {
+            ""
+        };
         println!("{:<16} {}{default}", entry.id, entry.title);
         if !entry.description.is_empty() {
             println!("{:<16} {}", "", entry.description);
@@ -317,7 +363,10 @@ fn stylize_files(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<
         Format::Jpg => OutputFormat::Jpeg(args.quality),
         Format::Webp => OutputFormat::WebP,
     };
-    let look = Look { strength: args.strength, keep_colors: args.keep_colors };
+    let look = Look {
+        strength: args.strength,
+        keep_colors: args.keep_colors,
+    };
     let tile = (args.tile > 0).then_some(args.tile);
 
     let bar = if args.inputs.len() > 1 {
@@ -401,7 +450,10 @@ fn output_path(
     if let (Ok(a), Ok(b)) = (candidate.canonicalize(), input.canonicalize())
         && a == b
     {
-        bail!("the output {} would overwrite the input; choose another --out folder", candidate.display());
+        bail!(
+            "the output {} would overwrite the input; choose another --out folder",
+            candidate.display()
+        );
     }
     used.insert(candidate.clone());
     Ok(candidate)

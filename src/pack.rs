@@ -100,17 +100,34 @@ pub struct DataSource {
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: the file is missing")]
     Missing { file: String },
     #[error("{file}: invalid style manifest: {message}")]
     InvalidManifest { file: String, message: String },
-    #[error("{file}: pack format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "{file}: pack format version {found} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     UnsupportedVersion { file: String, found: u32 },
-    #[error("{file}: the weights file is truncated or padded: {actual} bytes, the manifest says {expected}")]
-    WrongSize { file: String, expected: u64, actual: u64 },
-    #[error("{file}: the weights do not match the manifest's checksum (sha256 {actual}, expected {expected}); the file is damaged or from another pack")]
-    HashMismatch { file: String, expected: String, actual: String },
+    #[error(
+        "{file}: the weights file is truncated or padded: {actual} bytes, the manifest says {expected}"
+    )]
+    WrongSize {
+        file: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error(
+        "{file}: the weights do not match the manifest's checksum (sha256 {actual}, expected {expected}); the file is damaged or from another pack"
+    )]
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{file}: the weights do not fit the generator the manifest describes ({message})")]
     WeightsMismatch { file: String, message: String },
     #[error("{file}: not a readable burnpack weights file ({message})")]
@@ -140,14 +157,19 @@ impl StylePack {
         let (dir, manifest_path) = if path.is_dir() {
             (path.to_path_buf(), path.join(MANIFEST_FILE))
         } else {
-            (path.parent().unwrap_or(Path::new(".")).to_path_buf(), path.to_path_buf())
+            (
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                path.to_path_buf(),
+            )
         };
         let manifest_bytes = read_limited(&manifest_path, MAX_JSON_BYTES as u64)?;
         let source = manifest_path.display().to_string();
         let manifest = Manifest::parse(&source, &manifest_bytes)?;
         let weights_path = dir.join(&manifest.weights.file);
         let weights = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
-        manifest.verify_weights(&weights).map_err(|e| e.at(&weights_path))?;
+        manifest
+            .verify_weights(&weights)
+            .map_err(|e| e.at(&weights_path))?;
         Ok(Self { manifest, weights })
     }
 
@@ -168,13 +190,19 @@ impl StylePack {
     pub fn generator(&self, device: &Device) -> Result<Generator, PackError> {
         let file = || self.manifest.weights.file.clone();
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
-            .map_err(|e| PackError::InvalidWeights { file: file(), message: e.to_string() })?
+            .map_err(|e| PackError::InvalidWeights {
+                file: file(),
+                message: e.to_string(),
+            })?
             .cast_to_module_dtype();
         self.manifest
             .generator
             .init(device)
             .try_load_record(record)
-            .map_err(|e| PackError::WeightsMismatch { file: file(), message: e.to_string() })
+            .map_err(|e| PackError::WeightsMismatch {
+                file: file(),
+                message: e.to_string(),
+            })
     }
 
     /// A ready-to-use [`Stylizer`] for this pack on `device`.
@@ -206,7 +234,10 @@ impl StylePack {
             bytes: weights.len() as u64,
             dtype: precision,
         };
-        fs::create_dir_all(dir).map_err(|source| PackError::Io { path: dir.into(), source })?;
+        fs::create_dir_all(dir).map_err(|source| PackError::Io {
+            path: dir.into(),
+            source,
+        })?;
         write_atomic(&dir.join(&manifest.weights.file), &weights)?;
         let json = serde_json::to_vec_pretty(&manifest).expect("manifests always serialise");
         write_atomic(&dir.join(MANIFEST_FILE), &json)?;
@@ -219,10 +250,20 @@ impl PackError {
     fn at(self, path: &Path) -> Self {
         let file = path.display().to_string();
         match self {
-            PackError::WrongSize { expected, actual, .. } => PackError::WrongSize { file, expected, actual },
-            PackError::HashMismatch { expected, actual, .. } => {
-                PackError::HashMismatch { file, expected, actual }
-            }
+            PackError::WrongSize {
+                expected, actual, ..
+            } => PackError::WrongSize {
+                file,
+                expected,
+                actual,
+            },
+            PackError::HashMismatch {
+                expected, actual, ..
+            } => PackError::HashMismatch {
+                file,
+                expected,
+                actual,
+            },
             other => other,
         }
     }
@@ -252,27 +293,41 @@ impl Manifest {
 
     /// Parse and validate `style.json` bytes.
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Self, PackError> {
-        let invalid = |message: String| PackError::InvalidManifest { file: file.into(), message };
+        let invalid = |message: String| PackError::InvalidManifest {
+            file: file.into(),
+            message,
+        };
         if bytes.len() > MAX_JSON_BYTES {
-            return Err(invalid(format!("{} bytes is far too large for a manifest", bytes.len())));
+            return Err(invalid(format!(
+                "{} bytes is far too large for a manifest",
+                bytes.len()
+            )));
         }
         // Read the version first so a newer pack gets a version message, not a field error.
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
         }
-        let version: Version =
-            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let version: Version = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         if version.format_version != FORMAT_VERSION {
-            return Err(PackError::UnsupportedVersion { file: file.into(), found: version.format_version });
+            return Err(PackError::UnsupportedVersion {
+                file: file.into(),
+                found: version.format_version,
+            });
         }
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         manifest.validate(file)?;
         Ok(manifest)
     }
 
     fn validate(&self, file: &str) -> Result<(), PackError> {
-        let invalid = |message: String| Err(PackError::InvalidManifest { file: file.into(), message });
+        let invalid = |message: String| {
+            Err(PackError::InvalidManifest {
+                file: file.into(),
+                message,
+            })
+        };
         if !valid_id(&self.id) {
             return invalid(format!(
                 "id `{}` must be 1–64 characters of a–z, 0–9, `-` or `_`",
@@ -293,12 +348,19 @@ impl Manifest {
             ));
         }
         let n = &self.normalization;
-        if n.std.iter().any(|s| !s.is_finite() || *s <= 0.0) || n.mean.iter().any(|m| !m.is_finite()) {
-            return invalid("normalization needs finite means and positive standard deviations".into());
+        if n.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
+            || n.mean.iter().any(|m| !m.is_finite())
+        {
+            return invalid(
+                "normalization needs finite means and positive standard deviations".into(),
+            );
         }
         for name in std::iter::once(&self.weights.file).chain(self.preview.iter()) {
             if !name.is_empty() && !plain_file_name(name) {
-                return invalid(format!("`{}` must be a plain file name inside the pack", truncate(name)));
+                return invalid(format!(
+                    "`{}` must be a plain file name inside the pack",
+                    truncate(name)
+                ));
             }
         }
         Ok(())
@@ -347,7 +409,10 @@ pub struct IndexEntry {
 
 impl Index {
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Self, PackError> {
-        let invalid = |message: String| PackError::InvalidManifest { file: file.into(), message };
+        let invalid = |message: String| PackError::InvalidManifest {
+            file: file.into(),
+            message,
+        };
         if bytes.len() > MAX_JSON_BYTES {
             return Err(invalid("far too large for a style index".into()));
         }
@@ -396,12 +461,19 @@ impl Index {
 pub fn choose_precision(generator: &Generator, device: &Device) -> (Precision, f32) {
     let probe = probe_image(device);
     let full = generator.forward(probe.clone());
-    let half = generator.clone().map(&mut CastFloats(DType::F16)).map(&mut CastFloats(DType::F32));
+    let half = generator
+        .clone()
+        .map(&mut CastFloats(DType::F16))
+        .map(&mut CastFloats(DType::F32));
     let half = half.forward(probe);
     // Outputs are in [-1, 1]; one 8-bit level is 2/255 there.
     let diff: f32 = (full - half).abs().max().into_scalar();
     let max_diff_8bit = diff * 127.5;
-    let precision = if max_diff_8bit <= 1.0 { Precision::F16 } else { Precision::F32 };
+    let precision = if max_diff_8bit <= 1.0 {
+        Precision::F16
+    } else {
+        Precision::F32
+    };
     (precision, max_diff_8bit)
 }
 
@@ -412,7 +484,11 @@ fn probe_image(device: &Device) -> Tensor<4> {
         .map(|i| {
             let (c, y, x) = (i / (side * side), (i / side) % side, i % side);
             let v = ((x * (c + 1) + y * 3) % 97) as f32 / 48.0 - 1.0;
-            if (x / 8 + y / 8) % 2 == 0 { v } else { -v * 0.5 }
+            if (x / 8 + y / 8) % 2 == 0 {
+                v
+            } else {
+                -v * 0.5
+            }
         })
         .collect();
     Tensor::from_data(TensorData::new(data, [1, 3, side, side]), device)
@@ -432,17 +508,25 @@ fn weights_bytes(generator: &Generator, precision: Precision) -> Vec<u8> {
         Precision::F32 => generator.clone(),
         Precision::F16 => generator.clone().map(&mut CastFloats(DType::F16)),
     };
-    let bytes = generator.into_record().into_bytes().expect("in-memory burnpack writing cannot fail");
+    let bytes = generator
+        .into_record()
+        .into_bytes()
+        .expect("in-memory burnpack writing cannot fail");
     bytes.to_vec()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn plain_file_name(name: &str) -> bool {
@@ -461,17 +545,25 @@ fn truncate(s: &str) -> String {
 }
 
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackError> {
-    let io = |source| PackError::Io { path: path.into(), source };
+    let io = |source| PackError::Io {
+        path: path.into(),
+        source,
+    };
     let meta = match fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(PackError::Missing { file: path.display().to_string() });
+            return Err(PackError::Missing {
+                file: path.display().to_string(),
+            });
         }
         other => other.map_err(io)?,
     };
     if meta.len() > limit {
         return Err(PackError::InvalidManifest {
             file: path.display().to_string(),
-            message: format!("{} bytes is larger than any valid pack file ({limit})", meta.len()),
+            message: format!(
+                "{} bytes is larger than any valid pack file ({limit})",
+                meta.len()
+            ),
         });
     }
     fs::read(path).map_err(io)
@@ -480,9 +572,18 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackError> {
 /// Write through a temporary file in the same folder and rename it over the target, so a crash
 /// never leaves a half-written file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
-    let io = |source| PackError::Io { path: path.into(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let io = |source| PackError::Io {
+        path: path.into(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;

@@ -27,7 +27,10 @@ pub struct Normalization {
 impl Default for Normalization {
     /// Maps 0..1 to -1..1, matching the generator's tanh output.
     fn default() -> Self {
-        Self { mean: [0.5; 3], std: [0.5; 3] }
+        Self {
+            mean: [0.5; 3],
+            std: [0.5; 3],
+        }
     }
 }
 
@@ -65,7 +68,12 @@ impl Stylizer {
         device: Device,
     ) -> Self {
         let generator = generator.to_device(&device);
-        Self { generator, config, normalization, device }
+        Self {
+            generator,
+            config,
+            normalization,
+            device,
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -106,7 +114,9 @@ impl Stylizer {
                 out
             }
         };
-        Ok(out.crop(pad_x, pad_y, width, height).to_image(&self.normalization))
+        Ok(out
+            .crop(pad_x, pad_y, width, height)
+            .to_image(&self.normalization))
     }
 
     /// Blocking [`Stylizer::render`] for native front ends.
@@ -182,7 +192,11 @@ impl Stylizer {
 
     /// Instance-norm statistics of the photo, measured on a copy of at most
     /// `max(tile, STATS_SIDE)` pixels on its longer side.
-    async fn thumbnail_stats(&self, photo: &RgbImage, tile: usize) -> Result<NormStats, BackendError> {
+    async fn thumbnail_stats(
+        &self,
+        photo: &RgbImage,
+        tile: usize,
+    ) -> Result<NormStats, BackendError> {
         let thumb = fit_within(photo, tile.max(STATS_SIDE) as u32);
         let (padded, _, _) = Planes::from_image(&thumb, &self.normalization).pad_for_network();
         let mut stats = NormStats::record();
@@ -198,13 +212,25 @@ impl Stylizer {
 
     async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, BackendError> {
         let y = self.forward(input, stats);
-        let data = y.into_data_async().await.map_err(|e| self.backend_error(e))?;
-        let data = data.try_into_vec::<f32>().map_err(|e| self.backend_error(format!("{e:?}")))?;
-        Ok(Planes { width: input.width, height: input.height, data })
+        let data = y
+            .into_data_async()
+            .await
+            .map_err(|e| self.backend_error(e))?;
+        let data = data
+            .try_into_vec::<f32>()
+            .map_err(|e| self.backend_error(format!("{e:?}")))?;
+        Ok(Planes {
+            width: input.width,
+            height: input.height,
+            data,
+        })
     }
 
     fn backend_error(&self, message: impl std::fmt::Display) -> BackendError {
-        BackendError { backend: format!("{:?}", self.device), message: message.to_string() }
+        BackendError {
+            backend: format!("{:?}", self.device),
+            message: message.to_string(),
+        }
     }
 }
 
@@ -219,13 +245,20 @@ pub struct Look {
 
 impl Default for Look {
     fn default() -> Self {
-        Self { strength: 1.0, keep_colors: false }
+        Self {
+            strength: 1.0,
+            keep_colors: false,
+        }
     }
 }
 
 /// Combine an original photo with its full-strength stylized version (same size).
 pub fn blend(original: &RgbImage, styled: &RgbImage, look: Look) -> RgbImage {
-    assert_eq!(original.dimensions(), styled.dimensions(), "blend needs images of one size");
+    assert_eq!(
+        original.dimensions(),
+        styled.dimensions(),
+        "blend needs images of one size"
+    );
     let strength = look.strength.clamp(0.0, 1.0);
     let mut out = original.clone();
     if strength == 0.0 {
@@ -258,7 +291,11 @@ pub fn to_ycbcr([r, g, b]: [f32; 3]) -> [f32; 3] {
 
 pub fn from_ycbcr([y, cb, cr]: [f32; 3]) -> [f32; 3] {
     let (cb, cr) = (cb - 128.0, cr - 128.0);
-    [y + 1.402 * cr, y - 0.344_136 * cb - 0.714_136 * cr, y + 1.772 * cb]
+    [
+        y + 1.402 * cr,
+        y - 0.344_136 * cb - 0.714_136 * cr,
+        y + 1.772 * cb,
+    ]
 }
 
 /// Downscale (never upscale) so that the longer side is at most `max_side`.
@@ -284,7 +321,11 @@ struct Planes {
 
 impl Planes {
     fn zeros(width: usize, height: usize) -> Self {
-        Self { width, height, data: vec![0.0; 3 * width * height] }
+        Self {
+            width,
+            height,
+            data: vec![0.0; 3 * width * height],
+        }
     }
 
     fn plane(&self) -> usize {
@@ -319,7 +360,8 @@ impl Planes {
     /// Reflect-pad to sides that are multiples of 4 and at least the network's minimum, split
     /// evenly between the two sides. Returns the padded planes and the left and top padding.
     fn pad_for_network(&self) -> (Planes, usize, usize) {
-        let target = |n: usize| round_up(n, GeneratorConfig::MULTIPLE).max(GeneratorConfig::MIN_SIDE);
+        let target =
+            |n: usize| round_up(n, GeneratorConfig::MULTIPLE).max(GeneratorConfig::MIN_SIDE);
         let (pw, ph) = (target(self.width), target(self.height));
         let (left, top) = ((pw - self.width) / 2, (ph - self.height) / 2);
         if pw == self.width && ph == self.height {
@@ -394,7 +436,8 @@ fn spans(len: usize, core: usize) -> Vec<(usize, usize)> {
         let end = start + core;
         if end >= len {
             // The last interior ends at the edge; it may overlap its neighbour by more.
-            let start = (len.saturating_sub(core)) / GeneratorConfig::MULTIPLE * GeneratorConfig::MULTIPLE;
+            let start =
+                (len.saturating_sub(core)) / GeneratorConfig::MULTIPLE * GeneratorConfig::MULTIPLE;
             out.push((start, len));
             return out;
         }
@@ -432,7 +475,10 @@ mod tests {
             assert_eq!(s.last().unwrap().1, len);
             for pair in s.windows(2) {
                 assert!(pair[1].0 % 4 == 0);
-                assert!(pair[0].1 >= pair[1].0 + FEATHER, "{pair:?} overlap too small");
+                assert!(
+                    pair[0].1 >= pair[1].0 + FEATHER,
+                    "{pair:?} overlap too small"
+                );
                 assert!(pair[0].1 - pair[0].0 <= core);
             }
         }
@@ -445,10 +491,18 @@ mod tests {
         let device = Device::flex();
         device.seed(7);
         let config = GeneratorConfig::new(4, 2);
-        let stylizer =
-            Stylizer::new(config.init(&device), config, Normalization::default(), device);
+        let stylizer = Stylizer::new(
+            config.init(&device),
+            config,
+            Normalization::default(),
+            device,
+        );
         let photo = RgbImage::from_fn(300, 212, |x, y| {
-            image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x * y) % 251) as u8])
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x * y) % 251) as u8,
+            ])
         });
         let planes = Planes::from_image(&photo, &Normalization::default());
         let (padded, _, _) = planes.pad_for_network();

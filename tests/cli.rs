@@ -35,14 +35,26 @@ fn stylize_turns_a_portrait_into_an_output_of_the_same_size() {
     let out = tempdir().unwrap();
     let input = common::fixture("astronaut.jpg");
     let run = portraitist(
-        &["stylize", "--style", "pattern", input.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        &[
+            "stylize",
+            "--style",
+            "pattern",
+            input.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
         models.path(),
     );
     assert!(run.status.success(), "{}", stderr(&run));
-    let result = image::open(out.path().join("astronaut.png")).unwrap().into_rgb8();
+    let result = image::open(out.path().join("astronaut.png"))
+        .unwrap()
+        .into_rgb8();
     let original = common::astronaut();
     assert_eq!(result.dimensions(), original.dimensions());
-    assert!(common::mean_abs_diff(&result, &original) > 5.0, "the style changed nothing");
+    assert!(
+        common::mean_abs_diff(&result, &original) > 5.0,
+        "the style changed nothing"
+    );
 }
 
 #[test]
@@ -52,18 +64,36 @@ fn cli_output_equals_the_library_output() {
     let input = common::fixture("astronaut.jpg");
     let run = portraitist(
         &[
-            "stylize", "--style", "pattern", "--strength", "0.6", "--keep-colors",
-            input.to_str().unwrap(), "--out", out.path().to_str().unwrap(),
+            "stylize",
+            "--style",
+            "pattern",
+            "--strength",
+            "0.6",
+            "--keep-colors",
+            input.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
         ],
         models.path(),
     );
     assert!(run.status.success(), "{}", stderr(&run));
-    let cli = image::open(out.path().join("astronaut.png")).unwrap().into_rgb8();
+    let cli = image::open(out.path().join("astronaut.png"))
+        .unwrap()
+        .into_rgb8();
     let pack = portraitist::StylePack::resolve("pattern", models.path()).unwrap();
     let stylizer = pack.stylizer(&burn::tensor::Device::flex()).unwrap();
     let photo = common::astronaut();
-    let styled = stylizer.render_blocking(&photo, None, &mut |_, _| {}).unwrap();
-    let expected = portraitist::blend(&photo, &styled, portraitist::Look { strength: 0.6, keep_colors: true });
+    let styled = stylizer
+        .render_blocking(&photo, None, &mut |_, _| {})
+        .unwrap();
+    let expected = portraitist::blend(
+        &photo,
+        &styled,
+        portraitist::Look {
+            strength: 0.6,
+            keep_colors: true,
+        },
+    );
     assert!(common::max_abs_diff(&cli, &expected) <= 1);
 }
 
@@ -76,8 +106,16 @@ fn stylize_accepts_a_pack_path_and_writes_jpeg_and_webp() {
         let out = tempdir().unwrap();
         let run = portraitist(
             &[
-                "stylize", "--style", pack.to_str().unwrap(), "--format", format,
-                "--max-side", "256", input.to_str().unwrap(), "--out", out.path().to_str().unwrap(),
+                "stylize",
+                "--style",
+                pack.to_str().unwrap(),
+                "--format",
+                format,
+                "--max-side",
+                "256",
+                input.to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
             ],
             models.path(),
         );
@@ -93,11 +131,25 @@ fn several_photos_are_all_written_and_name_clashes_are_avoided() {
     let models = models();
     let inputs = tempdir().unwrap();
     let out = tempdir().unwrap();
-    fs::copy(common::fixture("astronaut.jpg"), inputs.path().join("me.jpg")).unwrap();
-    common::astronaut().save(inputs.path().join("me.png")).unwrap();
+    fs::copy(
+        common::fixture("astronaut.jpg"),
+        inputs.path().join("me.jpg"),
+    )
+    .unwrap();
+    common::astronaut()
+        .save(inputs.path().join("me.png"))
+        .unwrap();
     let (a, b) = (inputs.path().join("me.jpg"), inputs.path().join("me.png"));
     let run = portraitist(
-        &["stylize", "--style", "pattern", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        &[
+            "stylize",
+            "--style",
+            "pattern",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
         models.path(),
     );
     assert!(run.status.success(), "{}", stderr(&run));
@@ -109,7 +161,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -138,12 +194,23 @@ fn bad_inputs_get_a_clear_message_and_a_failing_exit_without_panics() {
     let jpeg = fs::read(common::fixture("astronaut.jpg")).unwrap();
     let mut tiny_png = Vec::new();
     image::RgbImage::new(1, 1)
-        .write_to(&mut std::io::Cursor::new(&mut tiny_png), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut tiny_png),
+            image::ImageFormat::Png,
+        )
         .unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.jpg", Vec::new(), "the file is empty"),
-        ("notes.jpg", b"these are my holiday notes, not a photo\n".to_vec(), "not an image"),
-        ("truncated.jpg", jpeg[..jpeg.len() / 2].to_vec(), "corrupt or truncated"),
+        (
+            "notes.jpg",
+            b"these are my holiday notes, not a photo\n".to_vec(),
+            "not an image",
+        ),
+        (
+            "truncated.jpg",
+            jpeg[..jpeg.len() / 2].to_vec(),
+            "corrupt or truncated",
+        ),
         ("dot.png", tiny_png, "1×1 pixels"),
         ("huge.png", png_header_only(20_000, 20_000), "20000×20000"),
     ];
@@ -152,15 +219,32 @@ fn bad_inputs_get_a_clear_message_and_a_failing_exit_without_panics() {
         fs::write(&path, bytes).unwrap();
         let out = tempdir().unwrap();
         let run = portraitist(
-            &["stylize", "--style", "pattern", path.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+            &[
+                "stylize",
+                "--style",
+                "pattern",
+                path.to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+            ],
             models.path(),
         );
         let err = stderr(&run);
         assert_eq!(run.status.code(), Some(1), "{name}: {err}");
-        assert!(err.contains(name), "{name}: message should name the file: {err}");
-        assert!(err.contains(expected), "{name}: expected `{expected}` in: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: message should name the file: {err}"
+        );
+        assert!(
+            err.contains(expected),
+            "{name}: expected `{expected}` in: {err}"
+        );
         assert!(!err.contains("panicked"), "{name}: {err}");
-        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0, "{name}: no output written");
+        assert_eq!(
+            fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "{name}: no output written"
+        );
     }
 }
 
@@ -173,11 +257,23 @@ fn one_bad_photo_does_not_stop_the_others() {
     let good = common::fixture("astronaut.jpg");
     let out = tempdir().unwrap();
     let run = portraitist(
-        &["stylize", "--style", "pattern", bad.to_str().unwrap(), good.to_str().unwrap(), "--out", out.path().to_str().unwrap()],
+        &[
+            "stylize",
+            "--style",
+            "pattern",
+            bad.to_str().unwrap(),
+            good.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
         models.path(),
     );
     assert_eq!(run.status.code(), Some(1));
-    assert!(stderr(&run).contains("1 of 2 photos failed"), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("1 of 2 photos failed"),
+        "{}",
+        stderr(&run)
+    );
     assert!(out.path().join("astronaut.png").is_file());
 }
 
@@ -187,21 +283,44 @@ fn unknown_style_and_damaged_pack_are_reported() {
     let out = tempdir().unwrap();
     let input = common::fixture("astronaut.jpg");
     let args = |style: &'static str| {
-        vec!["stylize", "--style", style, input.to_str().unwrap(), "--out", out.path().to_str().unwrap()]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>()
+        vec![
+            "stylize",
+            "--style",
+            style,
+            input.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
     };
-    let run = portraitist(&args("nonexistent").iter().map(String::as_str).collect::<Vec<_>>(), models.path());
+    let run = portraitist(
+        &args("nonexistent")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        models.path(),
+    );
     assert_eq!(run.status.code(), Some(1));
-    assert!(stderr(&run).contains("no style named `nonexistent`"), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("no style named `nonexistent`"),
+        "{}",
+        stderr(&run)
+    );
 
     let weights = models.path().join("pattern/generator.bpk");
     let mut bytes = fs::read(&weights).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(&weights, bytes).unwrap();
-    let run = portraitist(&args("pattern").iter().map(String::as_str).collect::<Vec<_>>(), models.path());
+    let run = portraitist(
+        &args("pattern")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        models.path(),
+    );
     assert_eq!(run.status.code(), Some(1));
     assert!(stderr(&run).contains("checksum"), "{}", stderr(&run));
     assert!(!stderr(&run).contains("panicked"));
@@ -213,7 +332,10 @@ fn styles_lists_registered_packs() {
     let run = portraitist(&["styles"], models.path());
     assert!(run.status.success());
     let listing = String::from_utf8_lossy(&run.stdout);
-    assert!(listing.contains("pattern") && listing.contains("(default)"), "{listing}");
+    assert!(
+        listing.contains("pattern") && listing.contains("(default)"),
+        "{listing}"
+    );
 
     let empty = tempdir().unwrap();
     let run = portraitist(&["styles"], empty.path());
@@ -224,7 +346,23 @@ fn styles_lists_registered_packs() {
 #[test]
 fn out_of_range_options_are_rejected_by_the_parser() {
     let models = models();
-    let run = portraitist(&["stylize", "--style", "pattern", "--strength", "1.5", "x.jpg", "--out", "o"], models.path());
+    let run = portraitist(
+        &[
+            "stylize",
+            "--style",
+            "pattern",
+            "--strength",
+            "1.5",
+            "x.jpg",
+            "--out",
+            "o",
+        ],
+        models.path(),
+    );
     assert_eq!(run.status.code(), Some(2));
-    assert!(stderr(&run).contains("not between 0 and 1"), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("not between 0 and 1"),
+        "{}",
+        stderr(&run)
+    );
 }

@@ -47,7 +47,8 @@ fn transparency_is_flattened_onto_white() {
     rgba.put_pixel(0, 0, Rgba([0, 0, 0, 0]));
     rgba.put_pixel(1, 0, Rgba([0, 0, 0, 128]));
     let mut png = Vec::new();
-    rgba.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    rgba.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     let rgb = decode(&png).unwrap();
     assert_eq!(rgb.get_pixel(0, 0), &Rgb([255, 255, 255]));
     assert_eq!(rgb.get_pixel(1, 0), &Rgb([127, 127, 127]));
@@ -57,11 +58,22 @@ fn transparency_is_flattened_onto_white() {
 #[test]
 fn every_output_format_round_trips() {
     let photo = common::astronaut();
-    for format in [OutputFormat::Png, OutputFormat::WebP, OutputFormat::Jpeg(95)] {
+    for format in [
+        OutputFormat::Png,
+        OutputFormat::WebP,
+        OutputFormat::Jpeg(95),
+    ] {
         let back = decode(&encode(&photo, format).unwrap()).unwrap();
         assert_eq!(back.dimensions(), photo.dimensions());
-        let tolerance = if format == OutputFormat::Jpeg(95) { 4.0 } else { 0.0 };
-        assert!(common::mean_abs_diff(&back, &photo) <= tolerance, "{format:?}");
+        let tolerance = if format == OutputFormat::Jpeg(95) {
+            4.0
+        } else {
+            0.0
+        };
+        assert!(
+            common::mean_abs_diff(&back, &photo) <= tolerance,
+            "{format:?}"
+        );
     }
 }
 
@@ -80,18 +92,37 @@ fn gif_decodes_its_first_frame() {
 #[test]
 fn formats_we_do_not_read_are_named() {
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
-    assert_eq!(decode(&heic), Err(DecodeError::UnsupportedFormat("HEIC/HEIF")));
+    assert_eq!(
+        decode(&heic),
+        Err(DecodeError::UnsupportedFormat("HEIC/HEIF"))
+    );
     let svg = b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_vec();
     assert_eq!(decode(&svg), Err(DecodeError::UnsupportedFormat("SVG")));
     let mut bmp = b"BM".to_vec();
     bmp.extend([0u8; 64]);
     assert_eq!(decode(&bmp), Err(DecodeError::UnsupportedFormat("BMP")));
-    assert!(decode(&bmp).unwrap_err().to_string().contains("convert it to JPEG, PNG or WebP"));
+    assert!(
+        decode(&bmp)
+            .unwrap_err()
+            .to_string()
+            .contains("convert it to JPEG, PNG or WebP")
+    );
 }
 
 #[test]
 fn tiny_and_enormous_images_are_refused_by_size() {
     let mut thin = Vec::new();
-    RgbImage::new(1, 10_000).write_to(&mut std::io::Cursor::new(&mut thin), image::ImageFormat::Png).unwrap();
-    assert_eq!(decode(&thin), Err(DecodeError::TooSmall { width: 1, height: 10_000 }));
+    RgbImage::new(1, 10_000)
+        .write_to(
+            &mut std::io::Cursor::new(&mut thin),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    assert_eq!(
+        decode(&thin),
+        Err(DecodeError::TooSmall {
+            width: 1,
+            height: 10_000
+        })
+    );
 }

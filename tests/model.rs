@@ -4,9 +4,9 @@ mod common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use portraitist::Stylizer;
 use portraitist::model::{DiscriminatorConfig, GeneratorConfig, Preset};
 use portraitist::stylize::Normalization;
-use portraitist::Stylizer;
 
 #[test]
 fn generator_keeps_the_shape_of_any_multiple_of_four() {
@@ -23,7 +23,11 @@ fn generator_output_is_in_tanh_range() {
     let device = Device::flex();
     let generator = common::test_config().init(&device);
     let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
-    let y = generator.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    let y = generator
+        .forward(x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert!(y.iter().all(|v| (-1.0..=1.0).contains(v)));
     assert!(y.iter().any(|v| v.abs() > 1e-3), "output is all zeros");
 }
@@ -32,9 +36,16 @@ fn generator_output_is_in_tanh_range() {
 fn stylizer_handles_odd_sizes_like_317_by_451() {
     let device = Device::flex();
     let config = common::test_config();
-    let stylizer = Stylizer::new(config.init(&device), config, Normalization::default(), device);
+    let stylizer = Stylizer::new(
+        config.init(&device),
+        config,
+        Normalization::default(),
+        device,
+    );
     let photo = image::RgbImage::from_fn(317, 451, |x, y| image::Rgb([x as u8, y as u8, 128]));
-    let out = stylizer.render_blocking(&photo, None, &mut |_, _| {}).unwrap();
+    let out = stylizer
+        .render_blocking(&photo, None, &mut |_, _| {})
+        .unwrap();
     assert_eq!(out.dimensions(), (317, 451));
 }
 
@@ -42,13 +53,20 @@ fn stylizer_handles_odd_sizes_like_317_by_451() {
 fn presets_fit_their_budgets() {
     let device = Device::flex();
     let params = |p: Preset| p.generator().init(&device).num_params();
-    let (tiny, small, large) = (params(Preset::Tiny), params(Preset::Small), params(Preset::Large));
+    let (tiny, small, large) = (
+        params(Preset::Tiny),
+        params(Preset::Small),
+        params(Preset::Large),
+    );
     assert!(tiny <= 300_000, "tiny has {tiny} parameters");
     assert!(small <= 1_000_000, "small has {small} parameters");
     // Half precision: two bytes a parameter must fit in 2 MB.
     assert!(small * 2 <= 2_000_000);
     assert!(tiny < small && small < large);
-    assert!(large > 10_000_000, "large should be CycleGAN-sized, has {large}");
+    assert!(
+        large > 10_000_000,
+        "large should be CycleGAN-sized, has {large}"
+    );
 }
 
 #[test]

@@ -5,13 +5,15 @@ mod common;
 use std::fs;
 
 use burn::tensor::Device;
+use portraitist::Stylizer;
 use portraitist::pack::{Index, Manifest, PackError, Precision, StylePack, choose_precision};
 use portraitist::stylize::Normalization;
-use portraitist::Stylizer;
 use tempfile::tempdir;
 
 fn render(stylizer: &Stylizer) -> image::RgbImage {
-    stylizer.render_blocking(&common::astronaut(), None, &mut |_, _| {}).unwrap()
+    stylizer
+        .render_blocking(&common::astronaut(), None, &mut |_, _| {})
+        .unwrap()
 }
 
 #[test]
@@ -20,11 +22,19 @@ fn saved_pack_loads_and_gives_identical_output() {
     let config = common::test_config();
     let generator = common::random_generator(&config, 11);
     let device = Device::flex();
-    let direct = Stylizer::new(generator.clone(), config.clone(), Normalization::default(), device.clone());
+    let direct = Stylizer::new(
+        generator.clone(),
+        config.clone(),
+        Normalization::default(),
+        device.clone(),
+    );
     let manifest = Manifest::new("roundtrip", "Round trip", config);
     StylePack::save(dir.path(), manifest, &generator, Precision::F32).unwrap();
 
-    let loaded = StylePack::load(dir.path()).unwrap().stylizer(&device).unwrap();
+    let loaded = StylePack::load(dir.path())
+        .unwrap()
+        .stylizer(&device)
+        .unwrap();
     assert_eq!(render(&direct), render(&loaded));
 }
 
@@ -50,8 +60,18 @@ fn different_weights_give_different_output() {
     common::random_pack(a.path(), "a", 1);
     common::random_pack(b.path(), "b", 2);
     let device = Device::flex();
-    let out_a = render(&StylePack::load(a.path()).unwrap().stylizer(&device).unwrap());
-    let out_b = render(&StylePack::load(b.path()).unwrap().stylizer(&device).unwrap());
+    let out_a = render(
+        &StylePack::load(a.path())
+            .unwrap()
+            .stylizer(&device)
+            .unwrap(),
+    );
+    let out_b = render(
+        &StylePack::load(b.path())
+            .unwrap()
+            .stylizer(&device)
+            .unwrap(),
+    );
     assert!(common::mean_abs_diff(&out_a, &out_b) > 1.0);
 }
 
@@ -66,7 +86,10 @@ fn corrupted_weights_are_refused_by_checksum() {
     fs::write(&path, bytes).unwrap();
     let err = StylePack::load(dir.path()).unwrap_err();
     assert!(matches!(err, PackError::HashMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("generator.bpk"), "message names the file: {err}");
+    assert!(
+        err.to_string().contains("generator.bpk"),
+        "message names the file: {err}"
+    );
 }
 
 #[test]
@@ -114,7 +137,10 @@ fn newer_format_versions_are_refused_by_version() {
     json["format_version"] = 99.into();
     fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
     let err = StylePack::load(dir.path()).unwrap_err();
-    assert!(matches!(err, PackError::UnsupportedVersion { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, PackError::UnsupportedVersion { found: 99, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -153,7 +179,11 @@ fn half_precision_is_chosen_only_when_outputs_stay_within_one_level() {
     let generator = common::random_generator(&common::test_config(), 12);
     let (precision, diff) = choose_precision(&generator, &device);
     assert!(diff.is_finite());
-    assert_eq!(precision == Precision::F16, diff <= 1.0, "diff {diff} levels → {precision:?}");
+    assert_eq!(
+        precision == Precision::F16,
+        diff <= 1.0,
+        "diff {diff} levels → {precision:?}"
+    );
 }
 
 #[test]
@@ -161,13 +191,44 @@ fn half_precision_pack_is_half_the_size_and_matches_within_one_level() {
     let (full_dir, half_dir) = (tempdir().unwrap(), tempdir().unwrap());
     let config = common::test_config();
     let generator = common::random_generator(&config, 13);
-    let full = StylePack::save(full_dir.path(), Manifest::new("f", "F", config.clone()), &generator, Precision::F32).unwrap();
-    let half = StylePack::save(half_dir.path(), Manifest::new("h", "H", config), &generator, Precision::F16).unwrap();
-    assert!(half.weights.bytes * 10 < full.weights.bytes * 6, "{} vs {}", half.weights.bytes, full.weights.bytes);
+    let full = StylePack::save(
+        full_dir.path(),
+        Manifest::new("f", "F", config.clone()),
+        &generator,
+        Precision::F32,
+    )
+    .unwrap();
+    let half = StylePack::save(
+        half_dir.path(),
+        Manifest::new("h", "H", config),
+        &generator,
+        Precision::F16,
+    )
+    .unwrap();
+    assert!(
+        half.weights.bytes * 10 < full.weights.bytes * 6,
+        "{} vs {}",
+        half.weights.bytes,
+        full.weights.bytes
+    );
     let device = Device::flex();
-    let a = render(&StylePack::load(full_dir.path()).unwrap().stylizer(&device).unwrap());
-    let b = render(&StylePack::load(half_dir.path()).unwrap().stylizer(&device).unwrap());
-    assert!(common::max_abs_diff(&a, &b) <= 2, "f16 weights moved pixels by {}", common::max_abs_diff(&a, &b));
+    let a = render(
+        &StylePack::load(full_dir.path())
+            .unwrap()
+            .stylizer(&device)
+            .unwrap(),
+    );
+    let b = render(
+        &StylePack::load(half_dir.path())
+            .unwrap()
+            .stylizer(&device)
+            .unwrap(),
+    );
+    assert!(
+        common::max_abs_diff(&a, &b) <= 2,
+        "f16 weights moved pixels by {}",
+        common::max_abs_diff(&a, &b)
+    );
 }
 
 #[test]
@@ -185,7 +246,13 @@ fn index_registers_packs_and_resolves_ids() {
     assert_eq!(again.styles.len(), 2);
     assert_eq!(Index::load(models.path()).unwrap(), again);
 
-    assert_eq!(StylePack::resolve("beta", models.path()).unwrap().manifest.id, "beta");
+    assert_eq!(
+        StylePack::resolve("beta", models.path())
+            .unwrap()
+            .manifest
+            .id,
+        "beta"
+    );
     let err = StylePack::resolve("gamma", models.path()).unwrap_err();
     assert!(matches!(err, PackError::UnknownStyle(_)), "{err}");
 }

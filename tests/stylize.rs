@@ -4,8 +4,8 @@ mod common;
 
 use burn::tensor::Device;
 use image::RgbImage;
-use portraitist::stylize::{self, Look, Normalization, from_ycbcr, to_ycbcr};
 use portraitist::Stylizer;
+use portraitist::stylize::{self, Look, Normalization, from_ycbcr, to_ycbcr};
 
 fn stylizer(seed: u64) -> Stylizer {
     let config = common::test_config();
@@ -17,8 +17,15 @@ fn stylizer(seed: u64) -> Stylizer {
 fn output_has_the_input_size_for_any_aspect_ratio() {
     let s = stylizer(1);
     for (w, h) in [(16, 16), (17, 300), (227, 229), (301, 19)] {
-        let photo = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 99]));
-        assert_eq!(s.render_blocking(&photo, None, &mut |_, _| {}).unwrap().dimensions(), (w, h));
+        let photo = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 99])
+        });
+        assert_eq!(
+            s.render_blocking(&photo, None, &mut |_, _| {})
+                .unwrap()
+                .dimensions(),
+            (w, h)
+        );
     }
 }
 
@@ -26,10 +33,17 @@ fn output_has_the_input_size_for_any_aspect_ratio() {
 fn tiled_output_matches_the_whole_image_within_tolerance() {
     let s = stylizer(2);
     // A real photo, upscaled so that it needs a grid of tiles.
-    let photo = image::imageops::resize(&common::astronaut(), 520, 500, image::imageops::FilterType::Triangle);
+    let photo = image::imageops::resize(
+        &common::astronaut(),
+        520,
+        500,
+        image::imageops::FilterType::Triangle,
+    );
     let whole = s.render_blocking(&photo, None, &mut |_, _| {}).unwrap();
     let mut tiles = 0;
-    let tiled = s.render_blocking(&photo, Some(s.min_tile()), &mut |_, total| tiles = total).unwrap();
+    let tiled = s
+        .render_blocking(&photo, Some(s.min_tile()), &mut |_, total| tiles = total)
+        .unwrap();
     assert!(tiles >= 9, "expected a grid of tiles, got {tiles}");
     // Below STATS_SIDE the statistics are the whole photo's, so only float rounding differs.
     let max = common::max_abs_diff(&whole, &tiled);
@@ -42,17 +56,33 @@ fn strength_zero_returns_the_input_exactly() {
     let photo = common::astronaut();
     let styled = s.render_blocking(&photo, None, &mut |_, _| {}).unwrap();
     assert_ne!(styled, photo);
-    let out = stylize::blend(&photo, &styled, Look { strength: 0.0, keep_colors: true });
+    let out = stylize::blend(
+        &photo,
+        &styled,
+        Look {
+            strength: 0.0,
+            keep_colors: true,
+        },
+    );
     assert_eq!(out, photo);
 }
 
 #[test]
 fn strength_interpolates_between_photo_and_style() {
     let photo = common::astronaut();
-    let styled = stylizer(4).render_blocking(&photo, None, &mut |_, _| {}).unwrap();
+    let styled = stylizer(4)
+        .render_blocking(&photo, None, &mut |_, _| {})
+        .unwrap();
     let full = stylize::blend(&photo, &styled, Look::default());
     assert_eq!(full, styled);
-    let half = stylize::blend(&photo, &styled, Look { strength: 0.5, keep_colors: false });
+    let half = stylize::blend(
+        &photo,
+        &styled,
+        Look {
+            strength: 0.5,
+            keep_colors: false,
+        },
+    );
     let to_photo = common::mean_abs_diff(&half, &photo);
     let to_style = common::mean_abs_diff(&half, &styled);
     let between = common::mean_abs_diff(&photo, &styled);
@@ -71,24 +101,47 @@ fn chroma(image: &RgbImage) -> Vec<[f32; 2]> {
 
 fn mean_chroma_distance(a: &RgbImage, b: &RgbImage) -> f32 {
     let (ca, cb) = (chroma(a), chroma(b));
-    ca.iter().zip(&cb).map(|(x, y)| (x[0] - y[0]).abs() + (x[1] - y[1]).abs()).sum::<f32>() / ca.len() as f32
+    ca.iter()
+        .zip(&cb)
+        .map(|(x, y)| (x[0] - y[0]).abs() + (x[1] - y[1]).abs())
+        .sum::<f32>()
+        / ca.len() as f32
 }
 
 #[test]
 fn keep_colors_keeps_the_input_chroma_and_the_style_brightness() {
     let photo = common::astronaut();
-    let styled = stylizer(5).render_blocking(&photo, None, &mut |_, _| {}).unwrap();
-    let kept = stylize::blend(&photo, &styled, Look { strength: 1.0, keep_colors: true });
+    let styled = stylizer(5)
+        .render_blocking(&photo, None, &mut |_, _| {})
+        .unwrap();
+    let kept = stylize::blend(
+        &photo,
+        &styled,
+        Look {
+            strength: 1.0,
+            keep_colors: true,
+        },
+    );
     let plain = stylize::blend(&photo, &styled, Look::default());
     let kept_distance = mean_chroma_distance(&kept, &photo);
     let plain_distance = mean_chroma_distance(&plain, &photo);
-    assert!(plain_distance > 5.0, "the test style must change colours ({plain_distance})");
+    assert!(
+        plain_distance > 5.0,
+        "the test style must change colours ({plain_distance})"
+    );
     // Rounding and gamut clipping leave a little chroma error, far below the style's own.
     assert!(kept_distance < 2.5, "chroma moved by {kept_distance}");
-    let luma = |img: &RgbImage| img.pixels().map(|p| to_ycbcr(p.0.map(f32::from))[0]).collect::<Vec<_>>();
+    let luma = |img: &RgbImage| {
+        img.pixels()
+            .map(|p| to_ycbcr(p.0.map(f32::from))[0])
+            .collect::<Vec<_>>()
+    };
     let (ly, ls) = (luma(&kept), luma(&styled));
     let luma_error = ly.iter().zip(&ls).map(|(a, b)| (a - b).abs()).sum::<f32>() / ly.len() as f32;
-    assert!(luma_error < 3.0, "brightness should come from the style ({luma_error})");
+    assert!(
+        luma_error < 3.0,
+        "brightness should come from the style ({luma_error})"
+    );
     let _ = from_ycbcr;
 }
 

@@ -43,7 +43,10 @@ impl DiscriminatorConfig {
                 .init(device)
         };
         let width_at = |layer: usize| self.width * (1 << layer.min(3));
-        let mut stages = vec![Stage { conv: conv(self.channels, self.width, 2), norm: None }];
+        let mut stages = vec![Stage {
+            conv: conv(self.channels, self.width, 2),
+            norm: None,
+        }];
         for layer in 1..=self.layers {
             // The last stage keeps the resolution (stride 1), as in pix2pix/CycleGAN.
             let stride = if layer < self.layers { 2 } else { 1 };
@@ -53,7 +56,10 @@ impl DiscriminatorConfig {
                 norm: Some(StatNorm::new(cout, device)),
             });
         }
-        Discriminator { stages, head: conv(width_at(self.layers), 1, 1) }
+        Discriminator {
+            stages,
+            head: conv(width_at(self.layers), 1, 1),
+        }
     }
 }
 

@@ -92,7 +92,9 @@ impl GeneratorConfig {
             stem: ConvNormRelu::new(self.channels, w, 7, 1, device),
             down1: ConvNormRelu::new(w, 2 * w, 3, 2, device),
             down2: ConvNormRelu::new(2 * w, 4 * w, 3, 2, device),
-            blocks: (0..self.blocks).map(|_| ResidualBlock::new(4 * w, device)).collect(),
+            blocks: (0..self.blocks)
+                .map(|_| ResidualBlock::new(4 * w, device))
+                .collect(),
             up1: ConvNormRelu::new(4 * w, 2 * w, 3, 1, device),
             up2: ConvNormRelu::new(2 * w, w, 3, 1, device),
             head: Conv2dConfig::new([w, self.channels], [7, 7]).init(device),

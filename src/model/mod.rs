@@ -3,7 +3,9 @@
 mod discriminator;
 mod generator;
 mod norm;
+mod vgg;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use generator::{Generator, GeneratorConfig, Preset};
 pub use norm::{NormStats, StatNorm};
+pub use vgg::{Vgg19, VggError, VggFeatures, gram};

@@ -38,12 +38,19 @@ impl NormStats {
 
     /// Normalise as usual and keep each layer's statistics for a later [`NormStats::replay`].
     pub fn record() -> Self {
-        Self { mode: Mode::Record, ..Self::default() }
+        Self {
+            mode: Mode::Record,
+            ..Self::default()
+        }
     }
 
     /// Turn recorded statistics into a replay that starts from the first layer.
     pub fn replay(self) -> Self {
-        Self { mode: Mode::Replay, layers: self.layers, cursor: 0 }
+        Self {
+            mode: Mode::Replay,
+            layers: self.layers,
+            cursor: 0,
+        }
     }
 
     /// Number of layers recorded.

@@ -24,7 +24,10 @@ const LATEST: &str = "latest";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: damaged checkpoint ({message})")]
     Damaged { path: PathBuf, message: String },
     #[error("{0}: no checkpoint to resume from")]
@@ -46,23 +49,36 @@ pub struct Writer {
 
 impl Writer {
     pub fn module<M: Module>(&mut self, name: &str, module: &M) {
-        let bytes = module.clone().into_record().into_bytes().expect("in-memory record");
+        let bytes = module
+            .clone()
+            .into_record()
+            .into_bytes()
+            .expect("in-memory record");
         self.files.push((format!("{name}.bpk"), bytes.to_vec()));
     }
 
     pub fn optimizer(&mut self, name: &str, optimizer: &ModuleOptimizer) {
         let bytes = optimizer.into_bytes().expect("in-memory optimizer record");
-        self.files.push((format!("{name}.optim.bpk"), bytes.to_vec()));
+        self.files
+            .push((format!("{name}.optim.bpk"), bytes.to_vec()));
     }
 
     /// Write everything as `dir/step-NNNNNNN`, move `latest` to it, and keep only the newest
     /// `keep` checkpoints. Returns the checkpoint's folder.
-    pub fn commit(mut self, dir: &Path, progress: &Progress, keep: usize) -> Result<PathBuf, CheckpointError> {
+    pub fn commit(
+        mut self,
+        dir: &Path,
+        progress: &Progress,
+        keep: usize,
+    ) -> Result<PathBuf, CheckpointError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| CheckpointError::Io { path, source }
         };
-        self.files.push((STATE_FILE.into(), serde_json::to_vec_pretty(progress).expect("state serialises")));
+        self.files.push((
+            STATE_FILE.into(),
+            serde_json::to_vec_pretty(progress).expect("state serialises"),
+        ));
         fs::create_dir_all(dir).map_err(io(dir))?;
         let name = step_name(progress.step);
         let final_dir = dir.join(&name);
@@ -74,7 +90,9 @@ impl Writer {
         for (file, bytes) in &self.files {
             let path = tmp.join(file);
             let mut f = fs::File::create(&path).map_err(io(&path))?;
-            f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&path))?;
+            f.write_all(bytes)
+                .and_then(|()| f.sync_all())
+                .map_err(io(&path))?;
         }
         if final_dir.exists() {
             fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
@@ -101,7 +119,9 @@ pub struct Reader {
 impl Reader {
     /// The newest complete checkpoint under `dir`.
     pub fn latest(dir: &Path) -> Result<Self, CheckpointError> {
-        let pointed = fs::read_to_string(dir.join(LATEST)).ok().map(|s| dir.join(s.trim()));
+        let pointed = fs::read_to_string(dir.join(LATEST))
+            .ok()
+            .map(|s| dir.join(s.trim()));
         let mut candidates: Vec<PathBuf> = pointed.into_iter().collect();
         candidates.extend(list(dir).into_iter().rev().map(|(_, p)| p));
         for candidate in candidates {
@@ -119,26 +139,53 @@ impl Reader {
 
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
         let path = dir.join(STATE_FILE);
-        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io { path: path.clone(), source })?;
-        let progress = serde_json::from_slice(&bytes)
-            .map_err(|e| CheckpointError::Damaged { path, message: e.to_string() })?;
-        Ok(Self { dir: dir.to_path_buf(), progress })
+        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let progress = serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Damaged {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            progress,
+        })
     }
 
     pub fn module<M: Module>(&self, name: &str, module: M) -> Result<M, CheckpointError> {
         let path = self.dir.join(format!("{name}.bpk"));
-        let damaged = |message: String| CheckpointError::Damaged { path: path.clone(), message };
-        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io { path: path.clone(), source })?;
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| damaged(e.to_string()))?;
-        module.try_load_record(record).map_err(|e| damaged(e.to_string()))
+        let damaged = |message: String| CheckpointError::Damaged {
+            path: path.clone(),
+            message,
+        };
+        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|e| damaged(e.to_string()))?;
+        module
+            .try_load_record(record)
+            .map_err(|e| damaged(e.to_string()))
     }
 
-    pub fn optimizer(&self, name: &str, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer, CheckpointError> {
+    pub fn optimizer(
+        &self,
+        name: &str,
+        optimizer: ModuleOptimizer,
+    ) -> Result<ModuleOptimizer, CheckpointError> {
         let path = self.dir.join(format!("{name}.optim.bpk"));
-        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io { path: path.clone(), source })?;
+        let bytes = fs::read(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
         optimizer
             .from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|e| CheckpointError::Damaged { path, message: e.to_string() })
+            .map_err(|e| CheckpointError::Damaged {
+                path,
+                message: e.to_string(),
+            })
     }
 
     /// The raw bytes of a module's weights (for export).

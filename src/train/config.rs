@@ -25,16 +25,6 @@ pub enum Mode {
     Paired,
 }
 
-impl Mode {
-    /// The losses a run of this mode logs, in `losses.csv` column order.
-    pub fn loss_columns(self) -> &'static [&'static str] {
-        match self {
-            Mode::Unpaired => &["g_adv", "f_adv", "cycle", "identity", "d_style", "d_content"],
-            Mode::Paired => &["g_adv", "l1", "d"],
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -62,6 +52,14 @@ pub struct TrainConfig {
     pub identity_weight: f32,
     /// Weight of the L1 loss to the target (paired).
     pub l1_weight: f32,
+    /// Weight of the VGG19 perceptual loss: feature L1 (relu1_1…relu4_1) between the output and
+    /// the photo it came from (unpaired) or its target (paired). 0 turns it off.
+    pub perceptual_weight: f32,
+    /// Weight of the VGG19 style loss: Gram-matrix distance between output and style photos
+    /// (unpaired) or targets (paired). 0 turns it off.
+    pub style_weight: f32,
+    /// VGG19 weights for those losses, as written by `scripts/convert-vgg19.py`.
+    pub vgg19: std::path::PathBuf,
     /// Light colour jitter on content photos: ± this fraction of brightness, contrast, saturation.
     pub jitter: f32,
     /// Cached training images keep at most this multiple of `size` on their shorter side, so
@@ -96,6 +94,9 @@ impl Default for TrainConfig {
             cycle_weight: 10.0,
             identity_weight: 0.5,
             l1_weight: 100.0,
+            perceptual_weight: 0.0,
+            style_weight: 0.0,
+            vgg19: "data/vgg19/vgg19.bin".into(),
             jitter: 0.1,
             cache_scale: 2.0,
             log_every: 10,
@@ -108,8 +109,34 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Whether a VGG19 feature network is needed.
+    pub fn uses_vgg(&self) -> bool {
+        self.perceptual_weight > 0.0 || self.style_weight > 0.0
+    }
+
+    /// The losses this run logs, in `losses.csv` column order.
+    pub fn loss_columns(&self) -> Vec<&'static str> {
+        let mut columns = match self.mode {
+            Mode::Unpaired => vec![
+                "g_adv",
+                "f_adv",
+                "cycle",
+                "identity",
+                "d_style",
+                "d_content",
+            ],
+            Mode::Paired => vec!["g_adv", "l1", "d"],
+        };
+        if self.uses_vgg() {
+            columns.extend(["perceptual", "style"]);
+        }
+        columns
+    }
+
     pub fn generator_config(&self) -> GeneratorConfig {
-        self.generator.clone().unwrap_or_else(|| self.preset.generator())
+        self.generator
+            .clone()
+            .unwrap_or_else(|| self.preset.generator())
     }
 
     pub fn discriminator_config(&self) -> DiscriminatorConfig {
@@ -146,14 +173,23 @@ impl TrainConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         let fail = |m: String| Err(m);
-        if self.size < 32 || self.size > 2048 || !self.size.is_multiple_of(GeneratorConfig::MULTIPLE) {
-            return fail(format!("size {} must be a multiple of 4 between 32 and 2048", self.size));
+        if self.size < 32
+            || self.size > 2048
+            || !self.size.is_multiple_of(GeneratorConfig::MULTIPLE)
+        {
+            return fail(format!(
+                "size {} must be a multiple of 4 between 32 and 2048",
+                self.size
+            ));
         }
         if self.batch == 0 || self.batch > 64 {
             return fail(format!("batch {} must be between 1 and 64", self.batch));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
-            return fail(format!("learning_rate {} must be in (0, 1)", self.learning_rate));
+            return fail(format!(
+                "learning_rate {} must be in (0, 1)",
+                self.learning_rate
+            ));
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
             return fail("beta1 and beta2 must be in [0, 1)".into());
@@ -161,7 +197,10 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.decay_from) {
             return fail("decay_from must be in [0, 1]".into());
         }
-        if self.discriminator_width == 0 || self.discriminator_width > 512 || !(1..=5).contains(&self.discriminator_layers) {
+        if self.discriminator_width == 0
+            || self.discriminator_width > 512
+            || !(1..=5).contains(&self.discriminator_layers)
+        {
             return fail("discriminator_width must be 1–512 and discriminator_layers 1–5".into());
         }
         if self.checkpoint_every == 0 || self.sample_every == 0 || self.log_every == 0 {
@@ -169,6 +208,9 @@ impl TrainConfig {
         }
         if self.cache_scale < 1.0 || self.cache_scale > 8.0 {
             return fail("cache_scale must be between 1 and 8".into());
+        }
+        if !(self.perceptual_weight >= 0.0 && self.style_weight >= 0.0) {
+            return fail("perceptual_weight and style_weight must be 0 or more".into());
         }
         if self.keep_checkpoints == 0 {
             return fail("keep_checkpoints must be at least 1".into());
@@ -193,13 +235,20 @@ mod tests {
         assert_eq!(config.steps, 10);
         assert_eq!(config.preset, Preset::Tiny);
         assert_eq!(config.learning_rate, 2e-4);
-        assert!(TrainConfig::from_toml("stepz = 10").unwrap_err().contains("stepz"));
+        assert!(
+            TrainConfig::from_toml("stepz = 10")
+                .unwrap_err()
+                .contains("stepz")
+        );
         assert!(TrainConfig::from_toml("size = 30").is_err());
     }
 
     #[test]
     fn learning_rate_decays_linearly_over_the_second_half() {
-        let config = TrainConfig { steps: 100, ..TrainConfig::default() };
+        let config = TrainConfig {
+            steps: 100,
+            ..TrainConfig::default()
+        };
         assert_eq!(config.learning_rate_at(0), 2e-4);
         assert_eq!(config.learning_rate_at(49), 2e-4);
         assert!((config.learning_rate_at(75) - 1e-4).abs() < 1e-12);

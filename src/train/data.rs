@@ -23,12 +23,18 @@ pub enum DataError {
     Unreadable(PathBuf),
     #[error("{folder}: no usable photos (JPEG, PNG, WebP or GIF) found{}", skipped_note(*.skipped))]
     Empty { folder: PathBuf, skipped: usize },
-    #[error("{folder}: no before/after pairs: expected `before/` and `after/` folders with files of matching names")]
+    #[error(
+        "{folder}: no before/after pairs: expected `before/` and `after/` folders with files of matching names"
+    )]
     NoPairs { folder: PathBuf },
 }
 
 fn skipped_note(skipped: usize) -> String {
-    if skipped == 0 { String::new() } else { format!(" ({skipped} unreadable files skipped)") }
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(" ({skipped} unreadable files skipped)")
+    }
 }
 
 /// A file that was skipped, and why.
@@ -64,14 +70,25 @@ impl ImageFolder {
                     images.push(image);
                     names.push(relative_name(root, path));
                 }
-                Err(reason) => skipped.push(Skipped { path: path.clone(), reason }),
+                Err(reason) => skipped.push(Skipped {
+                    path: path.clone(),
+                    reason,
+                }),
             }
             progress(i + 1, files.len());
         }
         if images.is_empty() {
-            return Err(DataError::Empty { folder: root.to_path_buf(), skipped: skipped.len() });
+            return Err(DataError::Empty {
+                folder: root.to_path_buf(),
+                skipped: skipped.len(),
+            });
         }
-        Ok(Self { root: root.to_path_buf(), images, names, skipped })
+        Ok(Self {
+            root: root.to_path_buf(),
+            images,
+            names,
+            skipped,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -98,18 +115,29 @@ impl PairedFolder {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self, DataError> {
         let before = ImageFolder::load(&root.join("before"), min_side, cache_side, progress)
-            .map_err(|_| DataError::NoPairs { folder: root.to_path_buf() })?;
+            .map_err(|_| DataError::NoPairs {
+                folder: root.to_path_buf(),
+            })?;
         let after = ImageFolder::load(&root.join("after"), min_side, cache_side, progress)
-            .map_err(|_| DataError::NoPairs { folder: root.to_path_buf() })?;
+            .map_err(|_| DataError::NoPairs {
+                folder: root.to_path_buf(),
+            })?;
         let stem = |name: &str| name.rsplit_once('.').map_or(name, |(s, _)| s).to_string();
-        let after_by_stem: BTreeMap<String, usize> =
-            after.names.iter().enumerate().map(|(i, n)| (stem(n), i)).collect();
+        let after_by_stem: BTreeMap<String, usize> = after
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (stem(n), i))
+            .collect();
         let mut paired = (empty_like(&before), empty_like(&after));
         paired.0.skipped = before.skipped.clone();
         paired.1.skipped = after.skipped.clone();
         for (i, name) in before.names.iter().enumerate() {
             let Some(&j) = after_by_stem.get(&stem(name)) else {
-                paired.0.skipped.push(Skipped { path: before.root.join(name), reason: "no matching after/ file".into() });
+                paired.0.skipped.push(Skipped {
+                    path: before.root.join(name),
+                    reason: "no matching after/ file".into(),
+                });
                 continue;
             };
             let (b, a) = (&before.images[i], &after.images[j]);
@@ -125,18 +153,31 @@ impl PairedFolder {
             paired.1.names.push(after.names[j].clone());
         }
         if paired.0.images.is_empty() {
-            return Err(DataError::NoPairs { folder: root.to_path_buf() });
+            return Err(DataError::NoPairs {
+                folder: root.to_path_buf(),
+            });
         }
-        Ok(Self { before: paired.0, after: paired.1 })
+        Ok(Self {
+            before: paired.0,
+            after: paired.1,
+        })
     }
 }
 
 fn empty_like(folder: &ImageFolder) -> ImageFolder {
-    ImageFolder { root: folder.root.clone(), images: Vec::new(), names: Vec::new(), skipped: Vec::new() }
+    ImageFolder {
+        root: folder.root.clone(),
+        images: Vec::new(),
+        names: Vec::new(),
+        skipped: Vec::new(),
+    }
 }
 
 fn relative_name(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned()
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Photo files under `root`, sorted; unreadable entries and symlink loops are reported as skipped.
@@ -146,17 +187,26 @@ fn photo_files(root: &Path) -> Result<(Vec<PathBuf>, Vec<Skipped>), DataError> {
     }
     let mut files = Vec::new();
     let mut skipped = Vec::new();
-    for entry in walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         match entry {
             Ok(entry) if entry.file_type().is_file() => {
-                let ext = entry.path().extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+                let ext = entry
+                    .path()
+                    .extension()
+                    .map(|e| e.to_string_lossy().to_ascii_lowercase());
                 if ext.is_some_and(|e| EXTENSIONS.contains(&e.as_str())) {
                     files.push(entry.into_path());
                 }
             }
             Ok(_) => {}
             Err(err) => {
-                let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+                let path = err
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.to_path_buf());
                 let reason = if err.loop_ancestor().is_some() {
                     "symbolic link loop".to_string()
                 } else {
@@ -197,16 +247,30 @@ impl Crop {
     /// A random square covering between `size` pixels and the whole shorter side, anywhere.
     pub fn random(image: &RgbImage, size: u32, rng: &mut Rng) -> Self {
         let short = image.width().min(image.height());
-        let side = if short <= size { short } else { size + rng.below((short - size + 1) as usize) as u32 };
+        let side = if short <= size {
+            short
+        } else {
+            size + rng.below((short - size + 1) as usize) as u32
+        };
         let x = rng.below((image.width() - side + 1) as usize) as u32;
         let y = rng.below((image.height() - side + 1) as usize) as u32;
-        Self { x, y, side, flip: rng.coin() }
+        Self {
+            x,
+            y,
+            side,
+            flip: rng.coin(),
+        }
     }
 
     /// The largest centred square, unflipped (for fixed sample grids).
     pub fn center(image: &RgbImage) -> Self {
         let side = image.width().min(image.height());
-        Self { x: (image.width() - side) / 2, y: (image.height() - side) / 2, side, flip: false }
+        Self {
+            x: (image.width() - side) / 2,
+            y: (image.height() - side) / 2,
+            side,
+            flip: false,
+        }
     }
 
     pub fn apply(&self, image: &RgbImage, size: u32) -> RgbImage {
@@ -260,7 +324,10 @@ pub fn to_tensor(images: &[RgbImage], device: &Device) -> Tensor<4> {
             }
         }
     }
-    Tensor::from_data(TensorData::new(data, [images.len(), 3, h as usize, w as usize]), device)
+    Tensor::from_data(
+        TensorData::new(data, [images.len(), 3, h as usize, w as usize]),
+        device,
+    )
 }
 
 /// The inverse of [`to_tensor`] for one image of a `[batch, 3, h, w]` tensor's data.
@@ -269,7 +336,9 @@ pub fn to_image(data: &[f32], index: usize, width: usize, height: usize) -> RgbI
     RgbImage::from_fn(width as u32, height as u32, |x, y| {
         let i = y as usize * width + x as usize;
         image::Rgb(std::array::from_fn(|c| {
-            ((data[(index * 3 + c) * plane + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+            ((data[(index * 3 + c) * plane + i] + 1.0) * 127.5)
+                .round()
+                .clamp(0.0, 255.0) as u8
         }))
     })
 }
@@ -285,7 +354,10 @@ mod tests {
         for _ in 0..200 {
             let crop = Crop::random(&image, 64, &mut a);
             let again = Crop::random(&image, 64, &mut b);
-            assert_eq!((crop.x, crop.y, crop.side, crop.flip), (again.x, again.y, again.side, again.flip));
+            assert_eq!(
+                (crop.x, crop.y, crop.side, crop.flip),
+                (again.x, again.y, again.side, again.flip)
+            );
             assert!(crop.side >= 64 && crop.x + crop.side <= 300 && crop.y + crop.side <= 200);
             assert_eq!(crop.apply(&image, 64).dimensions(), (64, 64));
         }

@@ -11,7 +11,8 @@ use super::report::{self, LossLog};
 use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::image_io::{self, OutputFormat};
 use crate::pack::{
-    DataSource, Index, Manifest, Precision, StylePack, TrainingSummary, choose_precision, write_atomic,
+    DataSource, Index, Manifest, Precision, StylePack, TrainingSummary, choose_precision,
+    write_atomic,
 };
 use crate::stylize::{self, Look};
 
@@ -51,7 +52,14 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
 
     let mut manifest = Manifest::new(request.id, request.title, config.generator_config());
     manifest.description = request.description.to_string();
-    manifest.training = summary(run, &config, reader.progress.step, request.licences, precision, diff);
+    manifest.training = summary(
+        run,
+        &config,
+        reader.progress.step,
+        request.licences,
+        precision,
+        diff,
+    );
     manifest.preview = Some(PREVIEW_FILE.into());
     let manifest = StylePack::save(request.out, manifest, &generator, precision)
         .map_err(|e| TrainError::Usage(e.to_string()))?;
@@ -59,15 +67,20 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
     let photo = match request.preview_photo {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(io(path.to_path_buf()))?;
-            image_io::decode(&bytes).map_err(|e| TrainError::Usage(format!("{}: {e}", path.display())))?
+            image_io::decode(&bytes)
+                .map_err(|e| TrainError::Usage(format!("{}: {e}", path.display())))?
         }
         None => image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes"),
     };
     let pack = StylePack::load(request.out).map_err(|e| TrainError::Usage(e.to_string()))?;
-    let stylizer = pack.stylizer(&device).map_err(|e| TrainError::Usage(e.to_string()))?;
+    let stylizer = pack
+        .stylizer(&device)
+        .map_err(|e| TrainError::Usage(e.to_string()))?;
     let preview = preview(&photo, &stylizer)?;
-    let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88)).map_err(|e| TrainError::Usage(e.to_string()))?;
-    write_atomic(&request.out.join(PREVIEW_FILE), &jpeg).map_err(|e| TrainError::Usage(e.to_string()))?;
+    let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88))
+        .map_err(|e| TrainError::Usage(e.to_string()))?;
+    write_atomic(&request.out.join(PREVIEW_FILE), &jpeg)
+        .map_err(|e| TrainError::Usage(e.to_string()))?;
 
     if let Some(models) = request.out.parent() {
         Index::register(models, &manifest).map_err(|e| TrainError::Usage(e.to_string()))?;
@@ -79,7 +92,12 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
 fn preview(photo: &RgbImage, stylizer: &stylize::Stylizer) -> Result<RgbImage, TrainError> {
     let scale = f64::from(PREVIEW_HEIGHT) / f64::from(photo.height());
     let width = ((f64::from(photo.width()) * scale).round() as u32).max(16);
-    let small = image::imageops::resize(photo, width, PREVIEW_HEIGHT, image::imageops::FilterType::Lanczos3);
+    let small = image::imageops::resize(
+        photo,
+        width,
+        PREVIEW_HEIGHT,
+        image::imageops::FilterType::Lanczos3,
+    );
     let styled = stylizer
         .render_blocking(&small, None, &mut |_, _| {})
         .map_err(|e| TrainError::Usage(e.to_string()))?;
@@ -105,18 +123,22 @@ fn summary(
         .enumerate()
         .map(|(i, (folder, count))| DataSource {
             name: folder.clone(),
-            licence: licences.get(i).cloned().unwrap_or_else(|| "unspecified".into()),
+            licence: licences
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| "unspecified".into()),
             images: *count as u64,
         })
         .collect();
-    let columns = config.mode.loss_columns();
+    let columns = config.loss_columns();
     let mut metrics = std::collections::BTreeMap::new();
-    if let Ok(log) = LossLog::open_read_only(&run.join("losses.csv"), columns) {
+    if let Ok(log) = LossLog::open_read_only(&run.join("losses.csv"), &columns) {
         let rows: Vec<_> = log.read().into_iter().filter(|(s, _)| *s <= step).collect();
         let tail = &rows[rows.len().saturating_sub(20)..];
         for (i, name) in columns.iter().enumerate() {
             if !tail.is_empty() {
-                let mean = tail.iter().map(|(_, v)| f64::from(v[i])).sum::<f64>() / tail.len() as f64;
+                let mean =
+                    tail.iter().map(|(_, v)| f64::from(v[i])).sum::<f64>() / tail.len() as f64;
                 metrics.insert(format!("final_{name}"), mean);
             }
         }

@@ -41,8 +41,13 @@ mod tests {
 
     #[test]
     fn lsgan_is_squared_distance_to_the_target() {
-        assert!((scalar(adversarial(AdversarialLoss::Lsgan, scores(0.25), true)) - 0.5625).abs() < 1e-6);
-        assert!((scalar(adversarial(AdversarialLoss::Lsgan, scores(0.25), false)) - 0.0625).abs() < 1e-6);
+        assert!(
+            (scalar(adversarial(AdversarialLoss::Lsgan, scores(0.25), true)) - 0.5625).abs() < 1e-6
+        );
+        assert!(
+            (scalar(adversarial(AdversarialLoss::Lsgan, scores(0.25), false)) - 0.0625).abs()
+                < 1e-6
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ pub struct LossLog {
 }
 
 impl LossLog {
-    pub fn open(path: &Path, columns: &[&'static str], resume_step: Option<u64>) -> std::io::Result<Self> {
+    pub fn open(
+        path: &Path,
+        columns: &[&'static str],
+        resume_step: Option<u64>,
+    ) -> std::io::Result<Self> {
         let header = format!("step,{}\n", columns.join(","));
         let keep = match (resume_step, fs::read_to_string(path)) {
             (Some(step), Ok(text)) => {
@@ -32,14 +36,21 @@ impl LossLog {
             }
             _ => header,
         };
-        crate::pack::write_atomic(path, keep.as_bytes()).map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Self { path: path.to_path_buf(), columns: columns.to_vec() })
+        crate::pack::write_atomic(path, keep.as_bytes())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            columns: columns.to_vec(),
+        })
     }
 
     /// Read an existing log without touching it.
     pub fn open_read_only(path: &Path, columns: &[&'static str]) -> std::io::Result<Self> {
         fs::metadata(path)?;
-        Ok(Self { path: path.to_path_buf(), columns: columns.to_vec() })
+        Ok(Self {
+            path: path.to_path_buf(),
+            columns: columns.to_vec(),
+        })
     }
 
     pub fn append(&self, step: u64, values: &[f32]) -> std::io::Result<()> {
@@ -71,8 +82,18 @@ impl LossLog {
 /// Rows of images side by side (e.g. input | output), with a thin gap.
 pub fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
     const GAP: u32 = 4;
-    let cell_w = rows.iter().flatten().map(RgbImage::width).max().unwrap_or(1);
-    let cell_h = rows.iter().flatten().map(RgbImage::height).max().unwrap_or(1);
+    let cell_w = rows
+        .iter()
+        .flatten()
+        .map(RgbImage::width)
+        .max()
+        .unwrap_or(1);
+    let cell_h = rows
+        .iter()
+        .flatten()
+        .map(RgbImage::height)
+        .max()
+        .unwrap_or(1);
     let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
     let width = cols * cell_w + (cols + 1) * GAP;
     let height = rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * GAP;
@@ -98,10 +119,13 @@ fn font_available() -> bool {
             "/System/Library/Fonts/Supplemental/Arial.ttf",
             "C:\\Windows\\Fonts\\arial.ttf",
         ];
-        candidates.iter().find_map(|p| fs::read(p).ok()).is_some_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
-        })
+        candidates
+            .iter()
+            .find_map(|p| fs::read(p).ok())
+            .is_some_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
     })
 }
 
@@ -127,7 +151,10 @@ pub fn plot_losses(log: &LossLog, path: &Path) -> Result<(), String> {
         let mut builder = ChartBuilder::on(&root);
         builder.margin(12);
         if labels {
-            builder.caption("training losses", ("sans-serif", 20)).x_label_area_size(30).y_label_area_size(50);
+            builder
+                .caption("training losses", ("sans-serif", 20))
+                .x_label_area_size(30)
+                .y_label_area_size(50);
         }
         let mut chart = builder
             .build_cartesian_2d(0u64..max_step, 0f32..max_loss * 1.05)
@@ -142,10 +169,15 @@ pub fn plot_losses(log: &LossLog, path: &Path) -> Result<(), String> {
         for (i, name) in log.columns().iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let series = chart
-                .draw_series(LineSeries::new(rows.iter().map(|r| (r.0, r.1[i])), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    rows.iter().map(|r| (r.0, r.1[i])),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| e.to_string())?;
             if labels {
-                series.label(*name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                series
+                    .label(*name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             }
         }
         if labels {
@@ -159,6 +191,7 @@ pub fn plot_losses(log: &LossLog, path: &Path) -> Result<(), String> {
         root.present().map_err(|e| e.to_string())?;
     }
     let image = RgbImage::from_raw(w, h, buffer).ok_or("plot buffer size")?;
-    let png = crate::image_io::encode(&image, crate::image_io::OutputFormat::Png).map_err(|e| e.to_string())?;
+    let png = crate::image_io::encode(&image, crate::image_io::OutputFormat::Png)
+        .map_err(|e| e.to_string())?;
     crate::pack::write_atomic(path, &png).map_err(|e| e.to_string())
 }

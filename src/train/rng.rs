@@ -11,7 +11,9 @@ pub struct Rng {
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self { state: seed ^ 0x5DEE_CE66_D1CE_4E5B }
+        Self {
+            state: seed ^ 0x5DEE_CE66_D1CE_4E5B,
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -43,7 +45,9 @@ impl Rng {
 
     /// An independent generator derived from this one's seed and a label, for separate streams.
     pub fn fork(&self, label: u64) -> Self {
-        let mut r = Self { state: self.state ^ label.wrapping_mul(0xA076_1D64_78BD_642F) };
+        let mut r = Self {
+            state: self.state ^ label.wrapping_mul(0xA076_1D64_78BD_642F),
+        };
         r.next_u64();
         r
     }

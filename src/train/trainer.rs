@@ -22,7 +22,7 @@ use super::data::{self, Crop, DataError, ImageFolder, PairedFolder, Skipped};
 use super::losses::{adversarial, l1};
 use super::report::{self, LossLog};
 use super::rng::Rng;
-use crate::model::{Discriminator, Generator};
+use crate::model::{Discriminator, Generator, Vgg19, gram};
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const CHECKPOINTS: &str = "checkpoints";
@@ -36,14 +36,27 @@ pub enum TrainError {
     #[error("invalid training configuration: {0}")]
     Config(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the {loss} loss became {value} at step {step}: training diverged. The last good checkpoint ({last}) is kept; \
          try a lower learning_rate or resume from it"
     )]
-    Diverged { step: u64, loss: &'static str, value: f32, last: String },
+    Diverged {
+        step: u64,
+        loss: &'static str,
+        value: f32,
+        last: String,
+    },
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "{path}: the perceptual/style losses need VGG19 weights ({message}); run scripts/convert-vgg19.py to \
+         create them, or set perceptual_weight and style_weight to 0"
+    )]
+    Vgg { path: PathBuf, message: String },
 }
 
 /// Where the photos come from.
@@ -57,12 +70,31 @@ pub enum Sources {
 
 /// What the trainer tells its front end.
 pub enum Event<'a> {
-    Loading { done: usize, total: usize },
-    Loaded { summary: &'a DataSummary },
-    Started { step: u64, total: u64 },
-    Step { step: u64, total: u64, losses: &'a [(&'static str, f32)], images_per_second: f32 },
-    Checkpoint { step: u64, path: &'a Path },
-    Samples { step: u64, path: &'a Path },
+    Loading {
+        done: usize,
+        total: usize,
+    },
+    Loaded {
+        summary: &'a DataSummary,
+    },
+    Started {
+        step: u64,
+        total: u64,
+    },
+    Step {
+        step: u64,
+        total: u64,
+        losses: &'a [(&'static str, f32)],
+        images_per_second: f32,
+    },
+    Checkpoint {
+        step: u64,
+        path: &'a Path,
+    },
+    Samples {
+        step: u64,
+        path: &'a Path,
+    },
 }
 
 /// Counts for the run log and the exported pack's training summary.
@@ -73,7 +105,10 @@ pub struct DataSummary {
 }
 
 enum Data {
-    Unpaired { content: ImageFolder, style: ImageFolder },
+    Unpaired {
+        content: ImageFolder,
+        style: ImageFolder,
+    },
     Paired(PairedFolder),
 }
 
@@ -104,6 +139,7 @@ pub struct Trainer {
     log: LossLog,
     samples: Vec<RgbImage>,
     last_checkpoint: Option<u64>,
+    vgg: Option<Vgg19>,
 }
 
 impl Trainer {
@@ -137,7 +173,10 @@ impl Trainer {
             None
         };
         let config = match &resume_from {
-            Some((saved, _)) => TrainConfig { steps: config.steps.max(saved.steps), ..saved.clone() },
+            Some((saved, _)) => TrainConfig {
+                steps: config.steps.max(saved.steps),
+                ..saved.clone()
+            },
             None => config,
         };
         config.validate().map_err(TrainError::Config)?;
@@ -152,8 +191,12 @@ impl Trainer {
             )));
         }
         std::fs::create_dir_all(run_dir.join("samples")).map_err(io(run_dir))?;
-        crate::pack::write_atomic(&config_path, config.to_toml().as_bytes())
-            .map_err(|e| TrainError::Io { path: config_path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        crate::pack::write_atomic(&config_path, config.to_toml().as_bytes()).map_err(|e| {
+            TrainError::Io {
+                path: config_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
 
         let size = config.size as u32;
         let cache_side = (config.size as f32 * config.cache_scale) as u32;
@@ -163,7 +206,9 @@ impl Trainer {
                 content: ImageFolder::load(content, size, cache_side, &mut loading)?,
                 style: ImageFolder::load(style, size, cache_side, &mut loading)?,
             },
-            Sources::Paired { pairs } => Data::Paired(PairedFolder::load(pairs, size, cache_side, &mut loading)?),
+            Sources::Paired { pairs } => {
+                Data::Paired(PairedFolder::load(pairs, size, cache_side, &mut loading)?)
+            }
         };
         let summary = data.summary();
         write_run_log(run_dir, &summary).map_err(io(run_dir))?;
@@ -180,16 +225,44 @@ impl Trainer {
             rng = reader.progress.rng;
             last_checkpoint = Some(step);
         }
-        let columns = config.mode.loss_columns();
+        let vgg = if config.uses_vgg() {
+            let path = &config.vgg19;
+            let bytes = std::fs::read(path).map_err(|e| TrainError::Vgg {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            Some(
+                Vgg19::from_bytes(&bytes, &training).map_err(|e| TrainError::Vgg {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        let columns = config.loss_columns();
         let log_path = run_dir.join("losses.csv");
-        let log = LossLog::open(&log_path, columns, resume_from.as_ref().map(|_| step)).map_err(io(&log_path))?;
+        let log = LossLog::open(&log_path, &columns, resume_from.as_ref().map(|_| step))
+            .map_err(io(&log_path))?;
         let samples = data
             .sample_sources()
             .iter()
             .take(config.sample_count)
             .map(|image| Crop::center(image).apply(image, size))
             .collect();
-        Ok(Self { config, run_dir: run_dir.to_path_buf(), device: training, data, nets, step, rng, log, samples, last_checkpoint })
+        Ok(Self {
+            config,
+            run_dir: run_dir.to_path_buf(),
+            device: training,
+            data,
+            nets,
+            step,
+            rng,
+            log,
+            samples,
+            last_checkpoint,
+            vgg,
+        })
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -206,10 +279,17 @@ impl Trainer {
     }
 
     /// Train until `config.steps` (or `stop_after` more steps, for tests), checkpointing as set.
-    pub fn run(&mut self, stop_after: Option<u64>, events: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
+    pub fn run(
+        &mut self,
+        stop_after: Option<u64>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), TrainError> {
         let total = self.config.steps;
         let end = stop_after.map_or(total, |n| (self.step + n).min(total));
-        events(Event::Started { step: self.step, total });
+        events(Event::Started {
+            step: self.step,
+            total,
+        });
         let started = Instant::now();
         let first = self.step;
         while self.step < end {
@@ -220,27 +300,42 @@ impl Trainer {
                     step: self.step,
                     loss: name,
                     value: *value,
-                    last: self.last_checkpoint.map_or("none yet".into(), checkpoint::step_name),
+                    last: self
+                        .last_checkpoint
+                        .map_or("none yet".into(), checkpoint::step_name),
                 });
             }
             let values: Vec<f32> = losses.iter().map(|(_, v)| *v).collect();
             let images = (self.step - first) as f32 * self.config.batch as f32;
             let images_per_second = images / started.elapsed().as_secs_f32().max(1e-6);
             if self.step.is_multiple_of(self.config.log_every) || self.step == end {
-                self.log.append(self.step, &values).map_err(|source| TrainError::Io {
-                    path: self.run_dir.join("losses.csv"),
-                    source,
-                })?;
+                self.log
+                    .append(self.step, &values)
+                    .map_err(|source| TrainError::Io {
+                        path: self.run_dir.join("losses.csv"),
+                        source,
+                    })?;
             }
-            events(Event::Step { step: self.step, total, losses: &losses, images_per_second });
+            events(Event::Step {
+                step: self.step,
+                total,
+                losses: &losses,
+                images_per_second,
+            });
             let last = self.step == total;
             if self.step.is_multiple_of(self.config.sample_every) || last {
                 let path = self.write_samples()?;
-                events(Event::Samples { step: self.step, path: &path });
+                events(Event::Samples {
+                    step: self.step,
+                    path: &path,
+                });
             }
             if self.step.is_multiple_of(self.config.checkpoint_every) || last {
                 let path = self.checkpoint()?;
-                events(Event::Checkpoint { step: self.step, path: &path });
+                events(Event::Checkpoint {
+                    step: self.step,
+                    path: &path,
+                });
             }
         }
         Ok(())
@@ -260,8 +355,15 @@ impl Trainer {
             writer.module("d_content", &back.d_content.valid());
             writer.optimizer("d_content", &back.opt_d_content);
         }
-        let progress = Progress { step: self.step, rng: self.rng };
-        let path = writer.commit(&self.run_dir.join(CHECKPOINTS), &progress, self.config.keep_checkpoints)?;
+        let progress = Progress {
+            step: self.step,
+            rng: self.rng,
+        };
+        let path = writer.commit(
+            &self.run_dir.join(CHECKPOINTS),
+            &progress,
+            self.config.keep_checkpoints,
+        )?;
         self.last_checkpoint = Some(self.step);
         Ok(path)
     }
@@ -279,16 +381,22 @@ impl Trainer {
                 let fake_a = back.f.forward(b.clone());
                 let g_adv = adversarial(kind, nets.d.forward(fake_b.clone()), true);
                 let f_adv = adversarial(kind, back.d_content.forward(fake_a.clone()), true);
-                let cycle = l1(back.f.forward(fake_b.clone()), a.clone()) + l1(nets.g.forward(fake_a.clone()), b.clone());
+                let cycle = l1(back.f.forward(fake_b.clone()), a.clone())
+                    + l1(nets.g.forward(fake_a.clone()), b.clone());
                 let identity = if c.identity_weight > 0.0 {
-                    l1(nets.g.forward(b.clone()), b.clone()) + l1(back.f.forward(a.clone()), a.clone())
+                    l1(nets.g.forward(b.clone()), b.clone())
+                        + l1(back.f.forward(a.clone()), a.clone())
                 } else {
                     Tensor::zeros([1], &self.device)
                 };
+                let (perceptual, style) =
+                    vgg_losses(self.vgg.as_ref(), &c, &fake_b, &a, &b, &self.device);
                 let loss = g_adv.clone()
                     + f_adv.clone()
                     + cycle.clone() * c.cycle_weight
-                    + identity.clone() * (c.cycle_weight * c.identity_weight);
+                    + identity.clone() * (c.cycle_weight * c.identity_weight)
+                    + perceptual.clone() * c.perceptual_weight
+                    + style.clone() * c.style_weight;
                 let mut grads = loss.backward();
                 let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
                 let grads_f = GradientsParams::from_module(&mut grads, &back.f);
@@ -305,8 +413,14 @@ impl Trainer {
                 let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
                 let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
                 nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-                back.d_content = back.opt_d_content.step(lr, back.d_content.clone(), grads_dc);
-                read_scalars(vec![g_adv, f_adv, cycle, identity, d_style, d_content])?
+                back.d_content = back
+                    .opt_d_content
+                    .step(lr, back.d_content.clone(), grads_dc);
+                let mut losses = vec![g_adv, f_adv, cycle, identity, d_style, d_content];
+                if self.vgg.is_some() {
+                    losses.extend([perceptual, style]);
+                }
+                read_scalars(losses)?
             }
             None => {
                 let (before, after) = (input, target);
@@ -314,7 +428,13 @@ impl Trainer {
                 let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
                 let g_adv = adversarial(kind, nets.d.forward(pair(fake.clone())), true);
                 let l1_loss = l1(fake.clone(), after.clone());
-                let mut grads = (g_adv.clone() + l1_loss.clone() * c.l1_weight).backward();
+                let (perceptual, style) =
+                    vgg_losses(self.vgg.as_ref(), &c, &fake, &after, &after, &self.device);
+                let loss = g_adv.clone()
+                    + l1_loss.clone() * c.l1_weight
+                    + perceptual.clone() * c.perceptual_weight
+                    + style.clone() * c.style_weight;
+                let mut grads = loss.backward();
                 let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
                 nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
                 let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
@@ -323,7 +443,11 @@ impl Trainer {
                 let mut grads = d_loss.backward();
                 let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
                 nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-                read_scalars(vec![g_adv, l1_loss, d_loss])?
+                let mut losses = vec![g_adv, l1_loss, d_loss];
+                if self.vgg.is_some() {
+                    losses.extend([perceptual, style]);
+                }
+                read_scalars(losses)?
             }
         };
         Ok(self.log.columns().iter().copied().zip(values).collect())
@@ -352,7 +476,10 @@ impl Trainer {
                 }
             }
         }
-        (data::to_tensor(&inputs, &self.device), data::to_tensor(&targets, &self.device))
+        (
+            data::to_tensor(&inputs, &self.device),
+            data::to_tensor(&targets, &self.device),
+        )
     }
 
     /// `samples/step-NNNNNNN.png`: each fixed sample as input | output, and the loss plot.
@@ -368,15 +495,70 @@ impl Trainer {
                 rows.push(vec![input.clone(), data::to_image(&values, 0, size, size)]);
             }
         }
-        let path = self.run_dir.join("samples").join(format!("{}.png", checkpoint::step_name(self.step)));
+        // Small training crops are hard to judge: show them at least 128 pixels tall.
+        let zoom = (128 / size.max(1)).max(1) as u32;
+        if zoom > 1 {
+            let nearest = image::imageops::FilterType::Nearest;
+            let enlarge = |img: &RgbImage| {
+                image::imageops::resize(img, img.width() * zoom, img.height() * zoom, nearest)
+            };
+            rows = rows
+                .iter()
+                .map(|row| row.iter().map(enlarge).collect())
+                .collect();
+        }
+        let path = self
+            .run_dir
+            .join("samples")
+            .join(format!("{}.png", checkpoint::step_name(self.step)));
         let png = crate::image_io::encode(&report::grid(&rows), crate::image_io::OutputFormat::Png)
-            .map_err(|e| TrainError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
-        crate::pack::write_atomic(&path, &png)
-            .map_err(|e| TrainError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+            .map_err(|e| TrainError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        crate::pack::write_atomic(&path, &png).map_err(|e| TrainError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         // The plot is a convenience; a plotting failure must not stop training.
         let _ = report::plot_losses(&self.log, &self.run_dir.join("losses.png"));
         Ok(path)
     }
+}
+
+/// Perceptual (feature L1 to `content`) and style (Gram distance to `style`) losses of `output`;
+/// zeros without a VGG network.
+fn vgg_losses(
+    vgg: Option<&Vgg19>,
+    config: &TrainConfig,
+    output: &Tensor<4>,
+    content: &Tensor<4>,
+    style: &Tensor<4>,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    let Some(vgg) = vgg else {
+        return (Tensor::zeros([1], device), Tensor::zeros([1], device));
+    };
+    let out = vgg.features(output.clone()).0;
+    let mut perceptual = Tensor::zeros([1], device);
+    if config.perceptual_weight > 0.0 {
+        let reference = vgg.features(content.clone().detach()).0;
+        for (o, r) in out.iter().zip(reference) {
+            perceptual = perceptual + (o.clone() - r.detach()).abs().mean();
+        }
+    }
+    let mut style_loss = Tensor::zeros([1], device);
+    if config.style_weight > 0.0 {
+        let reference = vgg.features(style.clone().detach()).0;
+        for (o, r) in out.iter().zip(reference) {
+            let (go, gr) = (gram(o), gram(&r).detach());
+            // Compare with the mean style Gram matrix of the batch.
+            let gr = gr.mean_dim(0);
+            let [b, c, _] = go.dims();
+            style_loss = style_loss + (go - gr.expand([b, c, c])).square().mean();
+        }
+    }
+    (perceptual, style_loss)
 }
 
 fn read_scalars(losses: Vec<Tensor<1>>) -> Result<Vec<f32>, TrainError> {
@@ -393,7 +575,10 @@ impl Data {
             Data::Paired(p) => vec![&p.before, &p.after],
         };
         DataSummary {
-            folders: folders.iter().map(|f| (f.root.display().to_string(), f.len())).collect(),
+            folders: folders
+                .iter()
+                .map(|f| (f.root.display().to_string(), f.len()))
+                .collect(),
             skipped: folders
                 .iter()
                 .flat_map(|f| f.skipped.iter())
@@ -420,7 +605,10 @@ fn write_run_log(run_dir: &Path, summary: &DataSummary) -> std::io::Result<()> {
         text.push_str(&format!("{path}: {reason}\n"));
     }
     std::fs::write(run_dir.join("run.log"), text)?;
-    std::fs::write(run_dir.join("data.json"), serde_json::to_vec_pretty(summary).unwrap_or_default())
+    std::fs::write(
+        run_dir.join("data.json"),
+        serde_json::to_vec_pretty(summary).unwrap_or_default(),
+    )
 }
 
 impl Nets {
@@ -493,9 +681,16 @@ pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
                     _ => vec![0.0; n],
                 };
                 let fresh = Tensor::from_data(TensorData::new(values, shape), &t.device());
-                if t.is_require_grad() { fresh.require_grad() } else { fresh }
+                if t.is_require_grad() {
+                    fresh.require_grad()
+                } else {
+                    fresh
+                }
             })
         }
     }
-    module.map(&mut Init { rng, path: Vec::new() })
+    module.map(&mut Init {
+        rng,
+        path: Vec::new(),
+    })
 }

@@ -9,11 +9,15 @@ use portraitist::pack::{Manifest, Precision, StylePack};
 use portraitist::{Generator, GeneratorConfig};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub fn astronaut() -> RgbImage {
-    image::open(fixture("astronaut.jpg")).expect("fixture decodes").into_rgb8()
+    image::open(fixture("astronaut.jpg"))
+        .expect("fixture decodes")
+        .into_rgb8()
 }
 
 /// A seeded random generator.
@@ -49,15 +53,29 @@ pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
 
 pub fn max_abs_diff(a: &RgbImage, b: &RgbImage) -> u8 {
     assert_eq!(a.dimensions(), b.dimensions());
-    a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0)
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Every float parameter's values, in module order (ignores parameter ids, which are random).
 pub fn param_values<M: burn::module::Module>(module: &M) -> Vec<f32> {
     struct Collect(Vec<f32>);
     impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
-            self.0.extend(param.val().into_data().try_to_vec::<f32>().unwrap_or_default());
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            self.0.extend(
+                param
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
         }
     }
     let mut c = Collect(Vec::new());
