@@ -387,12 +387,20 @@ fn stylize_files(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<
             Ok((out, w, h))
         });
         match result {
-            Ok((out, w, h)) => bar.println(format!(
-                "{} → {} ({w}×{h}, {:.2} s)",
-                input.display(),
-                out.display(),
-                started.elapsed().as_secs_f32()
-            )),
+            Ok((out, w, h)) => {
+                let line = format!(
+                    "{} → {} ({w}×{h}, {:.2} s)",
+                    input.display(),
+                    out.display(),
+                    started.elapsed().as_secs_f32()
+                );
+                // A hidden bar (one photo) swallows println.
+                if bar.is_hidden() {
+                    println!("{line}")
+                } else {
+                    bar.println(line)
+                }
+            }
             Err(err) => {
                 failed += 1;
                 bar.suspend(|| eprintln!("error: {}: {err:#}", input.display()));
