@@ -14,6 +14,8 @@ pub mod pack;
 pub mod stylize;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;
 
 pub use model::{Generator, GeneratorConfig, Preset};
 pub use pack::{Manifest, PackError, StylePack};

@@ -51,6 +51,10 @@ pub const DEFAULT_TILE: usize = 2048;
 /// statistics come from a downscaled copy, a close approximation.
 pub const STATS_SIDE: usize = 1024;
 
+/// Something to await between tiles, so a single-threaded front end (the browser) can repaint
+/// and handle input during a long run.
+pub type Pause = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 /// A loaded generator ready to stylize photos on one device.
 #[derive(Debug, Clone)]
 pub struct Stylizer {
@@ -58,6 +62,7 @@ pub struct Stylizer {
     config: GeneratorConfig,
     normalization: Normalization,
     device: Device,
+    pause: Option<Pause>,
 }
 
 impl Stylizer {
@@ -73,6 +78,19 @@ impl Stylizer {
             config,
             normalization,
             device,
+            pause: None,
+        }
+    }
+
+    /// Await `pause` before the network runs and after every tile.
+    pub fn with_pause(mut self, pause: Pause) -> Self {
+        self.pause = Some(pause);
+        self
+    }
+
+    async fn breathe(&self) {
+        if let Some(pause) = self.pause {
+            pause().await;
         }
     }
 
@@ -211,6 +229,7 @@ impl Stylizer {
     }
 
     async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, BackendError> {
+        self.breathe().await;
         let y = self.forward(input, stats);
         let data = y
             .into_data_async()

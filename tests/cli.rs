@@ -47,7 +47,10 @@ fn stylize_turns_a_portrait_into_an_output_of_the_same_size() {
     );
     assert!(run.status.success(), "{}", stderr(&run));
     let said = String::from_utf8_lossy(&run.stdout);
-    assert!(said.contains("astronaut.png (227×229"), "reports what it wrote: {said}");
+    assert!(
+        said.contains("astronaut.png (227×229"),
+        "reports what it wrote: {said}"
+    );
     let result = image::open(out.path().join("astronaut.png"))
         .unwrap()
         .into_rgb8();

@@ -1,0 +1,30 @@
+//! Writes a style pack of a seeded random generator, for the browser tests only (never shipped):
+//! `cargo run --example test_pack -- MODELS_DIR` creates MODELS_DIR/pattern and MODELS_DIR/index.json.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use portraitist::GeneratorConfig;
+use portraitist::pack::{Index, Manifest, Precision, StylePack};
+
+fn main() {
+    let models: PathBuf = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "test-models".into())
+        .into();
+    let device = Device::flex();
+    device.seed(21);
+    let config = GeneratorConfig::new(8, 2);
+    let generator = config.init(&device);
+    let mut manifest = Manifest::new("pattern", "Test pattern", config);
+    manifest.description = "Random weights, for tests only".into();
+    let manifest = StylePack::save(
+        &models.join("pattern"),
+        manifest,
+        &generator,
+        Precision::F32,
+    )
+    .unwrap_or_else(|e| panic!("cannot write the test pack: {e}"));
+    Index::register(&models, &manifest).unwrap_or_else(|e| panic!("cannot write the index: {e}"));
+    println!("{}", models.join("pattern").display());
+}

@@ -1,0 +1,108 @@
+//! Thin wrappers over Web APIs, returning readable errors instead of JS values.
+
+use js_sys::Uint8Array;
+use wasm_bindgen::{Clamped, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, ImageData, Response, Url,
+};
+
+fn describe(value: JsValue) -> String {
+    value
+        .as_string()
+        .or_else(|| {
+            js_sys::JSON::stringify(&value)
+                .ok()
+                .and_then(|s| s.as_string())
+        })
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+pub fn window() -> web_sys::Window {
+    web_sys::window().expect("the app runs in a window")
+}
+
+/// GET a same-origin URL as bytes.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let response = JsFuture::from(window().fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{url}: {}", describe(e)))?;
+    let response: Response = response
+        .dyn_into()
+        .map_err(|_| format!("{url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let buffer = response
+        .array_buffer()
+        .map_err(|e| format!("{url}: {}", describe(e)))?;
+    let buffer = JsFuture::from(buffer)
+        .await
+        .map_err(|e| format!("{url}: {}", describe(e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+pub async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(describe)?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// Paint an RGB image onto a canvas, resizing the canvas to it.
+pub fn paint(canvas: &HtmlCanvasElement, image: &image::RgbImage) -> Result<(), String> {
+    let (w, h) = image.dimensions();
+    canvas.set_width(w);
+    canvas.set_height(h);
+    let ctx = canvas
+        .get_context("2d")
+        .map_err(describe)?
+        .ok_or("no 2d context")?
+        .dyn_into::<web_sys::CanvasRenderingContext2d>()
+        .map_err(|_| "no 2d context")?;
+    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
+    for p in image.pixels() {
+        rgba.extend_from_slice(&[p.0[0], p.0[1], p.0[2], 255]);
+    }
+    let data =
+        ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w, h).map_err(describe)?;
+    ctx.put_image_data(&data, 0.0, 0.0).map_err(describe)
+}
+
+/// Offer bytes as a download.
+pub fn download(bytes: &[u8], mime: &str, name: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let options = BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(describe)?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(describe)?;
+    let document = window().document().ok_or("no document")?;
+    let a: HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(describe)?
+        .dyn_into()
+        .map_err(|_| "no anchor")?;
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    Url::revoke_object_url(&url).map_err(describe)
+}
+
+pub fn now_ms() -> f64 {
+    window().performance().map(|p| p.now()).unwrap_or(0.0)
+}
+
+/// Let the browser paint and handle input before the next chunk of work.
+pub async fn yield_to_browser() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Register the offline service worker (ignored where unsupported).
+pub fn register_service_worker() {
+    let navigator = window().navigator();
+    let container = navigator.service_worker();
+    let _ = container.register("sw.js");
+}
