@@ -34,13 +34,20 @@ impl Default for Normalization {
     }
 }
 
-/// Reading a result back from the device failed (e.g. a lost GPU).
+/// Why a run produced no image.
 #[derive(Debug, thiserror::Error)]
-#[error("the {backend} backend failed while running the style: {message}")]
-pub struct BackendError {
-    pub backend: String,
-    pub message: String,
+pub enum RenderError {
+    /// Reading a result back from the device failed (e.g. a lost GPU).
+    #[error("the {backend} backend failed while running the style: {message}")]
+    Backend { backend: String, message: String },
+    /// The front end's [`Pause`] asked to stop.
+    #[error("cancelled")]
+    Cancelled,
 }
+
+/// Returned by a [`Pause`] to stop the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
 
 /// Default tile (window) side for native runs: a photo larger than this runs in tiles. Browsers
 /// use smaller tiles to stay inside WebGPU's buffer limits.
@@ -52,8 +59,9 @@ pub const DEFAULT_TILE: usize = 2048;
 pub const STATS_SIDE: usize = 1024;
 
 /// Something to await between tiles, so a single-threaded front end (the browser) can repaint
-/// and handle input during a long run.
-pub type Pause = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+/// and handle input during a long run; `Err(Cancelled)` stops the run.
+pub type Pause =
+    fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Cancelled>>>>;
 
 /// A loaded generator ready to stylize photos on one device.
 #[derive(Debug, Clone)]
@@ -88,9 +96,10 @@ impl Stylizer {
         self
     }
 
-    async fn breathe(&self) {
-        if let Some(pause) = self.pause {
-            pause().await;
+    async fn breathe(&self) -> Result<(), RenderError> {
+        match self.pause {
+            Some(pause) => pause().await.map_err(|Cancelled| RenderError::Cancelled),
+            None => Ok(()),
         }
     }
 
@@ -116,7 +125,7 @@ impl Stylizer {
         photo: &RgbImage,
         tile: Option<usize>,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<RgbImage, BackendError> {
+    ) -> Result<RgbImage, RenderError> {
         let (width, height) = (photo.width() as usize, photo.height() as usize);
         let planes = Planes::from_image(photo, &self.normalization);
         let (padded, pad_x, pad_y) = planes.pad_for_network();
@@ -144,7 +153,7 @@ impl Stylizer {
         photo: &RgbImage,
         tile: Option<usize>,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<RgbImage, BackendError> {
+    ) -> Result<RgbImage, RenderError> {
         pollster::block_on(self.render(photo, tile, progress))
     }
 
@@ -154,7 +163,7 @@ impl Stylizer {
         tile: usize,
         stats: &NormStats,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Planes, BackendError> {
+    ) -> Result<Planes, RenderError> {
         let tiles = self.tiles(padded.width, padded.height, tile);
         let mut acc = Planes::zeros(padded.width, padded.height);
         let mut weight_sum = vec![0f32; padded.width * padded.height];
@@ -214,7 +223,7 @@ impl Stylizer {
         &self,
         photo: &RgbImage,
         tile: usize,
-    ) -> Result<NormStats, BackendError> {
+    ) -> Result<NormStats, RenderError> {
         let thumb = fit_within(photo, tile.max(STATS_SIDE) as u32);
         let (padded, _, _) = Planes::from_image(&thumb, &self.normalization).pad_for_network();
         let mut stats = NormStats::record();
@@ -228,8 +237,8 @@ impl Stylizer {
         self.generator.forward_with(x, stats)
     }
 
-    async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, BackendError> {
-        self.breathe().await;
+    async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, RenderError> {
+        self.breathe().await?;
         let y = self.forward(input, stats);
         let data = y
             .into_data_async()
@@ -245,8 +254,8 @@ impl Stylizer {
         })
     }
 
-    fn backend_error(&self, message: impl std::fmt::Display) -> BackendError {
-        BackendError {
+    fn backend_error(&self, message: impl std::fmt::Display) -> RenderError {
+        RenderError::Backend {
             backend: format!("{:?}", self.device),
             message: message.to_string(),
         }

@@ -5,7 +5,12 @@ mod common;
 use burn::tensor::Device;
 use image::RgbImage;
 use portraitist::Stylizer;
-use portraitist::stylize::{self, Look, Normalization, from_ycbcr, to_ycbcr};
+use portraitist::stylize::{
+    self, Cancelled, Look, Normalization, RenderError, from_ycbcr, to_ycbcr,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn stylizer(seed: u64) -> Stylizer {
     let config = common::test_config();
@@ -48,6 +53,31 @@ fn tiled_output_matches_the_whole_image_within_tolerance() {
     // Below STATS_SIDE the statistics are the whole photo's, so only float rounding differs.
     let max = common::max_abs_diff(&whole, &tiled);
     assert!(max <= 1, "tiled differs from whole by up to {max} levels");
+}
+
+static PAUSES: AtomicUsize = AtomicUsize::new(0);
+
+/// Lets two network runs through, then cancels.
+fn cancel_on_third_pause() -> Pin<Box<dyn Future<Output = Result<(), Cancelled>>>> {
+    let n = PAUSES.fetch_add(1, Ordering::SeqCst);
+    Box::pin(async move { if n < 2 { Ok(()) } else { Err(Cancelled) } })
+}
+
+#[test]
+fn a_pause_can_cancel_a_tiled_run_between_tiles() {
+    let s = stylizer(2).with_pause(cancel_on_third_pause);
+    let photo = image::imageops::resize(
+        &common::astronaut(),
+        400,
+        400,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut tiles_done = 0;
+    let result = s.render_blocking(&photo, Some(s.min_tile()), &mut |done, _| tiles_done = done);
+    assert!(matches!(result, Err(RenderError::Cancelled)), "{result:?}");
+    // One pause before the statistics run, one before the first tile, the third cancels.
+    assert_eq!(tiles_done, 1);
+    assert_eq!(PAUSES.load(Ordering::SeqCst), 3);
 }
 
 #[test]

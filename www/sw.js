@@ -1,52 +1,43 @@
-// Offline support. On install, the worker reads the page's index.html, caches every same-origin file it
-// references (the wasm, its JS glue, CSS) and every style pack listed in models/index.json, under a
-// cache named after the index.html content: a new build gets a new cache and the old one is deleted
-// on activation. Requests go to the network first and fall back to the cache when offline.
+// Offline support. On install the worker caches the app shell (page, loader, wasm, CSS, icons) and
+// every style pack listed in models/index.json. Requests go to the network first; each good
+// same-origin answer refreshes the cache, so the cache always holds the last version seen online,
+// and with the network off everything comes from it. A new sw.js gets a new cache and the old one
+// is deleted on activation.
 
-function hash(text) {
-  let h = 2166136261;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16);
-}
+const CACHE = 'portraitist-v1';
+const SHELL = [
+  './', './boot.js', './portraitist-web.js', './portraitist-web_bg.wasm', './style.css',
+  './manifest.webmanifest', './icon.svg', './models/index.json',
+];
 
-async function shellFiles(html) {
-  const files = new Set(['./', './manifest.webmanifest', './icon.svg', './models/index.json']);
-  for (const m of html.matchAll(/["']([^"'\s]+\.(?:js|wasm|css|svg|webmanifest))["']/g)) {
-    const url = new URL(m[1], self.registration.scope);
-    if (url.origin === self.location.origin) files.add(url.href);
-  }
+async function styleFiles() {
+  const files = [];
   try {
     const index = await (await fetch('./models/index.json', { cache: 'no-store' })).json();
     for (const style of index.styles || []) {
       const base = `./models/${style.id}/`;
       const manifest = await (await fetch(base + 'style.json', { cache: 'no-store' })).json();
-      files.add(base + 'style.json');
-      files.add(base + manifest.weights.file);
-      if (manifest.preview) files.add(base + manifest.preview);
+      files.push(base + 'style.json', base + manifest.weights.file);
+      if (style.preview) files.push(base + style.preview);
     }
   } catch (err) {
     // No styles yet: the shell alone is still worth caching.
   }
-  return [...files];
+  return files;
 }
-
-let current = null;
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
-    const html = await (await fetch('./', { cache: 'no-store' })).text();
-    current = 'portraitist-' + hash(html);
-    const cache = await caches.open(current);
-    await cache.addAll(await shellFiles(html));
+    const cache = await caches.open(CACHE);
+    const files = [...SHELL, ...(await styleFiles())];
+    await cache.addAll(files.map((f) => new Request(f, { cache: 'no-cache' })));
     await self.skipWaiting();
   })());
 });
 
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
-    if (current) {
-      for (const key of await caches.keys()) if (key !== current) await caches.delete(key);
-    }
+    for (const key of await caches.keys()) if (key !== CACHE) await caches.delete(key);
     await self.clients.claim();
   })());
 });
@@ -55,10 +46,17 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== 'GET' || url.origin !== self.location.origin) return;
   event.respondWith((async () => {
+    // The page is cached under its bare address: `?backend=cpu` and the like are for the app.
+    const key = event.request.mode === 'navigate' ? new URL('./', self.registration.scope).href : event.request;
     try {
-      return await fetch(event.request);
+      const response = await fetch(event.request);
+      if (response.ok && response.type === 'basic') {
+        const copy = response.clone();
+        event.waitUntil(caches.open(CACHE).then((cache) => cache.put(key, copy)));
+      }
+      return response;
     } catch (err) {
-      const cached = await caches.match(event.request, { ignoreSearch: true });
+      const cached = await caches.match(key, { ignoreSearch: true });
       if (cached) return cached;
       throw err;
     }

@@ -4,7 +4,8 @@ use js_sys::Uint8Array;
 use wasm_bindgen::{Clamped, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, ImageData, Response, Url,
+    Blob, BlobPropertyBag, HtmlAnchorElement, HtmlCanvasElement, HtmlVideoElement, ImageData,
+    MediaStream, MediaStreamConstraints, MediaStreamTrack, Response, Url,
 };
 
 fn describe(value: JsValue) -> String {
@@ -54,12 +55,7 @@ pub fn paint(canvas: &HtmlCanvasElement, image: &image::RgbImage) -> Result<(), 
     let (w, h) = image.dimensions();
     canvas.set_width(w);
     canvas.set_height(h);
-    let ctx = canvas
-        .get_context("2d")
-        .map_err(describe)?
-        .ok_or("no 2d context")?
-        .dyn_into::<web_sys::CanvasRenderingContext2d>()
-        .map_err(|_| "no 2d context")?;
+    let ctx = context_2d(canvas)?;
     let mut rgba = Vec::with_capacity((w * h * 4) as usize);
     for p in image.pixels() {
         rgba.extend_from_slice(&[p.0[0], p.0[1], p.0[2], 255]);
@@ -85,7 +81,90 @@ pub fn download(bytes: &[u8], mime: &str, name: &str) -> Result<(), String> {
     a.set_href(&url);
     a.set_download(name);
     a.click();
-    Url::revoke_object_url(&url).map_err(describe)
+    // Revoke later: some browsers start reading the blob only after the click returns.
+    let revoke = wasm_bindgen::closure::Closure::once_into_js(move || {
+        let _ = Url::revoke_object_url(&url);
+    });
+    window()
+        .set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 60_000)
+        .map_err(describe)?;
+    Ok(())
+}
+
+/// The front camera's video stream (asks the user's permission).
+pub async fn camera_stream() -> Result<MediaStream, String> {
+    let devices = window()
+        .navigator()
+        .media_devices()
+        .map_err(|_| "this browser gives no access to cameras".to_string())?;
+    let constraints = MediaStreamConstraints::new();
+    let video = js_sys::Object::new();
+    js_sys::Reflect::set(&video, &"facingMode".into(), &"user".into()).map_err(describe)?;
+    constraints.set_video(&video);
+    constraints.set_audio(&false.into());
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(describe)?;
+    let stream = JsFuture::from(promise).await.map_err(describe_dom)?;
+    stream.dyn_into().map_err(|_| "not a media stream".into())
+}
+
+/// Stop the camera shown in `video`.
+pub fn stop_camera(video: &HtmlVideoElement) {
+    if let Some(stream) = video.src_object().and_then(|s| s.dyn_into::<MediaStream>().ok()) {
+        for track in stream.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+                track.stop();
+            }
+        }
+    }
+    video.set_src_object(None);
+}
+
+/// The frame `video` shows now, as an image.
+pub fn grab_frame(video: &HtmlVideoElement) -> Result<image::RgbImage, String> {
+    let (w, h) = (video.video_width(), video.video_height());
+    if w == 0 || h == 0 {
+        return Err("the camera has not started yet".into());
+    }
+    let document = window().document().ok_or("no document")?;
+    let canvas: HtmlCanvasElement = document
+        .create_element("canvas")
+        .map_err(describe)?
+        .dyn_into()
+        .map_err(|_| "no canvas")?;
+    canvas.set_width(w);
+    canvas.set_height(h);
+    let ctx = context_2d(&canvas)?;
+    ctx.draw_image_with_html_video_element(video, 0.0, 0.0)
+        .map_err(describe)?;
+    let rgba = ctx
+        .get_image_data(0.0, 0.0, f64::from(w), f64::from(h))
+        .map_err(describe)?
+        .data();
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| "unexpected frame size".into())
+}
+
+/// DOM exceptions (e.g. a refused camera permission) carry their message in `message`.
+fn describe_dom(value: JsValue) -> String {
+    js_sys::Reflect::get(&value, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| describe(value))
+}
+
+fn context_2d(canvas: &HtmlCanvasElement) -> Result<web_sys::CanvasRenderingContext2d, String> {
+    canvas
+        .get_context("2d")
+        .map_err(describe)?
+        .ok_or("no 2d context")?
+        .dyn_into::<web_sys::CanvasRenderingContext2d>()
+        .map_err(|_| "no 2d context".into())
 }
 
 pub fn now_ms() -> f64 {

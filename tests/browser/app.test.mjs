@@ -1,0 +1,279 @@
+// The web app in a real browser: Debian's headless Chromium driven by playwright-core.
+//
+// Run by scripts/test (node --test tests/browser/), which builds the site and the helpers first and
+// passes their paths in the environment:
+//   SITE            the built site (trunk's dist/) with the test pack `pattern` in SITE/models
+//   PORTRAITIST     the native CLI, for reference outputs
+//   IMAGE_DIFF      examples/image_diff, compares two image files
+//   ARTIFACTS       where screenshots and downloads are kept
+//   CHROMIUM        the browser (default /usr/bin/chromium)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chromium } from 'playwright-core';
+
+const need = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the browser tests through scripts/test`);
+  return value;
+};
+const SITE = need('SITE');
+const PORTRAITIST = need('PORTRAITIST');
+const IMAGE_DIFF = need('IMAGE_DIFF');
+const ARTIFACTS = need('ARTIFACTS');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const FIXTURES = path.resolve('tests/fixtures');
+const ASTRONAUT = path.join(FIXTURES, 'astronaut.jpg');
+const HOPPER = path.join(FIXTURES, 'grace_hopper.jpg');
+// A result may take minutes on SwiftShader's software WebGPU with the unoptimised test build.
+const RESULT_TIMEOUT = 300_000;
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+// ---- a static server on 127.0.0.1 that records every request and can be stopped ----
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml',
+  '.webmanifest': 'application/manifest+json', '.png': 'image/png', '.jpg': 'image/jpeg',
+  '.bpk': 'application/octet-stream',
+};
+
+class Site {
+  constructor(root) {
+    this.root = path.resolve(root);
+    this.requests = [];
+    this.server = null;
+    this.port = 0;
+  }
+
+  async start(port = 0) {
+    this.server = http.createServer((req, res) => {
+      this.requests.push(req.url);
+      const url = new URL(req.url, 'http://127.0.0.1');
+      let file = path.join(this.root, decodeURIComponent(url.pathname));
+      if (!file.startsWith(this.root)) { res.writeHead(403).end(); return; }
+      if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+      fs.readFile(file, (err, body) => {
+        if (err) { res.writeHead(404).end('not found'); return; }
+        res.writeHead(200, {
+          'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
+          'cache-control': 'no-cache',
+        });
+        res.end(body);
+      });
+    });
+    await new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  async stop() {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+    this.server = null;
+  }
+}
+
+// ---- helpers ----
+
+function diff(a, b) {
+  return JSON.parse(execFileSync(IMAGE_DIFF, [a, b], { encoding: 'utf8' }));
+}
+
+/** The native CLI's output for a photo with the test style (full strength unless told). */
+function nativeReference(photo, name, extra = []) {
+  const out = path.join(ARTIFACTS, 'native', name);
+  fs.rmSync(out, { recursive: true, force: true });
+  execFileSync(PORTRAITIST, [
+    '--models', path.join(SITE, 'models'), '--backend', 'cpu',
+    'stylize', '--style', 'pattern', ...extra, photo, '--out', out,
+  ], { stdio: 'pipe' });
+  const ext = extra.includes('jpg') ? 'jpg' : 'png';
+  return path.join(out, `${path.basename(photo, path.extname(photo))}.${ext}`);
+}
+
+let browser;
+const externalRequests = [];
+
+async function openPage(url) {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+  context.on('request', (r) => {
+    const u = r.url();
+    if (!u.startsWith('http://127.0.0.1:') && !u.startsWith('blob:') && !u.startsWith('data:')) {
+      externalRequests.push(u);
+    }
+  });
+  const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  page.logs = logs;
+  await page.goto(url);
+  return { context, page };
+}
+
+/** Give the page a photo through its file input and wait until the result (or an error) shows. */
+async function upload(page, file) {
+  const before = await page.locator('#backend').textContent().catch(() => '');
+  await page.locator('#photo').setInputFiles(file);
+  await page.waitForFunction((prev) => {
+    const error = document.querySelector('.error');
+    const info = document.querySelector('#backend');
+    const status = document.querySelector('.status')?.textContent || '';
+    return error || (info && info.textContent !== prev && status.startsWith('Done'));
+  }, before, { timeout: RESULT_TIMEOUT });
+}
+
+async function download(page, id, name, suggested) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.locator(id).click()]);
+  if (suggested) assert.equal(dl.suggestedFilename(), suggested);
+  const file = path.join(ARTIFACTS, name);
+  await dl.saveAs(file);
+  return file;
+}
+
+/** The site may ship real styles too: the tests use the test pack, whose output the CLI reproduces. */
+async function pickTestStyle(page) {
+  const card = page.locator('.style', { hasText: 'Test pattern' });
+  await card.click();
+  assert.equal(await card.getAttribute('aria-pressed'), 'true');
+}
+
+async function pageFailure(page) {
+  const error = await page.locator('.error').textContent().catch(() => null);
+  return error ? `${error}\n${page.logs.join('\n')}` : null;
+}
+
+const site = new Site(SITE);
+let base;
+
+before(async () => {
+  base = await site.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await site.stop();
+});
+
+for (const backend of ['webgpu', 'cpu']) {
+  test(`${backend}: the result matches the native CLI, strength 0 gives the photo back`, async () => {
+    const { context, page } = await openPage(`${base}?backend=${backend}`);
+    try {
+      await pickTestStyle(page);
+      await upload(page, ASTRONAUT);
+      assert.equal(await pageFailure(page), null);
+      const info = await page.locator('#backend').textContent();
+      assert.match(info, backend === 'webgpu' ? /^WebGPU · \d+ ms$/ : /^CPU · \d+ ms$/,
+        `the page ran on the backend asked for: ${info}\n${page.logs.join('\n')}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, `result-${backend}.png`), fullPage: true });
+
+      const web = await download(page, '#download-png', `astronaut-${backend}.png`, 'astronaut-pattern.png');
+      const native = nativeReference(ASTRONAUT, 'astronaut');
+      const d = diff(web, native);
+      console.log(`# ${backend} vs native CLI: ${JSON.stringify(d)}`);
+      assert.deepEqual(d.a, [227, 229], 'the download has the photo size');
+      assert.deepEqual(d.a, d.b);
+      // Same network, same photo: only float rounding separates the backends.
+      assert.ok(d.max <= 2 && d.mean < 0.1, `browser (${backend}) vs native: ${JSON.stringify(d)}`);
+      const original = diff(web, ASTRONAUT);
+      assert.ok(original.mean > 5, `the style changed the photo: ${JSON.stringify(original)}`);
+
+      await page.locator('#strength').fill('0');
+      const plain = await download(page, '#download-png', `astronaut-${backend}-strength0.png`);
+      const back = diff(plain, ASTRONAUT);
+      assert.equal(back.max, 0, `strength 0 returns the photo: ${JSON.stringify(back)}`);
+    } finally {
+      await context.close();
+    }
+  });
+}
+
+// On the CPU path: SwiftShader needs minutes for the tiles, and the tiling code is the same.
+test('size choice: a large photo runs in tiles and matches the native whole-image run', async () => {
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    await pickTestStyle(page);
+    await page.locator('#size').selectOption('0');
+    await upload(page, HOPPER);
+    assert.equal(await pageFailure(page), null);
+    const web = await download(page, '#download-png', 'hopper-original.png');
+    const d = diff(web, nativeReference(HOPPER, 'hopper'));
+    assert.deepEqual(d.a, [512, 600]);
+    assert.ok(d.max <= 3 && d.mean < 0.2, `tiled browser run vs native: ${JSON.stringify(d)}`);
+
+    await page.locator('#size').selectOption('512');
+    await upload(page, HOPPER);
+    const jpeg = await download(page, '#download-jpg', 'hopper-512.jpg');
+    const native = nativeReference(HOPPER, 'hopper-512', ['--max-side', '512', '--format', 'jpg']);
+    const small = diff(jpeg, native);
+    assert.deepEqual(small.a, [437, 512], 'the JPEG download has the chosen size');
+    assert.ok(small.mean < 0.5, `same JPEG as the native CLI's: ${JSON.stringify(small)}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a corrupt file shows an error and the next good file still works', async () => {
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    await pickTestStyle(page);
+    const broken = path.join(ARTIFACTS, 'truncated.jpg');
+    const bytes = fs.readFileSync(ASTRONAUT);
+    fs.writeFileSync(broken, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await page.locator('#photo').setInputFiles(broken);
+    const error = page.locator('.error');
+    await error.waitFor();
+    assert.match(await error.textContent(), /truncated\.jpg/);
+    const text = path.join(ARTIFACTS, 'notes.txt');
+    fs.writeFileSync(text, 'not a photo');
+    await page.locator('#photo').setInputFiles(text);
+    await page.waitForFunction(() => document.querySelector('.error')?.textContent.includes('notes.txt'));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'error.png'), fullPage: true });
+
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null, 'the error is gone after a good photo');
+    assert.match(await page.locator('#backend').textContent(), /^CPU/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('after one visit the app works offline (service worker)', async () => {
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    await pickTestStyle(page);
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    await site.stop();
+    // Nothing listens any more: every request the reload makes must be served from the cache.
+    const served = site.requests.length;
+    await page.reload();
+    await pickTestStyle(page);
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'offline.png'), fullPage: true });
+    assert.equal(site.requests.length, served, 'the server was down');
+  } finally {
+    await context.close();
+    if (!site.server) base = await site.start(site.port);
+  }
+});
+
+test('every request the pages made went to 127.0.0.1', () => {
+  assert.ok(site.requests.length > 5, 'the server saw the page load');
+  assert.deepEqual(externalRequests, []);
+});
