@@ -15,6 +15,7 @@ use portraitist::model::Preset;
 use portraitist::pack::{Index, StylePack};
 use portraitist::stylize::{self, DEFAULT_TILE, Look};
 use portraitist::train::export::{ExportRequest, export};
+use portraitist::train::looks::LookName;
 use portraitist::train::{AdversarialLoss, Event, Sources, TrainConfig, Trainer};
 
 #[derive(Parser)]
@@ -57,6 +58,31 @@ enum Command {
     Train(TrainArgs),
     /// Turn a training run into a style pack in the models folder.
     Export(ExportArgs),
+    /// Build before/after training pairs by applying a known parametric look to photos.
+    Grade(GradeArgs),
+}
+
+#[derive(clap::Args)]
+struct GradeArgs {
+    /// The look to apply.
+    #[arg(long, value_parser = look_name)]
+    look: LookName,
+    /// Photos to grade.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output folder: receives before/NAME.png (the photo) and after/NAME.png (graded).
+    #[arg(long)]
+    out: PathBuf,
+    /// Downscale photos whose longer side exceeds this many pixels first.
+    #[arg(long, default_value_t = 1024)]
+    max_side: u32,
+}
+
+fn look_name(s: &str) -> Result<LookName, String> {
+    LookName::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = LookName::ALL.iter().map(|l| l.name()).collect();
+        format!("unknown look `{s}`; known: {}", names.join(", "))
+    })
 }
 
 #[derive(clap::Args)]
@@ -189,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Styles => list_styles(&cli.models).map(|()| ExitCode::SUCCESS),
         Command::Stylize(args) => stylize_files(&args, &cli.models, cli.backend),
         Command::Train(args) => train(&args, cli.backend).map(|()| ExitCode::SUCCESS),
+        Command::Grade(args) => grade(&args),
         Command::Export(args) => {
             let manifest = export(&ExportRequest {
                 run_dir: &args.run,
@@ -409,6 +436,41 @@ fn stylize_files(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if failed > 0 {
+        eprintln!("{failed} of {} photos failed", args.inputs.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grade(args: &GradeArgs) -> Result<ExitCode> {
+    let (before, after) = (args.out.join("before"), args.out.join("after"));
+    for dir in [&before, &after] {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    }
+    let mut used_names = HashSet::new();
+    let mut failed = 0;
+    for input in &args.inputs {
+        let result = output_path(input, &before, OutputFormat::Png, &mut used_names).and_then(|b| {
+            let bytes = std::fs::read(input).context("cannot read the file")?;
+            let photo = stylize::fit_within(&image_io::decode(&bytes)?, args.max_side);
+            let graded = args.look.apply(&photo);
+            let a = after.join(b.file_name().expect("a file name"));
+            for (path, image) in [(&b, &photo), (&a, &graded)] {
+                let encoded = image_io::encode(image, OutputFormat::Png)?;
+                portraitist::pack::write_atomic(path, &encoded)?;
+            }
+            Ok(photo.dimensions())
+        });
+        match result {
+            Ok((w, h)) => println!("{} ({w}×{h})", input.display()),
+            Err(err) => {
+                failed += 1;
+                eprintln!("error: {}: {err:#}", input.display());
+            }
+        }
+    }
     if failed > 0 {
         eprintln!("{failed} of {} photos failed", args.inputs.len());
         return Ok(ExitCode::FAILURE);

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod export;
+pub mod looks;
 pub mod losses;
 pub mod report;
 pub mod rng;
