@@ -1,0 +1,101 @@
+// Web app size and speed, printed as a table (a benchmark: it never fails on timing).
+//
+//   scripts/bench-web            (builds the optimised site, then runs this)
+//   SITE=dist node bench/web.mjs [STYLE_ID]
+//
+// Figures: wasm size raw and gzipped, the style pack's size, time from navigation to the first
+// result (photo given as soon as the page is ready), and ms per 512×512 photo on the CPU path and
+// on WebGPU (SwiftShader, software, on machines without a GPU). The page reports its own run time
+// ("WebGPU · N ms"); the first run of each page is the warm-up and is reported separately.
+
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const SITE = path.resolve(process.env.SITE || 'dist');
+const STYLE = process.argv[2] || JSON.parse(fs.readFileSync(path.join(SITE, 'models/index.json'))).default;
+const RUNS = Number(process.env.RUNS || 3);
+const PHOTO = path.resolve('tests/fixtures/grace_hopper.jpg');
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
+  '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.jpg': 'image/jpeg' };
+const server = http.createServer((req, res) => {
+  let file = path.join(SITE, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+  if (file.endsWith('/')) file += 'index.html';
+  fs.readFile(file, (err, body) => {
+    if (err) return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' }).end(body);
+  });
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}/`;
+
+const mb = (bytes) => `${(bytes / 1e6).toFixed(2)} MB`;
+const wasm = fs.readFileSync(path.join(SITE, 'portraitist-web_bg.wasm'));
+const glue = fs.readFileSync(path.join(SITE, 'portraitist-web.js'));
+const packDir = path.join(SITE, 'models', STYLE);
+const packBytes = fs.readdirSync(packDir).reduce((n, f) => n + fs.statSync(path.join(packDir, f)).size, 0);
+const manifest = JSON.parse(fs.readFileSync(path.join(packDir, 'style.json')));
+const weights = fs.statSync(path.join(packDir, manifest.weights.file)).size;
+
+const rows = [
+  ['wasm, raw', mb(wasm.length)],
+  ['wasm, gzip -9', mb(zlib.gzipSync(wasm, { level: 9 }).length)],
+  ['JS glue, gzip -9', mb(zlib.gzipSync(glue, { level: 9 }).length)],
+  [`style pack "${STYLE}" (all files)`, mb(packBytes)],
+  [`style pack "${STYLE}" weights (${manifest.weights.dtype})`, mb(weights)],
+];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+});
+const version = browser.version();
+
+async function result(page, previous) {
+  await page.waitForFunction((prev) => {
+    const info = document.querySelector('#backend')?.textContent || '';
+    const status = document.querySelector('.status')?.textContent || '';
+    if (document.querySelector('.error')) return true;
+    return info !== prev && status.startsWith('Done');
+  }, previous, { timeout: 600_000 });
+  const error = await page.locator('.error').textContent().catch(() => null);
+  if (error) throw new Error(error);
+  return page.locator('#backend').textContent();
+}
+
+for (const backend of ['cpu', 'webgpu']) {
+  const context = await browser.newContext({ serviceWorkers: 'block' });
+  const page = await context.newPage();
+  const started = Date.now();
+  await page.goto(`${base}?backend=${backend}`);
+  await page.locator('.style', { hasText: manifest.title }).click();
+  await page.locator('#size').selectOption('512');
+  await page.locator('#photo').setInputFiles(PHOTO);
+  let info = await result(page, '');
+  rows.push([`${backend}: navigation to first result (512 px, incl. wasm start, style load, warm-up)`,
+    `${Date.now() - started} ms`]);
+  if (!info.toLowerCase().startsWith(backend === 'cpu' ? 'cpu' : 'webgpu')) {
+    rows.push([`${backend}: not available here`, info]);
+    await context.close();
+    continue;
+  }
+  const times = [];
+  for (let i = 0; i < RUNS; i++) {
+    await page.locator('#photo').setInputFiles(PHOTO);
+    info = await result(page, info);
+    times.push(Number(info.match(/(\d+) ms/)[1]));
+  }
+  times.sort((a, b) => a - b);
+  rows.push([`${backend}: ms per 437×512 photo (median of ${RUNS})`, `${times[Math.floor(RUNS / 2)]} ms`]);
+  await context.close();
+}
+await browser.close();
+server.close();
+
+const width = Math.max(...rows.map((r) => r[0].length));
+console.log(`\nPortraitist web app, site ${SITE}, Chromium ${version}`);
+for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
