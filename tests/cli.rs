@@ -371,3 +371,26 @@ fn out_of_range_options_are_rejected_by_the_parser() {
         stderr(&run)
     );
 }
+
+#[test]
+fn grade_writes_before_and_after_pairs_with_the_known_look() {
+    use portraitist::train::looks::LookName;
+    let out = tempdir().unwrap();
+    let photos = [common::fixture("astronaut.jpg"), common::fixture("grace_hopper.jpg")];
+    let mut args = vec!["grade", "--look", "sepia-print", "--max-side", "300"];
+    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--out", out.path().to_str().unwrap()]);
+    let run = portraitist(&args, out.path());
+    assert!(run.status.success(), "{}", stderr(&run));
+    for name in ["astronaut.png", "grace_hopper.png"] {
+        let before = image::open(out.path().join("before").join(name)).unwrap().into_rgb8();
+        let after = image::open(out.path().join("after").join(name)).unwrap().into_rgb8();
+        assert!(before.width().max(before.height()) <= 300, "--max-side applies");
+        assert_eq!(after, LookName::SepiaPrint.apply(&before), "{name}: the documented look");
+        assert_ne!(after, before);
+    }
+
+    let bad = portraitist(&["grade", "--look", "neon", "--out", "x", "a.jpg"], out.path());
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unknown look `neon`; known: sepia-print"), "{}", stderr(&bad));
+}
