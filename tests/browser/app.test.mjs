@@ -118,16 +118,29 @@ async function openPage(url) {
   return { context, page };
 }
 
-/** Give the page a photo through its file input and wait until the result (or an error) shows. */
+/** Give the page a photo through its file input and wait until the result (or an error) shows.
+ * On a timeout or a crashed page the error says what the page last showed and logged. */
 async function upload(page, file) {
-  const before = await page.locator('#backend').textContent().catch(() => '');
+  const before = await page.evaluate(() => document.querySelector('#backend')?.textContent ?? '');
+  const started = Date.now();
   await page.locator('#photo').setInputFiles(file);
-  await page.waitForFunction((prev) => {
-    const error = document.querySelector('.error');
-    const info = document.querySelector('#backend');
-    const status = document.querySelector('.status')?.textContent || '';
-    return error || (info && info.textContent !== prev && status.startsWith('Done'));
-  }, before, { timeout: RESULT_TIMEOUT });
+  const crashed = new Promise((_, reject) => page.once('crash', () => reject(new Error('the page crashed'))));
+  try {
+    await Promise.race([
+      page.waitForFunction((prev) => {
+        const error = document.querySelector('.error');
+        const info = document.querySelector('#backend');
+        const status = document.querySelector('.status')?.textContent || '';
+        return error || (info && info.textContent !== prev && status.startsWith('Done'));
+      }, before, { timeout: RESULT_TIMEOUT }),
+      crashed,
+    ]);
+  } catch (e) {
+    const status = await page.locator('.status').textContent({ timeout: 1000 }).catch(() => '?');
+    throw new Error(`${path.basename(file)}: ${e.message}; the page showed "${status}" after ` +
+      `${Math.round((Date.now() - started) / 1000)} s; its log:\n${page.logs.join('\n')}`);
+  }
+  console.log(`# ${path.basename(file)}: result after ${Date.now() - started} ms`);
 }
 
 async function download(page, id, name, suggested) {
@@ -146,7 +159,7 @@ async function pickTestStyle(page) {
 }
 
 async function pageFailure(page) {
-  const error = await page.locator('.error').textContent().catch(() => null);
+  const error = await page.evaluate(() => document.querySelector('.error')?.textContent ?? null);
   return error ? `${error}\n${page.logs.join('\n')}` : null;
 }
 
@@ -159,7 +172,7 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking',
+      '--no-sandbox', '--disable-dev-shm-usage', '--enable-unsafe-webgpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
     ],
   });
