@@ -5,9 +5,12 @@
 //! * [`pack`]: style packs (manifest + weights), the contract between training and front ends.
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
 //! * `train` (native only): data, losses, the training loop, checkpoints, reports.
+//! * `eval` (native only): content, style and ground-truth figures for a style, and a report.
 //!
 //! The core takes a Burn [`burn::tensor::Device`] and never names a backend; front ends pick one.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod eval;
 pub mod image_io;
 pub mod model;
 pub mod pack;

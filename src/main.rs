@@ -1,4 +1,4 @@
-//! The native command line: `portraitist stylize | styles`.
+//! The native command line: `portraitist stylize | styles | train | export | grade | eval`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,10 +10,12 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use portraitist::eval::{self, Truth};
 use portraitist::image_io::{self, OutputFormat};
-use portraitist::model::Preset;
-use portraitist::pack::{Index, StylePack};
+use portraitist::model::{Preset, Vgg19};
+use portraitist::pack::{EvaluationSummary, Index, StylePack};
 use portraitist::stylize::{self, DEFAULT_TILE, Look};
+use portraitist::train::data::ImageFolder;
 use portraitist::train::export::{ExportRequest, export};
 use portraitist::train::looks::LookName;
 use portraitist::train::{AdversarialLoss, Event, Sources, TrainConfig, Trainer};
@@ -60,6 +62,40 @@ enum Command {
     Export(ExportArgs),
     /// Build before/after training pairs by applying a known parametric look to photos.
     Grade(GradeArgs),
+    /// Measure a style on a folder of photos: content kept, style matched, error against a known
+    /// answer, speed. Writes report.md, contact.png and summary.json.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Style id in the models folder, or a pack folder.
+    #[arg(long)]
+    style: String,
+    /// Folder of photos to evaluate on (held out from training), searched recursively.
+    #[arg(long)]
+    photos: PathBuf,
+    /// Output folder for the report and the contact sheet.
+    #[arg(long)]
+    out: PathBuf,
+    /// Style photos to measure the style match against (e.g. the training style set).
+    #[arg(long)]
+    style_set: Option<PathBuf>,
+    /// The true result is this known look applied to each photo (see `grade`).
+    #[arg(long, value_parser = look_name, conflicts_with = "truth")]
+    look: Option<LookName>,
+    /// Folder of true results named like the photos.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// VGG19 weights for the feature and Gram distances; without the file those are left out.
+    #[arg(long, default_value = "data/vgg19/vgg19.bin")]
+    vgg19: PathBuf,
+    /// Fit photos within this many pixels before stylizing.
+    #[arg(long, default_value_t = 512)]
+    max_side: u32,
+    /// Also store the means in the pack's style.json.
+    #[arg(long)]
+    record: bool,
 }
 
 #[derive(clap::Args)]
@@ -216,6 +252,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stylize(args) => stylize_files(&args, &cli.models, cli.backend),
         Command::Train(args) => train(&args, cli.backend).map(|()| ExitCode::SUCCESS),
         Command::Grade(args) => grade(&args),
+        Command::Eval(args) => {
+            evaluate(&args, &cli.models, cli.backend).map(|()| ExitCode::SUCCESS)
+        }
         Command::Export(args) => {
             let manifest = export(&ExportRequest {
                 run_dir: &args.run,
@@ -443,6 +482,131 @@ fn stylize_files(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+fn evaluate(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
+    let pack = StylePack::resolve(&args.style, models)?;
+    let device = device(backend)?;
+    let stylizer = pack.stylizer(&device)?;
+    let load = |dir: &Path, what: &str| {
+        let folder = ImageFolder::load(dir, 1, u32::MAX, &mut |_, _| {})
+            .with_context(|| format!("cannot read the {what}"))?;
+        for s in &folder.skipped {
+            eprintln!("skipped {}: {}", s.path.display(), s.reason);
+        }
+        anyhow::Ok(folder)
+    };
+    let photos = load(&args.photos, "photos")?;
+    let style_set = args
+        .style_set
+        .as_deref()
+        .map(|d| load(d, "style set"))
+        .transpose()?;
+    let truth_folder = args
+        .truth
+        .as_deref()
+        .map(|d| load(d, "true results"))
+        .transpose()?;
+    let truth = match (&args.look, &truth_folder) {
+        (Some(look), _) => Truth::Look(*look),
+        (None, Some(folder)) => Truth::Folder(folder),
+        (None, None) => Truth::Unknown,
+    };
+    let vgg = match std::fs::read(&args.vgg19) {
+        Ok(bytes) => Some(Vgg19::from_bytes(&bytes, &device)?),
+        Err(e) => {
+            eprintln!(
+                "note: no VGG19 feature or Gram distances ({}: {e}; scripts/convert-vgg19.py writes it)",
+                args.vgg19.display()
+            );
+            None
+        }
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    let bar = ProgressBar::new(photos.len() as u64).with_style(
+        ProgressStyle::with_template("evaluating {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")
+            .expect("valid template"),
+    );
+    let evaluation = eval::evaluate(
+        &eval::Request {
+            stylizer: &stylizer,
+            photos: &photos,
+            style_set: style_set.as_ref(),
+            truth,
+            vgg: vgg.as_ref(),
+            max_side: args.max_side,
+            device: device.clone(),
+        },
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+
+    let on = format!(
+        "{} photos from {} at ≤{} px{}{}",
+        photos.len(),
+        args.photos.display(),
+        args.max_side,
+        style_set.as_ref().map_or(String::new(), |s| format!(
+            ", style set {} ({} images)",
+            s.root.display(),
+            s.len()
+        )),
+        match (&args.look, &args.truth) {
+            (Some(look), _) => format!(", truth: the `{}` look", look.name()),
+            (None, Some(dir)) => format!(", truth: {}", dir.display()),
+            (None, None) => String::new(),
+        }
+    );
+    let title = format!("{} (`{}`)", pack.manifest.title, pack.manifest.id);
+    let report = evaluation.markdown(&title, &format!("{on}; backend {}.", backend_name(backend)));
+    let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
+    let summary = evaluation.summary();
+    portraitist::pack::write_atomic(&args.out.join("report.md"), report.as_bytes())?;
+    portraitist::pack::write_atomic(
+        &args.out.join("contact.png"),
+        &image_io::encode(&sheet, OutputFormat::Png)?,
+    )?;
+    let json = serde_json::json!({ "style": pack.manifest.id, "on": on, "metrics": summary });
+    portraitist::pack::write_atomic(
+        &args.out.join("summary.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    for (k, v) in &summary {
+        println!("{k:>26}  {v:.4}");
+    }
+    println!("report: {}", args.out.join("report.md").display());
+    if args.record {
+        let dir = pack_dir(&args.style, models);
+        portraitist::pack::save_evaluation(
+            &dir,
+            EvaluationSummary {
+                on,
+                metrics: summary,
+            },
+        )?;
+        println!("stored the figures in {}", dir.join("style.json").display());
+    }
+    Ok(())
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Cpu => "cpu (flex)",
+        Backend::Wgpu => "wgpu",
+    }
+}
+
+/// The folder of a pack named by id or by path.
+fn pack_dir(style: &str, models: &Path) -> PathBuf {
+    let path = Path::new(style);
+    if path.is_dir() {
+        path.to_path_buf()
+    } else if path.is_file() {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        models.join(style)
+    }
+}
+
 fn grade(args: &GradeArgs) -> Result<ExitCode> {
     let (before, after) = (args.out.join("before"), args.out.join("after"));
     for dir in [&before, &after] {
@@ -452,17 +616,18 @@ fn grade(args: &GradeArgs) -> Result<ExitCode> {
     let mut used_names = HashSet::new();
     let mut failed = 0;
     for input in &args.inputs {
-        let result = output_path(input, &before, OutputFormat::Png, &mut used_names).and_then(|b| {
-            let bytes = std::fs::read(input).context("cannot read the file")?;
-            let photo = stylize::fit_within(&image_io::decode(&bytes)?, args.max_side);
-            let graded = args.look.apply(&photo);
-            let a = after.join(b.file_name().expect("a file name"));
-            for (path, image) in [(&b, &photo), (&a, &graded)] {
-                let encoded = image_io::encode(image, OutputFormat::Png)?;
-                portraitist::pack::write_atomic(path, &encoded)?;
-            }
-            Ok(photo.dimensions())
-        });
+        let result =
+            output_path(input, &before, OutputFormat::Png, &mut used_names).and_then(|b| {
+                let bytes = std::fs::read(input).context("cannot read the file")?;
+                let photo = stylize::fit_within(&image_io::decode(&bytes)?, args.max_side);
+                let graded = args.look.apply(&photo);
+                let a = after.join(b.file_name().expect("a file name"));
+                for (path, image) in [(&b, &photo), (&a, &graded)] {
+                    let encoded = image_io::encode(image, OutputFormat::Png)?;
+                    portraitist::pack::write_atomic(path, &encoded)?;
+                }
+                Ok(photo.dimensions())
+            });
         match result {
             Ok((w, h)) => println!("{} ({w}×{h})", input.display()),
             Err(err) => {

@@ -57,6 +57,25 @@ pub struct Manifest {
     /// Preview image file name inside the pack folder.
     #[serde(default)]
     pub preview: Option<String>,
+    /// Figures from `portraitist eval` (informational).
+    #[serde(default, skip_serializing_if = "EvaluationSummary::is_empty")]
+    pub evaluation: EvaluationSummary,
+}
+
+/// What `portraitist eval` measured for a pack, and on what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationSummary {
+    /// The photos and settings the figures come from.
+    #[serde(default)]
+    pub on: String,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl EvaluationSummary {
+    pub fn is_empty(&self) -> bool {
+        self.on.is_empty() && self.metrics.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +264,17 @@ impl StylePack {
     }
 }
 
+/// Store evaluation figures in a pack folder's `style.json`; the weights are not touched.
+pub fn save_evaluation(dir: &Path, evaluation: EvaluationSummary) -> Result<Manifest, PackError> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = read_limited(&path, MAX_JSON_BYTES as u64)?;
+    let mut manifest = Manifest::parse(&path.display().to_string(), &bytes)?;
+    manifest.evaluation = evaluation;
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifests always serialise");
+    write_atomic(&path, &json)?;
+    Ok(manifest)
+}
+
 impl PackError {
     /// Name the file by its full path rather than its name inside the pack.
     fn at(self, path: &Path) -> Self {
@@ -288,6 +318,7 @@ impl Manifest {
             },
             training: TrainingSummary::default(),
             preview: None,
+            evaluation: EvaluationSummary::default(),
         }
     }
 

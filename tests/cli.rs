@@ -376,21 +376,182 @@ fn out_of_range_options_are_rejected_by_the_parser() {
 fn grade_writes_before_and_after_pairs_with_the_known_look() {
     use portraitist::train::looks::LookName;
     let out = tempdir().unwrap();
-    let photos = [common::fixture("astronaut.jpg"), common::fixture("grace_hopper.jpg")];
+    let photos = [
+        common::fixture("astronaut.jpg"),
+        common::fixture("grace_hopper.jpg"),
+    ];
     let mut args = vec!["grade", "--look", "sepia-print", "--max-side", "300"];
     args.extend(photos.iter().map(|p| p.to_str().unwrap()));
     args.extend(["--out", out.path().to_str().unwrap()]);
     let run = portraitist(&args, out.path());
     assert!(run.status.success(), "{}", stderr(&run));
     for name in ["astronaut.png", "grace_hopper.png"] {
-        let before = image::open(out.path().join("before").join(name)).unwrap().into_rgb8();
-        let after = image::open(out.path().join("after").join(name)).unwrap().into_rgb8();
-        assert!(before.width().max(before.height()) <= 300, "--max-side applies");
-        assert_eq!(after, LookName::SepiaPrint.apply(&before), "{name}: the documented look");
+        let before = image::open(out.path().join("before").join(name))
+            .unwrap()
+            .into_rgb8();
+        let after = image::open(out.path().join("after").join(name))
+            .unwrap()
+            .into_rgb8();
+        assert!(
+            before.width().max(before.height()) <= 300,
+            "--max-side applies"
+        );
+        assert_eq!(
+            after,
+            LookName::SepiaPrint.apply(&before),
+            "{name}: the documented look"
+        );
         assert_ne!(after, before);
     }
 
-    let bad = portraitist(&["grade", "--look", "neon", "--out", "x", "a.jpg"], out.path());
+    let bad = portraitist(
+        &["grade", "--look", "neon", "--out", "x", "a.jpg"],
+        out.path(),
+    );
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("unknown look `neon`; known: sepia-print"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("unknown look `neon`; known: sepia-print"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn eval_writes_a_report_a_contact_sheet_and_records_the_figures_in_the_pack() {
+    use portraitist::train::looks::LookName;
+    let models = models();
+    let work = tempdir().unwrap();
+    let (photos, style_set) = (work.path().join("photos"), work.path().join("style"));
+    for dir in [&photos, &style_set] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    for name in ["astronaut.jpg", "grace_hopper.jpg"] {
+        fs::copy(common::fixture(name), photos.join(name)).unwrap();
+    }
+    let graded = LookName::SepiaPrint.apply(&common::astronaut());
+    graded.save(style_set.join("graded.png")).unwrap();
+    fs::write(photos.join("notes.txt"), "not a photo").unwrap();
+    fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
+    let vgg = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vgg19/vgg19.bin");
+    assert!(
+        vgg.is_file(),
+        "run scripts/convert-vgg19.py first (scripts/test does)"
+    );
+    let out = work.path().join("report");
+    let run = portraitist(
+        &[
+            "eval",
+            "--style",
+            "pattern",
+            "--photos",
+            photos.to_str().unwrap(),
+            "--style-set",
+            style_set.to_str().unwrap(),
+            "--look",
+            "sepia-print",
+            "--vgg19",
+            vgg.to_str().unwrap(),
+            "--max-side",
+            "128",
+            "--record",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        models.path(),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("broken.jpg"),
+        "a broken photo is named: {}",
+        stderr(&run)
+    );
+
+    let report = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("| astronaut.jpg |") && report.contains("| grace_hopper.jpg |"),
+        "{report}"
+    );
+    let sheet = image::open(out.join("contact.png")).unwrap();
+    assert_eq!(sheet.height(), 2 * 256 + 3 * 4, "one row per photo");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let m = &summary["metrics"];
+    let f = |k: &str| {
+        m[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} missing in {m}"))
+    };
+    assert_eq!(f("photos"), 2.0);
+    assert!(
+        f("ssim_luma") > 0.0 && f("ssim_luma") < 0.99,
+        "random weights change the photo"
+    );
+    assert!(
+        f("delta_e2000_photo") > 3.0,
+        "an ungraded photo is far from its grade"
+    );
+    assert!(f("delta_e2000") > 0.0 && f("vgg_feature_distance") > 0.0);
+    assert!(f("vgg_gram_distance") > 0.0 && f("vgg_gram_distance_photo") > 0.0);
+    assert!(f("histogram_distance_photo") > 0.0 && f("histogram_distance_photo") <= 1.0);
+    assert!(f("ms_per_photo") > 0.0);
+
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(models.path().join("pattern").join("style.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["evaluation"]["metrics"], *m,
+        "--record stores the means"
+    );
+    // The pack still loads after its manifest gained the figures.
+    let again = portraitist(&["styles"], models.path());
+    assert!(again.status.success(), "{}", stderr(&again));
+
+    // A truth folder is matched by file name: the photos as their own truth give ΔE 0.
+    let same = portraitist(
+        &[
+            "eval",
+            "--style",
+            "pattern",
+            "--photos",
+            photos.to_str().unwrap(),
+            "--truth",
+            photos.to_str().unwrap(),
+            "--vgg19",
+            "missing.bin",
+            "--max-side",
+            "64",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        models.path(),
+    );
+    assert!(same.status.success(), "{}", stderr(&same));
+    assert!(
+        stderr(&same).contains("no VGG19 feature or Gram distances"),
+        "{}",
+        stderr(&same)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["metrics"]["delta_e2000_photo"].as_f64(), Some(0.0));
+    assert!(summary["metrics"].get("vgg_feature_distance").is_none());
+
+    let missing = portraitist(
+        &[
+            "eval",
+            "--style",
+            "pattern",
+            "--photos",
+            "no/such/dir",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        models.path(),
+    );
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no/such/dir"),
+        "{}",
+        stderr(&missing)
+    );
 }

@@ -84,6 +84,9 @@ mod tests {
         let (a, b) = ([120, 120, 120], [66, 155, 80]);
         assert!((luma(a) - luma(b)).abs() < 1.0);
         let (ga, gb) = (sepia_print(a), sepia_print(b));
-        assert!(ga.iter().zip(gb).all(|(x, y)| x.abs_diff(y) <= 1), "{ga:?} {gb:?}");
+        assert!(
+            ga.iter().zip(gb).all(|(x, y)| x.abs_diff(y) <= 1),
+            "{ga:?} {gb:?}"
+        );
     }
 }

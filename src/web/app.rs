@@ -462,7 +462,8 @@ async fn load_style(style_id: &str, device: &Device) -> Result<Stylizer, String>
     let manifest_url = format!("models/{style_id}/style.json");
     let manifest = browser::fetch_bytes(&manifest_url).await?;
     let parsed = Manifest::parse(&manifest_url, &manifest).map_err(|e| e.to_string())?;
-    let weights = browser::fetch_bytes(&format!("models/{style_id}/{}", parsed.weights.file)).await?;
+    let weights =
+        browser::fetch_bytes(&format!("models/{style_id}/{}", parsed.weights.file)).await?;
     let pack =
         StylePack::from_bytes(&manifest_url, &manifest, weights).map_err(|e| e.to_string())?;
     Ok(pack
@@ -504,7 +505,10 @@ fn download(ui: Ui, format: OutputFormat) {
         let stem = s
             .source
             .as_ref()
-            .map(|(_, name)| name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem))
+            .map(|(_, name)| {
+                name.rsplit_once('.')
+                    .map_or(name.as_str(), |(stem, _)| stem)
+            })
             .unwrap_or("portrait")
             .to_string();
         Some((stylize::blend(photo, styled, look), stem))
@@ -537,7 +541,8 @@ async fn open_camera(ui: Ui) {
         Ok(stream) => {
             video.set_src_object(Some(&stream));
             ui.camera.set(true);
-            ui.status.set("Frame your face, then take the picture.".into());
+            ui.status
+                .set("Frame your face, then take the picture.".into());
         }
         Err(e) => ui.fail(format!("The camera is not available: {e}")),
     }

@@ -111,7 +111,10 @@ pub async fn camera_stream() -> Result<MediaStream, String> {
 
 /// Stop the camera shown in `video`.
 pub fn stop_camera(video: &HtmlVideoElement) {
-    if let Some(stream) = video.src_object().and_then(|s| s.dyn_into::<MediaStream>().ok()) {
+    if let Some(stream) = video
+        .src_object()
+        .and_then(|s| s.dyn_into::<MediaStream>().ok())
+    {
         for track in stream.get_tracks().iter() {
             if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
                 track.stop();
