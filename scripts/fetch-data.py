@@ -10,13 +10,18 @@ rewritten from them. Every file's source package, version and licence goes to da
                    mate-backgrounds nature photos (GPL-2+), scikit-image's colour sample images.
 * data/portraits/  held-out real portraits for evaluation (public domain): scikit-image's
                    astronaut (NASA) and matplotlib's grace_hopper (US Navy).
+* data/paintings/  Van Gogh paintings (public domain; reproductions from Debian's
+                   gcompris-qt-data, GPL-3 per its debian/copyright), read out of the Qt resource
+                   file that holds them (see read_rcc).
 """
 
 import pathlib
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -43,6 +48,58 @@ DEB = ("mate-backgrounds", "1.26.0-1")
 DEB_LICENCE = "GPL-2+ (debian/copyright of mate-backgrounds; authors in its AUTHORS file)"
 DEB_DIRS = ["usr/share/backgrounds/mate/nature"]
 DEB_EXTRA = ["usr/share/backgrounds/mate/abstract/Elephants.jpg"]
+
+PAINTINGS_DEB = ("gcompris-qt-data", "3.1-2")
+PAINTINGS_RCC = "usr/share/gcompris-qt/rcc/details.rcc"
+PAINTINGS_DIR = "/gcompris/src/activities/details/resource/image/"
+# The whole paintings (the activity's backgrounds); other Van Gogh files there are small crops.
+PAINTINGS = {
+    "Van_Gogh_The_Night_Cafe_background.webp": "vangogh-night-cafe.webp",
+    "VincentVanGogh0012_background.webp": "vangogh-cafe-terrace.webp",
+    "VincentVanGogh0013_background.webp": "vangogh-0013.webp",
+    "VincentVanGogh0019_background.webp": "vangogh-0019.webp",
+    "Gogh4_background.webp": "vangogh-gogh4.webp",
+    "VincentVanGoghBridge_background.webp": "vangogh-langlois-bridge.webp",
+}
+PAINTINGS_LICENCE = ("public domain painting (Vincent van Gogh, d. 1890); this reproduction GPL-3 "
+                     "per gcompris-qt-data's debian/copyright (src/activities/details/resource/image/*)")
+
+
+def read_rcc(path):
+    """The files inside a Qt resource (.rcc) file, {path: bytes}: header `qres`, then a tree of
+    nodes (name offset, flags; directories list children, files point into the data block, whose
+    entries are a 4-byte length and the bytes, zlib-compressed after a 4-byte size when flag 1)."""
+    b = path.read_bytes()
+    if b[:4] != b"qres":
+        sys.exit(f"{path}: not a Qt resource file")
+    version, tree, data, names = struct.unpack(">IIII", b[4:20])
+    node = 14 if version == 1 else 22
+    files = {}
+
+    def name(offset):
+        (length,) = struct.unpack(">H", b[names + offset:names + offset + 2])
+        return b[names + offset + 6:names + offset + 6 + 2 * length].decode("utf-16-be")
+
+    def walk(index, prefix):
+        at = tree + index * node
+        name_offset, flags = struct.unpack(">IH", b[at:at + 6])
+        here = name(name_offset) if index else ""
+        if flags & 2:
+            count, first = struct.unpack(">II", b[at + 6:at + 14])
+            for child in range(first, first + count):
+                walk(child, prefix + here + "/")
+            return
+        (offset,) = struct.unpack(">I", b[at + 10:at + 14])
+        (size,) = struct.unpack(">I", b[data + offset:data + offset + 4])
+        blob = b[data + offset + 4:data + offset + 4 + size]
+        if flags & 1:
+            blob = zlib.decompress(blob[4:])
+        elif flags & 4:
+            sys.exit(f"{path}: zstd-compressed resources are not supported")
+        files[prefix + here] = blob
+
+    walk(0, "")
+    return files
 
 
 def run(*cmd, cwd=None):
@@ -73,7 +130,7 @@ def fetch_deb(package, version):
 
 def main():
     CACHE.mkdir(parents=True, exist_ok=True)
-    for sub in ("photos", "portraits"):
+    for sub in ("photos", "portraits", "paintings"):
         shutil.rmtree(DATA / sub, ignore_errors=True)
         (DATA / sub).mkdir(parents=True)
     sources = []
@@ -102,6 +159,16 @@ def main():
         rel = path.relative_to(unpacked)
         sources.append((f"photos/{out.name}", f"Debian {package} {version} (/{rel})", DEB_LICENCE))
 
+    package, version = PAINTINGS_DEB
+    resources = read_rcc(fetch_deb(package, version) / PAINTINGS_RCC)
+    for name, out_name in PAINTINGS.items():
+        member = PAINTINGS_DIR + name
+        if member not in resources:
+            sys.exit(f"{package} {version}: {PAINTINGS_RCC} lacks {member}")
+        (DATA / "paintings" / out_name).write_bytes(resources[member])
+        sources.append((f"paintings/{out_name}", f"Debian {package} {version} (/{PAINTINGS_RCC}:{member})",
+                        PAINTINGS_LICENCE))
+
     lines = [
         "# Training data sources",
         "",
@@ -113,9 +180,8 @@ def main():
     ]
     lines += [f"| {f} | {s} | {l} |" for f, s, l in sources]
     (DATA / "SOURCES.md").write_text("\n".join(lines) + "\n")
-    counts = {d: len(list((DATA / d).iterdir())) for d in ("photos", "portraits")}
-    print(f"data/photos: {counts['photos']} files, data/portraits: {counts['portraits']} files; "
-          "sources in data/SOURCES.md")
+    counts = {d: len(list((DATA / d).iterdir())) for d in ("photos", "portraits", "paintings")}
+    print(", ".join(f"data/{d}: {n} files" for d, n in counts.items()) + "; sources in data/SOURCES.md")
 
 
 if __name__ == "__main__":

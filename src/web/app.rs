@@ -56,6 +56,8 @@ struct Ui {
     busy: RwSignal<bool>,
     /// Another run was asked for while one was going: start it when the current one stops.
     pending: RwSignal<bool>,
+    /// Completed runs, shown as `data-results` so tests and benchmarks can wait for the next one.
+    results: RwSignal<u32>,
     has_result: RwSignal<bool>,
     strength: RwSignal<f64>,
     keep_colors: RwSignal<bool>,
@@ -79,6 +81,7 @@ impl Ui {
             backend_info: RwSignal::new(String::new()),
             busy: RwSignal::new(false),
             pending: RwSignal::new(false),
+            results: RwSignal::new(0),
             has_result: RwSignal::new(false),
             strength: RwSignal::new(100.0),
             keep_colors: RwSignal::new(false),
@@ -240,7 +243,7 @@ pub fn App() -> impl IntoView {
                     </label>
                     <button type="button" class="primary" id="download-png" on:click=move |_| download(ui, OutputFormat::Png)>"Download PNG"</button>
                     <button type="button" id="download-jpg" on:click=move |_| download(ui, OutputFormat::Jpeg(92))>"Download JPEG"</button>
-                    <span class="backend" id="backend" title="Where the style ran, and how long it took">{move || ui.backend_info.get()}</span>
+                    <span class="backend" id="backend" data-results=move || ui.results.get() title="Where the style ran, and how long it took">{move || ui.backend_info.get()}</span>
                 </div>
             </section>
         </main>
@@ -362,6 +365,7 @@ fn run(ui: Ui) {
                     .set("Done. Compare, adjust strength or colours, or download.".into());
                 ui.has_result.set(true);
                 reblend(ui);
+                ui.results.update(|n| *n += 1);
             }
             Err(Failure::Cancelled) => ui.status.set("Cancelled.".into()),
             Err(Failure::Message(e)) => ui.fail(e),

@@ -118,29 +118,38 @@ async function openPage(url) {
   return { context, page };
 }
 
-/** Give the page a photo through its file input and wait until the result (or an error) shows.
- * On a timeout or a crashed page the error says what the page last showed and logged. */
-async function upload(page, file) {
-  const before = await page.evaluate(() => document.querySelector('#backend')?.textContent ?? '');
+/** Do `action` (give a photo, change the size) and wait until the run it starts has finished
+ * (the page counts finished runs in #backend's data-results) or a new error shows. On a timeout or
+ * a crashed page the error says what the page last showed and logged. */
+async function result(page, action, label) {
+  const state = () => page.evaluate(() => ({
+    results: Number(document.querySelector('#backend')?.dataset.results ?? 0),
+    error: document.querySelector('.error')?.textContent ?? null,
+  }));
+  const before = await state();
   const started = Date.now();
-  await page.locator('#photo').setInputFiles(file);
+  await action();
   const crashed = new Promise((_, reject) => page.once('crash', () => reject(new Error('the page crashed'))));
   try {
     await Promise.race([
       page.waitForFunction((prev) => {
-        const error = document.querySelector('.error');
-        const info = document.querySelector('#backend');
-        const status = document.querySelector('.status')?.textContent || '';
-        return error || (info && info.textContent !== prev && status.startsWith('Done'));
+        const error = document.querySelector('.error')?.textContent ?? null;
+        const results = Number(document.querySelector('#backend')?.dataset.results ?? 0);
+        return (error !== null && error !== prev.error) || results > prev.results;
       }, before, { timeout: RESULT_TIMEOUT }),
       crashed,
     ]);
   } catch (e) {
-    const status = await page.locator('.status').textContent({ timeout: 1000 }).catch(() => '?');
-    throw new Error(`${path.basename(file)}: ${e.message}; the page showed "${status}" after ` +
+    const status = await page.evaluate(() => document.querySelector('.status')?.textContent).catch(() => '?');
+    throw new Error(`${label}: ${e.message}; the page showed "${status}" after ` +
       `${Math.round((Date.now() - started) / 1000)} s; its log:\n${page.logs.join('\n')}`);
   }
-  console.log(`# ${path.basename(file)}: result after ${Date.now() - started} ms`);
+  console.log(`# ${label}: result after ${Date.now() - started} ms`);
+}
+
+/** Give the page a photo through its file input and wait for the result (or an error). */
+function upload(page, file) {
+  return result(page, () => page.locator('#photo').setInputFiles(file), path.basename(file));
 }
 
 async function download(page, id, name, suggested) {
@@ -229,8 +238,8 @@ test('size choice: a large photo runs in tiles and matches the native whole-imag
     assert.deepEqual(d.a, [512, 600]);
     assert.ok(d.max <= 3 && d.mean < 0.2, `tiled browser run vs native: ${JSON.stringify(d)}`);
 
-    await page.locator('#size').selectOption('512');
-    await upload(page, HOPPER);
+    // Changing the size re-fits the same photo and runs again.
+    await result(page, () => page.locator('#size').selectOption('512'), 'size 512');
     const jpeg = await download(page, '#download-jpg', 'hopper-512.jpg');
     const native = nativeReference(HOPPER, 'hopper-512', ['--max-side', '512', '--format', 'jpg']);
     const small = diff(jpeg, native);
