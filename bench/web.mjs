@@ -9,28 +9,18 @@
 // ("WebGPU · N ms"); the first run of each page is the warm-up and is reported separately.
 
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { Site } from '../tests/browser/site.mjs';
 
 const SITE = path.resolve(process.env.SITE || 'dist');
 const STYLE = process.argv[2] || JSON.parse(fs.readFileSync(path.join(SITE, 'models/index.json'))).default;
 const RUNS = Number(process.env.RUNS || 3);
 const PHOTO = path.resolve('tests/fixtures/astronaut-512.jpg');
 
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
-  '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.jpg': 'image/jpeg' };
-const server = http.createServer((req, res) => {
-  let file = path.join(SITE, decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  if (file.endsWith('/')) file += 'index.html';
-  fs.readFile(file, (err, body) => {
-    if (err) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' }).end(body);
-  });
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}/`;
+const server = new Site(SITE);
+const base = await server.start();
 
 const mb = (bytes) => `${(bytes / 1e6).toFixed(2)} MB`;
 const wasm = fs.readFileSync(path.join(SITE, 'portraitist-web_bg.wasm'));
@@ -100,7 +90,7 @@ for (const backend of ['cpu', 'webgpu']) {
   await context.close();
 }
 await browser.close();
-server.close();
+await server.stop();
 
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\nPortraitist web app, site ${SITE}, Chromium ${version}`);

@@ -10,11 +10,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { Site } from './site.mjs';
 
 const need = (name) => {
   const value = process.env[name];
@@ -33,52 +33,6 @@ const HOPPER = path.join(FIXTURES, 'grace_hopper.jpg');
 const RESULT_TIMEOUT = 300_000;
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
-
-// ---- a static server on 127.0.0.1 that records every request and can be stopped ----
-
-const TYPES = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml',
-  '.webmanifest': 'application/manifest+json', '.png': 'image/png', '.jpg': 'image/jpeg',
-  '.bpk': 'application/octet-stream',
-};
-
-class Site {
-  constructor(root) {
-    this.root = path.resolve(root);
-    this.requests = [];
-    this.server = null;
-    this.port = 0;
-  }
-
-  async start(port = 0) {
-    this.server = http.createServer((req, res) => {
-      this.requests.push(req.url);
-      const url = new URL(req.url, 'http://127.0.0.1');
-      let file = path.join(this.root, decodeURIComponent(url.pathname));
-      if (!file.startsWith(this.root)) { res.writeHead(403).end(); return; }
-      if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-      fs.readFile(file, (err, body) => {
-        if (err) { res.writeHead(404).end('not found'); return; }
-        res.writeHead(200, {
-          'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
-          'cache-control': 'no-cache',
-        });
-        res.end(body);
-      });
-    });
-    await new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
-    this.port = this.server.address().port;
-    return `http://127.0.0.1:${this.port}/`;
-  }
-
-  async stop() {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
-    this.server = null;
-  }
-}
 
 // ---- helpers ----
 
