@@ -410,7 +410,7 @@ fn grade_writes_before_and_after_pairs_with_the_known_look() {
     );
     assert!(!bad.status.success());
     assert!(
-        stderr(&bad).contains("unknown look `neon`; known: sepia-print"),
+        stderr(&bad).contains("unknown look `neon`; known: sepia-print, teal-orange"),
         "{}",
         stderr(&bad)
     );

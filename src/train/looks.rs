@@ -9,14 +9,17 @@ use image::RgbImage;
 pub enum LookName {
     /// Warm sepia print: see [`sepia_print`].
     SepiaPrint,
+    /// The modern cinematic teal-and-orange grade: see [`teal_orange`].
+    TealOrange,
 }
 
 impl LookName {
-    pub const ALL: [LookName; 1] = [LookName::SepiaPrint];
+    pub const ALL: [LookName; 2] = [LookName::SepiaPrint, LookName::TealOrange];
 
     pub fn name(self) -> &'static str {
         match self {
             LookName::SepiaPrint => "sepia-print",
+            LookName::TealOrange => "teal-orange",
         }
     }
 
@@ -27,6 +30,7 @@ impl LookName {
     pub fn apply(self, photo: &RgbImage) -> RgbImage {
         match self {
             LookName::SepiaPrint => map_pixels(photo, sepia_print),
+            LookName::TealOrange => map_pixels(photo, teal_orange),
         }
     }
 }
@@ -61,6 +65,31 @@ pub fn sepia_print([r, g, b]: [u8; 3]) -> [u8; 3] {
     out
 }
 
+/// A modern cinematic grade, per pixel on sRGB values in 0..1:
+///
+/// 1. contrast: each channel `c1 = c + 0.45·(smoothstep(c) − c)`;
+/// 2. saturation × 1.1 around the BT.601 luma `y` of `c1`;
+/// 3. split toning by `y`: shadows pushed toward teal by `(1 − y)·(−0.13, +0.03, +0.10)`, highlights
+///    toward orange by `y·(+0.10, +0.03, −0.11)`;
+/// 4. matte finish: `0.03 + 0.95·c` (blacks lifted a little); values clamp to 0..1.
+pub fn teal_orange(rgb: [u8; 3]) -> [u8; 3] {
+    const SHADOW: [f32; 3] = [-0.13, 0.03, 0.10];
+    const HIGHLIGHT: [f32; 3] = [0.10, 0.03, -0.11];
+    let contrast = rgb.map(|v| {
+        let c = f32::from(v) / 255.0;
+        c + 0.45 * (c * c * (3.0 - 2.0 * c) - c)
+    });
+    let y = 0.299 * contrast[0] + 0.587 * contrast[1] + 0.114 * contrast[2];
+    let mut out = [0u8; 3];
+    for c in 0..3 {
+        let saturated = y + 1.1 * (contrast[c] - y);
+        let toned = saturated + (1.0 - y) * SHADOW[c] + y * HIGHLIGHT[c];
+        let matte = 0.03 + 0.95 * toned.clamp(0.0, 1.0);
+        out[c] = (matte * 255.0).round() as u8;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +117,25 @@ mod tests {
             ga.iter().zip(gb).all(|(x, y)| x.abs_diff(y) <= 1),
             "{ga:?} {gb:?}"
         );
+    }
+
+    #[test]
+    fn teal_orange_tints_shadows_teal_and_highlights_orange() {
+        let [r, g, b] = teal_orange([50, 50, 50]);
+        assert!(b > r + 10 && g > r, "teal shadows: {r} {g} {b}");
+        let [r, g, b] = teal_orange([200, 200, 200]);
+        assert!(r > b + 20, "orange highlights: {r} {g} {b}");
+        let [r, _, b] = teal_orange([0, 0, 0]);
+        assert!(r <= 10 && b > r, "matte, teal-leaning black: {r} {b}");
+        // Brightness never falls as a grey input rises, and contrast grows around the middle.
+        let sum = |p: [u8; 3]| p.iter().map(|&v| u32::from(v)).sum::<u32>();
+        let mut last = 0;
+        for v in 0..=255u8 {
+            let s = sum(teal_orange([v, v, v]));
+            assert!(s >= last, "monotonic at {v}");
+            last = s;
+        }
+        assert!(sum(teal_orange([160; 3])) - sum(teal_orange([96; 3])) > 3 * 64, "more contrast");
+        assert_eq!(LookName::parse("teal-orange"), Some(LookName::TealOrange));
     }
 }
