@@ -241,9 +241,11 @@ pub fn App() -> impl IntoView {
                             on:change=move |ev| { ui.keep_colors.set(event_target_checked(&ev)); reblend(ui); } />
                         " Keep the original colours"
                     </label>
-                    <button type="button" class="primary" id="download-png" on:click=move |_| download(ui, OutputFormat::Png)>"Download PNG"</button>
-                    <button type="button" id="download-jpg" on:click=move |_| download(ui, OutputFormat::Jpeg(92))>"Download JPEG"</button>
-                    <span class="backend" id="backend" data-results=move || ui.results.get() title="Where the style ran, and how long it took">{move || ui.backend_info.get()}</span>
+                    <div class="actions">
+                        <button type="button" class="primary" id="download-png" on:click=move |_| download(ui, OutputFormat::Png)>"Download PNG"</button>
+                        <button type="button" id="download-jpg" on:click=move |_| download(ui, OutputFormat::Jpeg(92))>"Download JPEG"</button>
+                        <span class="backend" id="backend" data-results=move || ui.results.get() title="Where the style ran, and how long it took">{move || ui.backend_info.get()}</span>
+                    </div>
                 </div>
             </section>
         </main>
