@@ -575,9 +575,11 @@ fn evaluate(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
     }
     println!("report: {}", args.out.join("report.md").display());
     if args.record {
-        let dir = pack_dir(&args.style, models);
+        let dir = pack
+            .dir()
+            .context("the pack has no folder to record into")?;
         portraitist::pack::save_evaluation(
-            &dir,
+            dir,
             EvaluationSummary {
                 on,
                 metrics: summary,
@@ -592,18 +594,6 @@ fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Cpu => "cpu (flex)",
         Backend::Wgpu => "wgpu",
-    }
-}
-
-/// The folder of a pack named by id or by path.
-fn pack_dir(style: &str, models: &Path) -> PathBuf {
-    let path = Path::new(style);
-    if path.is_dir() {
-        path.to_path_buf()
-    } else if path.is_file() {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        models.join(style)
     }
 }
 

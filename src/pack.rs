@@ -160,6 +160,8 @@ pub enum PackError {
 pub struct StylePack {
     pub manifest: Manifest,
     weights: Vec<u8>,
+    /// The folder it was loaded from; `None` for a pack built from fetched bytes.
+    dir: Option<PathBuf>,
 }
 
 impl StylePack {
@@ -168,7 +170,11 @@ impl StylePack {
     pub fn from_bytes(source: &str, manifest: &[u8], weights: Vec<u8>) -> Result<Self, PackError> {
         let manifest = Manifest::parse(source, manifest)?;
         manifest.verify_weights(&weights)?;
-        Ok(Self { manifest, weights })
+        Ok(Self {
+            manifest,
+            weights,
+            dir: None,
+        })
     }
 
     /// Load a pack from its folder (or the path of its `style.json`).
@@ -189,7 +195,16 @@ impl StylePack {
         manifest
             .verify_weights(&weights)
             .map_err(|e| e.at(&weights_path))?;
-        Ok(Self { manifest, weights })
+        Ok(Self {
+            manifest,
+            weights,
+            dir: Some(dir),
+        })
+    }
+
+    /// The folder the pack was loaded from (`None` when built from bytes).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// Find a pack by id in a models folder, or load it from a path.

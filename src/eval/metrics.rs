@@ -40,33 +40,33 @@ pub fn ssim_luma(a: &RgbImage, b: &RgbImage) -> f64 {
     total / (w * h) as f64
 }
 
-/// Separable 11-tap Gaussian (σ = 1.5) with clamped edges.
+/// Separable 11-tap Gaussian (σ = 1.5) with clamped edges: one pass along the rows that writes
+/// its result transposed, twice.
 fn gaussian_blur(plane: &[f64], w: usize, h: usize) -> Vec<f64> {
+    let rows_blurred = blur_rows_transposed(plane, w, h);
+    blur_rows_transposed(&rows_blurred, h, w)
+}
+
+/// Blur each row of a `w × h` plane and return the result as an `h × w` plane (transposed).
+fn blur_rows_transposed(plane: &[f64], w: usize, h: usize) -> Vec<f64> {
     const RADIUS: isize = 5;
     let weights: Vec<f64> = (-RADIUS..=RADIUS)
         .map(|d| (-(d * d) as f64 / (2.0 * 1.5 * 1.5)).exp())
         .collect();
     let sum: f64 = weights.iter().sum();
-    let weights: Vec<f64> = weights.iter().map(|v| v / sum).collect();
-    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
-    let mut across = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            across[y * w + x] = weights
-                .iter()
-                .enumerate()
-                .map(|(k, wt)| wt * plane[y * w + clamp(x as isize + k as isize - RADIUS, w)])
-                .sum();
-        }
-    }
     let mut out = vec![0.0; w * h];
     for y in 0..h {
+        let row = &plane[y * w..(y + 1) * w];
         for x in 0..w {
-            out[y * w + x] = weights
+            let total: f64 = weights
                 .iter()
                 .enumerate()
-                .map(|(k, wt)| wt * across[clamp(y as isize + k as isize - RADIUS, h) * w + x])
+                .map(|(k, wt)| {
+                    let at = (x as isize + k as isize - RADIUS).clamp(0, w as isize - 1);
+                    wt * row[at as usize]
+                })
                 .sum();
+            out[x * h + y] = total / sum;
         }
     }
     out

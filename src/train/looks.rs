@@ -135,7 +135,10 @@ mod tests {
             assert!(s >= last, "monotonic at {v}");
             last = s;
         }
-        assert!(sum(teal_orange([160; 3])) - sum(teal_orange([96; 3])) > 3 * 64, "more contrast");
+        assert!(
+            sum(teal_orange([160; 3])) - sum(teal_orange([96; 3])) > 3 * 64,
+            "more contrast"
+        );
         assert_eq!(LookName::parse("teal-orange"), Some(LookName::TealOrange));
     }
 }
