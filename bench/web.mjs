@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { Site } from '../tests/browser/site.mjs';
+import { Site, afterRun } from '../tests/browser/site.mjs';
 
 const SITE = path.resolve(process.env.SITE || 'dist');
 const STYLE = process.argv[2] || JSON.parse(fs.readFileSync(path.join(SITE, 'models/index.json'))).default;
@@ -45,22 +45,11 @@ const browser = await chromium.launch({
 });
 const version = browser.version();
 
-/** Wait for the run after `previous` ({results, info}) to finish; the page counts finished runs in
- * #backend's data-results (older builds: wait for a different "backend · ms" text). */
-async function result(page, previous) {
-  await page.waitForFunction((prev) => {
-    const backend = document.querySelector('#backend');
-    if (document.querySelector('.error')) return true;
-    if (backend?.dataset.results !== undefined) return Number(backend.dataset.results) > prev.results;
-    const status = document.querySelector('.status')?.textContent || '';
-    return (backend?.textContent || '') !== prev.info && status.startsWith('Done');
-  }, previous, { timeout: 600_000 });
-  return page.evaluate(() => {
-    const error = document.querySelector('.error')?.textContent;
-    if (error) throw new Error(error);
-    const backend = document.querySelector('#backend');
-    return { results: Number(backend.dataset.results ?? 0), info: backend.textContent };
-  });
+/** Do `action` and return the page's state after the run it starts; a page error stops the bench. */
+async function run(page, action) {
+  const state = await afterRun(page, action, 600_000);
+  if (state.error) throw new Error(state.error);
+  return state;
 }
 
 for (const backend of ['cpu', 'webgpu']) {
@@ -70,8 +59,7 @@ for (const backend of ['cpu', 'webgpu']) {
   await page.goto(`${base}?backend=${backend}`);
   await page.locator('.style', { hasText: manifest.title }).click();
   await page.locator('#size').selectOption('512');
-  await page.locator('#photo').setInputFiles(PHOTO);
-  let last = await result(page, { results: 0, info: '' });
+  let last = await run(page, () => page.locator('#photo').setInputFiles(PHOTO));
   rows.push([`${backend}: navigation to first result (512 px, incl. wasm start, style load, warm-up)`,
     `${Date.now() - started} ms`]);
   if (!last.info.toLowerCase().startsWith(backend === 'cpu' ? 'cpu' : 'webgpu')) {
@@ -81,8 +69,7 @@ for (const backend of ['cpu', 'webgpu']) {
   }
   const times = [];
   for (let i = 0; i < RUNS; i++) {
-    await page.locator('#photo').setInputFiles(PHOTO);
-    last = await result(page, last);
+    last = await run(page, () => page.locator('#photo').setInputFiles(PHOTO));
     times.push(Number(last.info.match(/(\d+) ms/)[1]));
   }
   times.sort((a, b) => a - b);

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { Site } from './site.mjs';
+import { Site, afterRun } from './site.mjs';
 
 const need = (name) => {
   const value = process.env[name];
@@ -72,27 +72,13 @@ async function openPage(url) {
   return { context, page };
 }
 
-/** Do `action` (give a photo, change the size) and wait until the run it starts has finished
- * (the page counts finished runs in #backend's data-results) or a new error shows. On a timeout or
- * a crashed page the error says what the page last showed and logged. */
+/** Do `action` and wait for the run it starts (see afterRun). On a timeout or a crashed page the
+ * error says what the page last showed and logged. */
 async function result(page, action, label) {
-  const state = () => page.evaluate(() => ({
-    results: Number(document.querySelector('#backend')?.dataset.results ?? 0),
-    error: document.querySelector('.error')?.textContent ?? null,
-  }));
-  const before = await state();
   const started = Date.now();
-  await action();
   const crashed = new Promise((_, reject) => page.once('crash', () => reject(new Error('the page crashed'))));
   try {
-    await Promise.race([
-      page.waitForFunction((prev) => {
-        const error = document.querySelector('.error')?.textContent ?? null;
-        const results = Number(document.querySelector('#backend')?.dataset.results ?? 0);
-        return (error !== null && error !== prev.error) || results > prev.results;
-      }, before, { timeout: RESULT_TIMEOUT }),
-      crashed,
-    ]);
+    await Promise.race([afterRun(page, action, RESULT_TIMEOUT), crashed]);
   } catch (e) {
     const status = await page.evaluate(() => document.querySelector('.status')?.textContent).catch(() => '?');
     throw new Error(`${label}: ${e.message}; the page showed "${status}" after ` +

@@ -1,5 +1,6 @@
-// A static server on 127.0.0.1 for the built site, shared by the browser tests and bench/web.mjs:
-// it records every request and can be stopped (the offline test) and started again on its port.
+// Shared by the browser tests and bench/web.mjs: a static server on 127.0.0.1 for the built site
+// (it records every request and can be stopped, for the offline test, and started again on its
+// port), and waiting for the page's runs.
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -47,4 +48,29 @@ export class Site {
     await new Promise((resolve) => this.server.close(resolve));
     this.server = null;
   }
+}
+
+/** The page's count of finished runs (#backend data-results), its backend label and its error. */
+export function pageState(page) {
+  return page.evaluate(() => {
+    const backend = document.querySelector('#backend');
+    return {
+      results: Number(backend?.dataset.results ?? 0),
+      info: backend?.textContent ?? '',
+      error: document.querySelector('.error')?.textContent ?? null,
+    };
+  });
+}
+
+/** Do `action` (give a photo, change the size) and wait until the run it starts has finished or a
+ * new error shows; returns the page's state then. */
+export async function afterRun(page, action, timeout) {
+  const before = await pageState(page);
+  await action();
+  await page.waitForFunction((prev) => {
+    const error = document.querySelector('.error')?.textContent ?? null;
+    const results = Number(document.querySelector('#backend')?.dataset.results ?? 0);
+    return (error !== null && error !== prev.error) || results > prev.results;
+  }, before, { timeout });
+  return pageState(page);
 }
