@@ -1,5 +1,6 @@
-//! Training speed: steps per second for `tiny` at 128 px and `small` at 256 px, batch 1, on the
-//! CPU backend, unpaired (CycleGAN: two generators, two discriminators) and paired (pix2pix).
+//! Training speed on the CPU backend: steps per second for `tiny` at 128 px and `small` at
+//! 256 px, batch 1, unpaired (CycleGAN: two generators, two discriminators) and paired
+//! (pix2pix); and the noise GAN's CPU preset (`tiny` at 64 px, batch 16).
 //!
 //! `cargo bench --profile dev --bench training` — prints figures; never fails on timing.
 
@@ -30,16 +31,17 @@ fn main() {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("training steps/s, batch 1, CPU (flex), {threads} threads");
+    println!("training steps/s, CPU (flex), {threads} threads");
     println!(
-        "{:<9} {:<6} {:>5} {:>9} {:>9}",
-        "mode", "preset", "size", "s/step", "steps/s"
+        "{:<9} {:<6} {:>5} {:>5} {:>9} {:>9}",
+        "mode", "preset", "size", "batch", "s/step", "steps/s"
     );
     let cases = [
         (Mode::Unpaired, Preset::Tiny, 128, 6),
         (Mode::Paired, Preset::Tiny, 128, 6),
         (Mode::Unpaired, Preset::Small, 256, 3),
         (Mode::Paired, Preset::Small, 256, 3),
+        (Mode::Noise, Preset::Tiny, 64, 10),
     ];
     for (i, (mode, preset, size, steps)) in cases.into_iter().enumerate() {
         let sources = match mode {
@@ -50,6 +52,9 @@ fn main() {
             Mode::Paired => Sources::Paired {
                 pairs: dir.path().join("pairs"),
             },
+            Mode::Noise => Sources::Noise {
+                portraits: dir.path().join("a"),
+            },
         };
         let config = TrainConfig {
             mode,
@@ -58,8 +63,9 @@ fn main() {
             steps: 1000,
             sample_every: 100_000,
             checkpoint_every: 100_000,
-            ..TrainConfig::default()
+            ..TrainConfig::for_mode(mode)
         };
+        let batch = config.batch;
         let run = dir.path().join(format!("run{i}"));
         let mut trainer = Trainer::new(
             &sources,
@@ -75,10 +81,11 @@ fn main() {
         trainer.run(Some(steps), &mut |_| {}).unwrap();
         let per_step = started.elapsed().as_secs_f64() / steps as f64;
         println!(
-            "{:<9} {:<6} {:>5} {:>9.3} {:>9.2}",
+            "{:<9} {:<6} {:>5} {:>5} {:>9.3} {:>9.2}",
             format!("{mode:?}"),
             preset.name(),
             size,
+            batch,
             per_step,
             1.0 / per_step
         );

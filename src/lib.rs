@@ -2,6 +2,7 @@
 //!
 //! * [`model`]: the generator and discriminator networks.
 //! * [`stylize`]: the one inference path (photo → network → photo), tiling and blending.
+//! * [`create`]: the noise path's inference (seed → latent → new portrait), latent walks.
 //! * [`pack`]: style packs (manifest + weights), the contract between training and front ends.
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
 //! * `train` (native only): data, losses, the training loop, checkpoints, reports.
@@ -9,17 +10,20 @@
 //!
 //! The core takes a Burn [`burn::tensor::Device`] and never names a backend; front ends pick one.
 
+pub mod create;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod image_io;
 pub mod model;
 pub mod pack;
+pub mod rng;
 pub mod stylize;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
 
+pub use create::Creator;
 pub use model::{Generator, GeneratorConfig, Preset};
 pub use pack::{Manifest, PackError, StylePack};
 pub use stylize::{Look, Stylizer, blend};

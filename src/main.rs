@@ -1,4 +1,5 @@
-//! The native command line: `portraitist stylize | styles | train | export | grade | eval`.
+//! The native command line: `portraitist stylize | styles | train | export | generate | grade |
+//! eval`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use portraitist::create;
 use portraitist::eval::{self, Truth};
 use portraitist::image_io::{self, OutputFormat};
 use portraitist::model::{Preset, Vgg19};
@@ -18,7 +20,7 @@ use portraitist::stylize::{self, DEFAULT_TILE, Look};
 use portraitist::train::data::ImageFolder;
 use portraitist::train::export::{ExportRequest, export};
 use portraitist::train::looks::LookName;
-use portraitist::train::{AdversarialLoss, Event, Sources, TrainConfig, Trainer};
+use portraitist::train::{AdversarialLoss, Event, Mode, Sources, TrainConfig, Trainer};
 
 #[derive(Parser)]
 #[command(
@@ -56,10 +58,13 @@ enum Command {
     Stylize(StylizeArgs),
     /// List the style packs in the models folder.
     Styles,
-    /// Learn a style from folders of photos (a GAN); checkpoints and resumes.
+    /// Learn a style from folders of photos, or (--mode noise) a portrait generator from one
+    /// folder of portraits (a GAN); checkpoints and resumes.
     Train(TrainArgs),
     /// Turn a training run into a style pack in the models folder.
     Export(ExportArgs),
+    /// Make new portraits with a noise pack: one PNG per seed, or a latent walk between two.
+    Generate(GenerateArgs),
     /// Build before/after training pairs by applying a known parametric look to photos.
     Grade(GradeArgs),
     /// Measure a style on a folder of photos: content kept, style matched, error against a known
@@ -122,15 +127,45 @@ fn look_name(s: &str) -> Result<LookName, String> {
 }
 
 #[derive(clap::Args)]
+struct GenerateArgs {
+    /// Noise pack id in the models folder, or a pack folder.
+    #[arg(long)]
+    style: String,
+    /// How many portraits (seeds SEED, SEED+1, …).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    count: u64,
+    /// First seed; the same seed gives the same portrait on every machine and backend.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Instead of COUNT portraits: a latent walk from SEED's portrait to this seed's, as frames.
+    #[arg(long, value_name = "TO_SEED")]
+    interpolate: Option<u64>,
+    /// Frames of the walk (both ends included).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    frames: u64,
+    /// Enlarge each image this many times (Lanczos).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    scale: u32,
+    /// Output folder; created if missing.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
 struct TrainArgs {
-    /// Content photos (e.g. portraits), searched recursively.
-    #[arg(long, requires = "style", conflicts_with = "pairs")]
+    /// What to learn: `unpaired` (--content + --style), `paired` (--pairs) or `noise` (new
+    /// portraits from --content alone). Default: from the folders given, or the --config's mode.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Content photos (e.g. portraits), searched recursively; in noise mode, the portraits to
+    /// learn from.
+    #[arg(long, conflicts_with = "pairs")]
     content: Option<PathBuf>,
     /// Photos in the style to learn, searched recursively.
     #[arg(long)]
     style: Option<PathBuf>,
     /// Paired training instead: a folder with before/ and after/ files of matching names.
-    #[arg(long, required_unless_present = "content")]
+    #[arg(long)]
     pairs: Option<PathBuf>,
     /// Run folder: config copy, losses, samples, checkpoints.
     #[arg(long)]
@@ -160,6 +195,24 @@ struct TrainArgs {
 enum AdversarialArg {
     Lsgan,
     Bce,
+    Hinge,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Unpaired,
+    Paired,
+    Noise,
+}
+
+impl ModeArg {
+    fn mode(self) -> Mode {
+        match self {
+            ModeArg::Unpaired => Mode::Unpaired,
+            ModeArg::Paired => Mode::Paired,
+            ModeArg::Noise => Mode::Noise,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -252,6 +305,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stylize(args) => stylize_files(&args, &cli.models, cli.backend),
         Command::Train(args) => train(&args, cli.backend).map(|()| ExitCode::SUCCESS),
         Command::Grade(args) => grade(&args),
+        Command::Generate(args) => {
+            generate(&args, &cli.models, cli.backend).map(|()| ExitCode::SUCCESS)
+        }
         Command::Eval(args) => {
             evaluate(&args, &cli.models, cli.backend).map(|()| ExitCode::SUCCESS)
         }
@@ -292,26 +348,47 @@ fn device(backend: Backend) -> Result<Device> {
 }
 
 fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
+    let from_flags = args
+        .mode
+        .map(ModeArg::mode)
+        .or(match (&args.pairs, &args.style) {
+            (Some(_), _) => Some(Mode::Paired),
+            (None, Some(_)) => Some(Mode::Unpaired),
+            (None, None) => None,
+        });
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            let config = TrainConfig::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            match from_flags {
+                Some(mode) if mode != config.mode => bail!(
+                    "{} is a {:?} config, but the command line asks for {mode:?} training",
+                    path.display(),
+                    config.mode
+                ),
+                _ => config,
+            }
         }
-        None => TrainConfig::default(),
+        None => TrainConfig::for_mode(from_flags.unwrap_or(Mode::Unpaired)),
     };
-    let sources = match (&args.content, &args.style, &args.pairs) {
-        (Some(content), Some(style), None) => Sources::Unpaired {
+    let sources = match (config.mode, &args.content, &args.style, &args.pairs) {
+        (Mode::Unpaired, Some(content), Some(style), None) => Sources::Unpaired {
             content: content.clone(),
             style: style.clone(),
         },
-        (None, None, Some(pairs)) => {
-            config.mode = portraitist::train::Mode::Paired;
-            Sources::Paired {
-                pairs: pairs.clone(),
-            }
-        }
-        _ => bail!("give either --content and --style, or --pairs"),
+        (Mode::Paired, None, None, Some(pairs)) => Sources::Paired {
+            pairs: pairs.clone(),
+        },
+        (Mode::Noise, Some(portraits), None, None) => Sources::Noise {
+            portraits: portraits.clone(),
+        },
+        (Mode::Noise, ..) => bail!("noise training takes one folder of portraits: --content DIR"),
+        (Mode::Paired, ..) => bail!("paired training takes --pairs DIR (with before/ and after/)"),
+        (Mode::Unpaired, ..) => bail!(
+            "give --content and --style (unpaired), --pairs (paired), or --mode noise --content"
+        ),
     };
     if let Some(preset) = args.preset {
         config.preset = preset;
@@ -325,6 +402,7 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
         config.adversarial = match adversarial {
             AdversarialArg::Lsgan => AdversarialLoss::Lsgan,
             AdversarialArg::Bce => AdversarialLoss::Bce,
+            AdversarialArg::Hinge => AdversarialLoss::Hinge,
         };
     }
     let device = device(backend)?;
@@ -390,6 +468,51 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
         "trained {} steps; samples and losses in {}. Export with: portraitist export --run {} --id ID --title TITLE --out models/ID",
         trainer.step(),
         args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> {
+    let pack = StylePack::resolve(&args.style, models)?;
+    let creator = pack.creator(&device(backend)?)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let (names, latents): (Vec<String>, Vec<Vec<f32>>) = match args.interpolate {
+        Some(to) => create::walk(
+            &creator.latent(args.seed),
+            &creator.latent(to),
+            args.frames as usize,
+        )
+        .into_iter()
+        .enumerate()
+        .map(|(i, z)| (format!("walk-{}-{to}-{i:04}.png", args.seed), z))
+        .unzip(),
+        None => (args.seed..args.seed.saturating_add(args.count))
+            .map(|seed| (format!("seed-{seed:08}.png"), creator.latent(seed)))
+            .unzip(),
+    };
+    let bar = ProgressBar::new(latents.len() as u64);
+    let side = creator.config().size as u32 * args.scale;
+    for (chunk_names, chunk) in names.chunks(16).zip(latents.chunks(16)) {
+        let images = creator.render_blocking(chunk)?;
+        for (name, image) in chunk_names.iter().zip(images) {
+            let image = if args.scale > 1 {
+                image::imageops::resize(&image, side, side, image::imageops::FilterType::Lanczos3)
+            } else {
+                image
+            };
+            let path = args.out.join(name);
+            let png = image_io::encode(&image, OutputFormat::Png)?;
+            std::fs::write(&path, png)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    println!(
+        "wrote {} portraits ({side}×{side}) to {}",
+        names.len(),
         args.out.display()
     );
     Ok(())

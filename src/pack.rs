@@ -16,7 +16,8 @@ use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Generator, GeneratorConfig};
+use crate::create::Creator;
+use crate::model::{Generator, GeneratorConfig, LatentGenerator, LatentGeneratorConfig};
 use crate::stylize::{Normalization, Stylizer};
 
 /// The manifest format this build reads and writes.
@@ -36,6 +37,17 @@ const MAX_WEIGHTS_BYTES: u64 = 512 << 20;
 pub enum PackKind {
     /// Image-to-image: restyles a photo.
     Transfer,
+    /// Noise → new portrait (the textbook GAN): makes portraits from seeds.
+    Noise,
+}
+
+impl PackKind {
+    fn describe(self) -> &'static str {
+        match self {
+            PackKind::Transfer => "a transfer style (it restyles photos: `portraitist stylize`)",
+            PackKind::Noise => "a noise generator (it makes new portraits: `portraitist generate`)",
+        }
+    }
 }
 
 /// `style.json`.
@@ -48,7 +60,12 @@ pub struct Manifest {
     #[serde(default)]
     pub description: String,
     pub kind: PackKind,
-    pub generator: GeneratorConfig,
+    /// Transfer packs: the image-to-image generator's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorConfig>,
+    /// Noise packs: the latent generator's shape (latent size, image size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_generator: Option<LatentGeneratorConfig>,
     #[serde(default)]
     pub normalization: Normalization,
     pub weights: WeightsInfo,
@@ -153,6 +170,12 @@ pub enum PackError {
     InvalidWeights { file: String, message: String },
     #[error("no style named `{0}` (see `portraitist styles`)")]
     UnknownStyle(String),
+    #[error("style `{id}` is {}, not {}", found.describe(), expected.describe())]
+    WrongKind {
+        id: String,
+        found: PackKind,
+        expected: PackKind,
+    },
 }
 
 /// A verified style pack: its manifest and the raw weights whose checksum matched.
@@ -220,8 +243,66 @@ impl StylePack {
         Err(PackError::UnknownStyle(style.to_string()))
     }
 
-    /// Build the generator with these weights on `device`.
+    /// Build a transfer pack's generator with these weights on `device`.
     pub fn generator(&self, device: &Device) -> Result<Generator, PackError> {
+        let config = self.transfer_config()?;
+        self.load_weights(config.init(device))
+    }
+
+    /// A ready-to-use [`Stylizer`] for this (transfer) pack on `device`.
+    pub fn stylizer(&self, device: &Device) -> Result<Stylizer, PackError> {
+        let generator = self.generator(device)?;
+        Ok(Stylizer::new(
+            generator,
+            self.transfer_config()?.clone(),
+            self.manifest.normalization,
+            device.clone(),
+        ))
+    }
+
+    /// Build a noise pack's generator with these weights on `device`.
+    pub fn latent_generator(&self, device: &Device) -> Result<LatentGenerator, PackError> {
+        let config = self.noise_config()?;
+        self.load_weights(config.init(device))
+    }
+
+    /// A ready-to-use [`Creator`] for this (noise) pack on `device`.
+    pub fn creator(&self, device: &Device) -> Result<Creator, PackError> {
+        let generator = self.latent_generator(device)?;
+        Ok(Creator::new(
+            generator,
+            self.noise_config()?.clone(),
+            device.clone(),
+        ))
+    }
+
+    /// The image-to-image generator's shape, or a message that this is not a transfer pack.
+    pub fn transfer_config(&self) -> Result<&GeneratorConfig, PackError> {
+        self.manifest
+            .generator
+            .as_ref()
+            .filter(|_| self.manifest.kind == PackKind::Transfer)
+            .ok_or_else(|| self.wrong_kind(PackKind::Transfer))
+    }
+
+    /// The latent generator's shape, or a message that this is not a noise pack.
+    pub fn noise_config(&self) -> Result<&LatentGeneratorConfig, PackError> {
+        self.manifest
+            .latent_generator
+            .as_ref()
+            .filter(|_| self.manifest.kind == PackKind::Noise)
+            .ok_or_else(|| self.wrong_kind(PackKind::Noise))
+    }
+
+    fn wrong_kind(&self, expected: PackKind) -> PackError {
+        PackError::WrongKind {
+            id: self.manifest.id.clone(),
+            found: self.manifest.kind,
+            expected,
+        }
+    }
+
+    fn load_weights<M: Module>(&self, network: M) -> Result<M, PackError> {
         let file = || self.manifest.weights.file.clone();
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
             .map_err(|e| PackError::InvalidWeights {
@@ -229,9 +310,7 @@ impl StylePack {
                 message: e.to_string(),
             })?
             .cast_to_module_dtype();
-        self.manifest
-            .generator
-            .init(device)
+        network
             .try_load_record(record)
             .map_err(|e| PackError::WeightsMismatch {
                 file: file(),
@@ -239,24 +318,14 @@ impl StylePack {
             })
     }
 
-    /// A ready-to-use [`Stylizer`] for this pack on `device`.
-    pub fn stylizer(&self, device: &Device) -> Result<Stylizer, PackError> {
-        let generator = self.generator(device)?;
-        Ok(Stylizer::new(
-            generator,
-            self.manifest.generator.clone(),
-            self.manifest.normalization,
-            device.clone(),
-        ))
-    }
-
     /// Write a pack folder: weights (`generator.bpk`) and `style.json`, filling in the weights'
-    /// file name, size and checksum. `precision` picks the storage precision; see
+    /// file name, size and checksum. `generator` is the network the manifest describes (a
+    /// [`Generator`] or a [`LatentGenerator`]). `precision` picks the storage precision; see
     /// [`choose_precision`] for the rule shipped styles follow.
-    pub fn save(
+    pub fn save<M: Module>(
         dir: &Path,
         mut manifest: Manifest,
-        generator: &Generator,
+        generator: &M,
         precision: Precision,
     ) -> Result<Manifest, PackError> {
         manifest.format_version = FORMAT_VERSION;
@@ -323,7 +392,8 @@ impl Manifest {
             title: title.into(),
             description: String::new(),
             kind: PackKind::Transfer,
-            generator,
+            generator: Some(generator),
+            latent_generator: None,
             normalization: Normalization::default(),
             weights: WeightsInfo {
                 file: String::new(),
@@ -334,6 +404,16 @@ impl Manifest {
             training: TrainingSummary::default(),
             preview: None,
             evaluation: EvaluationSummary::default(),
+        }
+    }
+
+    /// A manifest for a new noise pack; [`StylePack::save`] fills in the weights.
+    pub fn new_noise(id: &str, title: &str, generator: LatentGeneratorConfig) -> Self {
+        Self {
+            kind: PackKind::Noise,
+            generator: None,
+            latent_generator: Some(generator),
+            ..Self::new(id, title, GeneratorConfig::new(1, 0))
         }
     }
 
@@ -386,12 +466,28 @@ impl Manifest {
         if self.description.chars().count() > 4000 {
             return invalid("description must be at most 4000 characters".into());
         }
-        let g = &self.generator;
-        if !(1..=256).contains(&g.width) || g.blocks > 32 || g.channels != 3 {
-            return invalid(format!(
-                "generator width {} / blocks {} / channels {} out of range (width 1–256, blocks 0–32, channels 3)",
-                g.width, g.blocks, g.channels
-            ));
+        match (self.kind, &self.generator, &self.latent_generator) {
+            (PackKind::Transfer, Some(g), None) => {
+                if !(1..=256).contains(&g.width) || g.blocks > 32 || g.channels != 3 {
+                    return invalid(format!(
+                        "generator width {} / blocks {} / channels {} out of range (width 1–256, blocks 0–32, channels 3)",
+                        g.width, g.blocks, g.channels
+                    ));
+                }
+            }
+            (PackKind::Noise, None, Some(g)) => {
+                if let Err(message) = g.check() {
+                    return invalid(format!("latent_generator: {message}"));
+                }
+            }
+            (PackKind::Transfer, ..) => {
+                return invalid(
+                    "a transfer pack needs `generator` and no `latent_generator`".into(),
+                );
+            }
+            (PackKind::Noise, ..) => {
+                return invalid("a noise pack needs `latent_generator` and no `generator`".into());
+            }
         }
         let n = &self.normalization;
         if n.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
@@ -506,12 +602,29 @@ impl Index {
 /// precisions on a fixed probe image stay within 1/255 of each other, else full precision.
 pub fn choose_precision(generator: &Generator, device: &Device) -> (Precision, f32) {
     let probe = probe_image(device);
-    let full = generator.forward(probe.clone());
-    let half = generator
+    compare_precisions(generator, |g| g.forward(probe.clone()))
+}
+
+/// [`choose_precision`] for a noise generator, probed with the latents of seeds 0–3.
+pub fn choose_latent_precision(generator: &LatentGenerator, device: &Device) -> (Precision, f32) {
+    let latent = generator.latent_size();
+    let values: Vec<f32> = (0..4)
+        .flat_map(|s| crate::create::latent(s, latent))
+        .collect();
+    let z = Tensor::<2>::from_data(TensorData::new(values, [4, latent]), device);
+    compare_precisions(generator, |g| g.forward(z.clone()))
+}
+
+fn compare_precisions<M: Module>(
+    network: &M,
+    forward: impl Fn(&M) -> Tensor<4>,
+) -> (Precision, f32) {
+    let full = forward(network);
+    let half = network
         .clone()
         .map(&mut CastFloats(DType::F16))
         .map(&mut CastFloats(DType::F32));
-    let half = half.forward(probe);
+    let half = forward(&half);
     // Outputs are in [-1, 1]; one 8-bit level is 2/255 there.
     let diff: f32 = (full - half).abs().max().into_scalar();
     let max_diff_8bit = diff * 127.5;
@@ -549,7 +662,7 @@ impl ModuleMapper for CastFloats {
     }
 }
 
-fn weights_bytes(generator: &Generator, precision: Precision) -> Vec<u8> {
+fn weights_bytes<M: Module>(generator: &M, precision: Precision) -> Vec<u8> {
     let generator = match precision {
         Precision::F32 => generator.clone(),
         Precision::F16 => generator.clone().map(&mut CastFloats(DType::F16)),

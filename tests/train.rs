@@ -114,7 +114,7 @@ fn a_few_hundred_steps_move_outputs_toward_the_style() {
     // Held-out photos: crops the run never saw.
     let held_out = crops(6, 41);
     let stylizer = portraitist::Stylizer::new(
-        trainer.generator().to_device(&device),
+        trainer.generator().unwrap().to_device(&device),
         Preset::Tiny.generator(),
         Default::default(),
         device,
@@ -151,7 +151,7 @@ fn a_few_hundred_steps_move_outputs_toward_the_style() {
 }
 
 fn weights(trainer: &Trainer) -> Vec<f32> {
-    common::param_values(&trainer.generator())
+    common::param_values(&trainer.generator().unwrap())
 }
 
 #[test]
@@ -352,7 +352,7 @@ fn paired_training_runs_and_learns_the_grade() {
     .unwrap();
     trainer.run(None, &mut quiet).unwrap();
     let stylizer = portraitist::Stylizer::new(
-        trainer.generator(),
+        trainer.generator().unwrap(),
         Preset::Tiny.generator(),
         Default::default(),
         device,

@@ -2,10 +2,14 @@
 
 mod discriminator;
 mod generator;
+mod latent;
 mod norm;
 mod vgg;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use generator::{Generator, GeneratorConfig, Preset};
+pub use latent::{
+    ImageDiscriminator, ImageDiscriminatorConfig, LatentGenerator, LatentGeneratorConfig, slerp,
+};
 pub use norm::{NormStats, StatNorm};
 pub use vgg::{Vgg19, VggError, VggFeatures, gram};

@@ -15,8 +15,8 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::rng::Rng;
 use crate::pack::write_atomic;
+use crate::rng::Rng;
 
 const STATE_FILE: &str = "state.json";
 const LATEST: &str = "latest";

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DiscriminatorConfig, GeneratorConfig, Preset};
+use crate::model::{
+    DiscriminatorConfig, GeneratorConfig, ImageDiscriminatorConfig, LatentGeneratorConfig, Preset,
+};
 
 /// How generated images are scored against real ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -11,8 +13,12 @@ use crate::model::{DiscriminatorConfig, GeneratorConfig, Preset};
 pub enum AdversarialLoss {
     /// Least squares (LSGAN): stable, the CycleGAN default.
     Lsgan,
-    /// Binary cross-entropy on logits, the classic GAN loss of the seeds.
+    /// Binary cross-entropy on logits, the classic GAN loss of the seeds (non-saturating for
+    /// the generator: it maximises log D(G(z))).
     Bce,
+    /// Hinge loss (SNGAN/BigGAN): the discriminator pushes real scores above 1 and fake ones
+    /// below -1; the generator raises its scores.
+    Hinge,
 }
 
 /// Which pairing of the two folders the run learns from.
@@ -23,6 +29,8 @@ pub enum Mode {
     Unpaired,
     /// Before/after pairs with matching file names: pix2pix (adversarial + L1).
     Paired,
+    /// One folder of portraits: the textbook GAN, noise z → new portrait.
+    Noise,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +47,10 @@ pub struct TrainConfig {
     pub size: usize,
     pub batch: usize,
     pub steps: u64,
+    /// Noise mode: length of the noise vector z.
+    pub latent_size: usize,
+    /// Noise mode: decay of the generator weights' moving average that samples and exports use.
+    pub ema_decay: f32,
     pub seed: u64,
     pub learning_rate: f64,
     pub beta1: f64,
@@ -85,6 +97,8 @@ impl Default for TrainConfig {
             size: 128,
             batch: 1,
             steps: 5000,
+            latent_size: 128,
+            ema_decay: 0.999,
             seed: 1,
             learning_rate: 2e-4,
             beta1: 0.5,
@@ -109,6 +123,29 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Defaults for a mode: the transfer modes share [`TrainConfig::default`]; noise mode
+    /// trains the CPU preset at 64 px on batches of 16 with the seeds' BCE loss.
+    pub fn for_mode(mode: Mode) -> Self {
+        let base = Self {
+            mode,
+            ..Self::default()
+        };
+        match mode {
+            Mode::Unpaired | Mode::Paired => base,
+            Mode::Noise => Self {
+                preset: Preset::Tiny,
+                size: 64,
+                batch: 16,
+                steps: 4000,
+                adversarial: AdversarialLoss::Bce,
+                discriminator_width: 16,
+                jitter: 0.0,
+                decay_from: 1.0,
+                ..base
+            },
+        }
+    }
+
     /// Whether a VGG19 feature network is needed.
     pub fn uses_vgg(&self) -> bool {
         self.perceptual_weight > 0.0 || self.style_weight > 0.0
@@ -126,6 +163,8 @@ impl TrainConfig {
                 "d_content",
             ],
             Mode::Paired => vec!["g_adv", "l1", "d"],
+            // d_real and d_fake are the discriminator's mean scores (logits) on each.
+            Mode::Noise => vec!["g_adv", "d", "d_real", "d_fake"],
         };
         if self.uses_vgg() {
             columns.extend(["perceptual", "style"]);
@@ -139,9 +178,25 @@ impl TrainConfig {
             .unwrap_or_else(|| self.preset.generator())
     }
 
+    /// Noise mode's generator: the preset's width (tiny 16, small 32, large 64 channels at
+    /// full resolution) at `size` pixels.
+    pub fn latent_generator_config(&self) -> LatentGeneratorConfig {
+        let width = match self.preset {
+            Preset::Tiny => 16,
+            Preset::Small => 32,
+            Preset::Large => 64,
+        };
+        LatentGeneratorConfig::new(self.latent_size, self.size, width)
+    }
+
+    /// Noise mode's whole-image discriminator.
+    pub fn image_discriminator_config(&self) -> ImageDiscriminatorConfig {
+        ImageDiscriminatorConfig::new(self.size, self.discriminator_width)
+    }
+
     pub fn discriminator_config(&self) -> DiscriminatorConfig {
         let channels = match self.mode {
-            Mode::Unpaired => 3,
+            Mode::Unpaired | Mode::Noise => 3,
             // pix2pix's discriminator judges (input, output) pairs.
             Mode::Paired => 6,
         };
@@ -165,8 +220,18 @@ impl TrainConfig {
         toml::to_string_pretty(self).expect("configs always serialise")
     }
 
+    /// Read a config; keys it leaves out take the defaults of its `mode` ([`Self::for_mode`]).
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        let user: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mode = match user.get("mode") {
+            Some(value) => Mode::deserialize(value.clone()).map_err(|e| format!("mode: {e}"))?,
+            None => Mode::Unpaired,
+        };
+        let mut table = toml::Table::try_from(Self::for_mode(mode)).map_err(|e| e.to_string())?;
+        table.extend(user);
+        let config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
         config.validate()?;
         Ok(config)
     }
@@ -215,6 +280,14 @@ impl TrainConfig {
         if self.keep_checkpoints == 0 {
             return fail("keep_checkpoints must be at least 1".into());
         }
+        if self.mode == Mode::Noise {
+            self.latent_generator_config()
+                .check()
+                .map_err(|e| format!("noise mode: {e}"))?;
+            if !(0.0..1.0).contains(&self.ema_decay) {
+                return fail("ema_decay must be in [0, 1)".into());
+            }
+        }
         Ok(())
     }
 }
@@ -241,6 +314,19 @@ mod tests {
                 .contains("stepz")
         );
         assert!(TrainConfig::from_toml("size = 30").is_err());
+    }
+
+    #[test]
+    fn a_noise_config_takes_the_noise_defaults_for_what_it_leaves_out() {
+        let config = TrainConfig::from_toml("mode = \"noise\"\nsteps = 10\n").unwrap();
+        assert_eq!(config.steps, 10);
+        assert_eq!(config.batch, 16);
+        assert_eq!(config.size, 64);
+        assert_eq!(config.adversarial, AdversarialLoss::Bce);
+        assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
+        let err = TrainConfig::from_toml("mode = \"noise\"\nsize = 48\n").unwrap_err();
+        assert!(err.contains("48"), "{err}");
+        assert!(TrainConfig::from_toml("mode = \"sideways\"").is_err());
     }
 
     #[test]

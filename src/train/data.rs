@@ -11,8 +11,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 
-use super::rng::Rng;
 use crate::image_io;
+use crate::rng::Rng;
 
 /// File extensions looked at; other files are skipped without being counted as broken.
 const EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "gif"];

@@ -6,13 +6,13 @@ use burn::tensor::Device;
 use image::RgbImage;
 
 use super::checkpoint::{self, Reader};
-use super::config::TrainConfig;
+use super::config::{Mode, TrainConfig};
 use super::report::{self, LossLog};
 use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::image_io::{self, OutputFormat};
 use crate::pack::{
-    DataSource, Index, Manifest, Precision, StylePack, TrainingSummary, choose_precision,
-    write_atomic,
+    DataSource, Index, Manifest, Precision, StylePack, TrainingSummary, choose_latent_precision,
+    choose_precision, write_atomic,
 };
 use crate::stylize::{self, Look};
 
@@ -47,6 +47,9 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         None => Reader::latest(&dir)?,
     };
     let device = Device::flex();
+    if config.mode == Mode::Noise {
+        return export_noise(request, &config, &reader, &device);
+    }
     let generator = reader.module("g", config.generator_config().init(&device))?;
     let (precision, diff) = choose_precision(&generator, &device);
 
@@ -84,6 +87,51 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
 
     if let Some(models) = request.out.parent() {
         Index::register(models, &manifest).map_err(|e| TrainError::Usage(e.to_string()))?;
+    }
+    Ok(manifest)
+}
+
+/// A noise run's pack: the moving-average generator, and a preview grid of the portraits of
+/// seeds 0–7 (as `portraitist generate --seed 0 --count 8` makes them).
+fn export_noise(
+    request: &ExportRequest,
+    config: &TrainConfig,
+    reader: &Reader,
+    device: &Device,
+) -> Result<Manifest, TrainError> {
+    let usage = |e: &dyn std::fmt::Display| TrainError::Usage(e.to_string());
+    let latent = config.latent_generator_config();
+    let generator = reader.module("ema", latent.init(device))?;
+    let (precision, diff) = choose_latent_precision(&generator, device);
+    let mut manifest = Manifest::new_noise(request.id, request.title, latent);
+    manifest.description = request.description.to_string();
+    manifest.training = summary(
+        request.run_dir,
+        config,
+        reader.progress.step,
+        request.licences,
+        precision,
+        diff,
+    );
+    manifest.preview = Some(PREVIEW_FILE.into());
+    let manifest =
+        StylePack::save(request.out, manifest, &generator, precision).map_err(|e| usage(&e))?;
+    let pack = StylePack::load(request.out).map_err(|e| usage(&e))?;
+    let creator = pack.creator(device).map_err(|e| usage(&e))?;
+    let seeds: Vec<u64> = (0..8).collect();
+    let images = pollster::block_on(creator.render_seeds(&seeds)).map_err(|e| usage(&e))?;
+    let side = PREVIEW_HEIGHT / 2;
+    let filter = image::imageops::FilterType::Lanczos3;
+    let tiles: Vec<RgbImage> = images
+        .iter()
+        .map(|image| image::imageops::resize(image, side, side, filter))
+        .collect();
+    let rows: Vec<Vec<RgbImage>> = tiles.chunks(4).map(<[RgbImage]>::to_vec).collect();
+    let jpeg =
+        image_io::encode(&report::grid(&rows), OutputFormat::Jpeg(88)).map_err(|e| usage(&e))?;
+    write_atomic(&request.out.join(PREVIEW_FILE), &jpeg).map_err(|e| usage(&e))?;
+    if let Some(models) = request.out.parent() {
+        Index::register(models, &manifest).map_err(|e| usage(&e))?;
     }
     Ok(manifest)
 }
@@ -149,7 +197,7 @@ fn summary(
         steps: step,
         metrics,
         notes: format!(
-            "{:?} training, preset {}, {} px crops, batch {}, {:?} loss, weights stored as {:?} ({})",
+            "{:?} training, preset {}, {} px, batch {}, {:?} loss, weights stored as {:?} ({})",
             config.mode,
             config.preset,
             config.size,

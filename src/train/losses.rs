@@ -13,6 +13,19 @@ pub fn adversarial(kind: AdversarialLoss, scores: Tensor<4>, target: bool) -> Te
         }
         // -log σ(x) = softplus(-x) for real, -log(1 - σ(x)) = softplus(x) for fake.
         AdversarialLoss::Bce => softplus(if target { -scores } else { scores }).mean(),
+        AdversarialLoss::Hinge => {
+            let margin = if target { -scores + 1.0 } else { scores + 1.0 };
+            margin.clamp_min(0.0).mean()
+        }
+    }
+}
+
+/// The generator's adversarial loss on the discriminator's `scores` for its output: "call it
+/// real" for LSGAN and BCE (non-saturating), the negated mean score for hinge.
+pub fn generator_adversarial(kind: AdversarialLoss, scores: Tensor<4>) -> Tensor<1> {
+    match kind {
+        AdversarialLoss::Hinge => -scores.mean(),
+        _ => adversarial(kind, scores, true),
     }
 }
 
@@ -60,5 +73,19 @@ mod tests {
             assert!((fake + (1.0 - sigmoid(x)).ln()).abs() < 1e-5, "{x}: {fake}");
         }
         assert!(scalar(adversarial(AdversarialLoss::Bce, scores(200.0), false)).is_finite());
+    }
+
+    #[test]
+    fn hinge_has_a_margin_for_the_discriminator_and_is_linear_for_the_generator() {
+        let hinge = AdversarialLoss::Hinge;
+        assert!((scalar(adversarial(hinge, scores(0.25), true)) - 0.75).abs() < 1e-6);
+        assert_eq!(scalar(adversarial(hinge, scores(1.5), true)), 0.0);
+        assert!((scalar(adversarial(hinge, scores(0.25), false)) - 1.25).abs() < 1e-6);
+        assert!((scalar(generator_adversarial(hinge, scores(0.25))) + 0.25).abs() < 1e-6);
+        let bce = AdversarialLoss::Bce;
+        assert_eq!(
+            scalar(generator_adversarial(bce, scores(0.5))),
+            scalar(adversarial(bce, scores(0.5), true))
+        );
     }
 }

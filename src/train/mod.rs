@@ -7,7 +7,6 @@ pub mod export;
 pub mod looks;
 pub mod losses;
 pub mod report;
-pub mod rng;
 pub mod trainer;
 
 pub use config::{AdversarialLoss, Mode, TrainConfig};

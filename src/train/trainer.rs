@@ -1,17 +1,19 @@
-//! The training loop: generators against PatchGAN discriminators, two modes, one infrastructure.
+//! The training loop: generators against discriminators, three modes, one infrastructure.
 //!
 //! * unpaired (CycleGAN): `g` turns content into the style, `f` turns it back; `d` judges the
 //!   style domain and `d_content` the content domain; cycle and identity L1 keep the person.
 //! * paired (pix2pix): `g` maps before → after; `d` judges (before, after) pairs; L1 to the target.
+//! * noise (the textbook GAN): `g` turns noise z into a portrait, `d` judges whole images;
+//!   `ema`, a moving average of `g`'s weights, makes the samples and the exported pack.
 //!
 //! Progress, `losses.csv`, sample grids, the loss plot and atomic checkpoints (networks, optimiser
-//! states, step, random state) are shared by both. Resuming restores all of it, so a resumed
+//! states, step, random state) are shared by all. Resuming restores all of it, so a resumed
 //! run ends with the same weights as an uninterrupted one.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
@@ -19,10 +21,11 @@ use image::RgbImage;
 use super::checkpoint::{self, CheckpointError, Progress};
 use super::config::{Mode, TrainConfig};
 use super::data::{self, Crop, DataError, ImageFolder, PairedFolder, Skipped};
-use super::losses::{adversarial, l1};
+use super::losses::{adversarial, generator_adversarial, l1};
 use super::report::{self, LossLog};
-use super::rng::Rng;
-use crate::model::{Discriminator, Generator, Vgg19, gram};
+use crate::create;
+use crate::model::{Discriminator, Generator, ImageDiscriminator, LatentGenerator, Vgg19, gram};
+use crate::rng::Rng;
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const CHECKPOINTS: &str = "checkpoints";
@@ -66,6 +69,8 @@ pub enum Sources {
     Unpaired { content: PathBuf, style: PathBuf },
     /// A folder with `before/` and `after/` files of matching names.
     Paired { pairs: PathBuf },
+    /// One folder of portraits to learn new ones from (noise mode).
+    Noise { portraits: PathBuf },
 }
 
 /// What the trainer tells its front end.
@@ -110,9 +115,25 @@ enum Data {
         style: ImageFolder,
     },
     Paired(PairedFolder),
+    Noise(ImageFolder),
 }
 
-struct Nets {
+enum Nets {
+    Transfer(TransferNets),
+    Noise(NoiseNets),
+}
+
+/// Noise mode: the generator, its judge, and the generator's moving average (kept off the
+/// autodiff graph).
+struct NoiseNets {
+    g: LatentGenerator,
+    opt_g: ModuleOptimizer,
+    d: ImageDiscriminator,
+    opt_d: ModuleOptimizer,
+    ema: LatentGenerator,
+}
+
+struct TransferNets {
     g: Generator,
     opt_g: ModuleOptimizer,
     d: Discriminator,
@@ -137,6 +158,7 @@ pub struct Trainer {
     step: u64,
     rng: Rng,
     log: LossLog,
+    /// Transfer modes: the inputs shown in every sample grid.
     samples: Vec<RgbImage>,
     last_checkpoint: Option<u64>,
     vgg: Option<Vgg19>,
@@ -183,6 +205,7 @@ impl Trainer {
         let expected_mode = match sources {
             Sources::Unpaired { .. } => Mode::Unpaired,
             Sources::Paired { .. } => Mode::Paired,
+            Sources::Noise { .. } => Mode::Noise,
         };
         if config.mode != expected_mode {
             return Err(TrainError::Usage(format!(
@@ -208,6 +231,11 @@ impl Trainer {
             },
             Sources::Paired { pairs } => {
                 Data::Paired(PairedFolder::load(pairs, size, cache_side, &mut loading)?)
+            }
+            // Whole portraits (scaled so the shorter side is `size`), only flipped: a crop that
+            // cuts the face would teach the generator cut faces.
+            Sources::Noise { portraits } => {
+                Data::Noise(ImageFolder::load(portraits, size, size, &mut loading)?)
             }
         };
         let summary = data.summary();
@@ -273,9 +301,20 @@ impl Trainer {
         self.step
     }
 
-    /// The current content → style generator (for tests and export).
-    pub fn generator(&self) -> Generator {
-        self.nets.g.valid()
+    /// The current content → style generator of a transfer run (for tests and export).
+    pub fn generator(&self) -> Option<Generator> {
+        match &self.nets {
+            Nets::Transfer(nets) => Some(nets.g.valid()),
+            Nets::Noise(_) => None,
+        }
+    }
+
+    /// The moving-average noise generator of a noise run (what samples and exports use).
+    pub fn latent_generator(&self) -> Option<LatentGenerator> {
+        match &self.nets {
+            Nets::Noise(nets) => Some(nets.ema.clone()),
+            Nets::Transfer(_) => None,
+        }
     }
 
     /// Train until `config.steps` (or `stop_after` more steps, for tests), checkpointing as set.
@@ -344,16 +383,26 @@ impl Trainer {
     /// Write a checkpoint of the current state now.
     pub fn checkpoint(&mut self) -> Result<PathBuf, TrainError> {
         let mut writer = checkpoint::Writer::default();
-        let n = &self.nets;
-        writer.module("g", &n.g.valid());
-        writer.optimizer("g", &n.opt_g);
-        writer.module("d", &n.d.valid());
-        writer.optimizer("d", &n.opt_d);
-        if let Some(back) = &n.back {
-            writer.module("f", &back.f.valid());
-            writer.optimizer("f", &back.opt_f);
-            writer.module("d_content", &back.d_content.valid());
-            writer.optimizer("d_content", &back.opt_d_content);
+        match &self.nets {
+            Nets::Transfer(n) => {
+                writer.module("g", &n.g.valid());
+                writer.optimizer("g", &n.opt_g);
+                writer.module("d", &n.d.valid());
+                writer.optimizer("d", &n.opt_d);
+                if let Some(back) = &n.back {
+                    writer.module("f", &back.f.valid());
+                    writer.optimizer("f", &back.opt_f);
+                    writer.module("d_content", &back.d_content.valid());
+                    writer.optimizer("d_content", &back.opt_d_content);
+                }
+            }
+            Nets::Noise(n) => {
+                writer.module("g", &n.g.valid());
+                writer.optimizer("g", &n.opt_g);
+                writer.module("d", &n.d.valid());
+                writer.optimizer("d", &n.opt_d);
+                writer.module("ema", &n.ema);
+            }
         }
         let progress = Progress {
             step: self.step,
@@ -369,130 +418,67 @@ impl Trainer {
     }
 
     fn train_step(&mut self) -> Result<Vec<(&'static str, f32)>, TrainError> {
-        let lr = self.config.learning_rate_at(self.step);
-        let (input, target) = self.batch();
-        let c = self.config.clone();
-        let kind = c.adversarial;
-        let nets = &mut self.nets;
-        let values = match &mut nets.back {
-            Some(back) => {
-                let (a, b) = (input, target);
-                let fake_b = nets.g.forward(a.clone());
-                let fake_a = back.f.forward(b.clone());
-                let g_adv = adversarial(kind, nets.d.forward(fake_b.clone()), true);
-                let f_adv = adversarial(kind, back.d_content.forward(fake_a.clone()), true);
-                let cycle = l1(back.f.forward(fake_b.clone()), a.clone())
-                    + l1(nets.g.forward(fake_a.clone()), b.clone());
-                let identity = if c.identity_weight > 0.0 {
-                    l1(nets.g.forward(b.clone()), b.clone())
-                        + l1(back.f.forward(a.clone()), a.clone())
-                } else {
-                    Tensor::zeros([1], &self.device)
-                };
-                let (perceptual, style) =
-                    vgg_losses(self.vgg.as_ref(), &c, &fake_b, &a, &b, &self.device);
-                let loss = g_adv.clone()
-                    + f_adv.clone()
-                    + cycle.clone() * c.cycle_weight
-                    + identity.clone() * (c.cycle_weight * c.identity_weight)
-                    + perceptual.clone() * c.perceptual_weight
-                    + style.clone() * c.style_weight;
-                let mut grads = loss.backward();
-                let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-                let grads_f = GradientsParams::from_module(&mut grads, &back.f);
-                nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-                back.f = back.opt_f.step(lr, back.f.clone(), grads_f);
-
-                let d_style = (adversarial(kind, nets.d.forward(b), true)
-                    + adversarial(kind, nets.d.forward(fake_b.detach()), false))
-                    * 0.5;
-                let d_content = (adversarial(kind, back.d_content.forward(a), true)
-                    + adversarial(kind, back.d_content.forward(fake_a.detach()), false))
-                    * 0.5;
-                let mut grads = (d_style.clone() + d_content.clone()).backward();
-                let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-                let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
-                nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-                back.d_content = back
-                    .opt_d_content
-                    .step(lr, back.d_content.clone(), grads_dc);
-                let mut losses = vec![g_adv, f_adv, cycle, identity, d_style, d_content];
-                if self.vgg.is_some() {
-                    losses.extend([perceptual, style]);
-                }
-                read_scalars(losses)?
+        let values = match &mut self.nets {
+            Nets::Transfer(nets) => {
+                let (input, target) = batch(&self.data, &self.config, &mut self.rng, &self.device);
+                let lr = self.config.learning_rate_at(self.step);
+                transfer_step(
+                    nets,
+                    input,
+                    target,
+                    lr,
+                    &self.config,
+                    self.vgg.as_ref(),
+                    &self.device,
+                )?
             }
-            None => {
-                let (before, after) = (input, target);
-                let fake = nets.g.forward(before.clone());
-                let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
-                let g_adv = adversarial(kind, nets.d.forward(pair(fake.clone())), true);
-                let l1_loss = l1(fake.clone(), after.clone());
-                let (perceptual, style) =
-                    vgg_losses(self.vgg.as_ref(), &c, &fake, &after, &after, &self.device);
-                let loss = g_adv.clone()
-                    + l1_loss.clone() * c.l1_weight
-                    + perceptual.clone() * c.perceptual_weight
-                    + style.clone() * c.style_weight;
-                let mut grads = loss.backward();
-                let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-                nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-                let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
-                    + adversarial(kind, nets.d.forward(pair(fake.detach())), false))
-                    * 0.5;
-                let mut grads = d_loss.backward();
-                let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-                nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-                let mut losses = vec![g_adv, l1_loss, d_loss];
-                if self.vgg.is_some() {
-                    losses.extend([perceptual, style]);
-                }
-                read_scalars(losses)?
+            Nets::Noise(nets) => {
+                let (real, _) = batch(&self.data, &self.config, &mut self.rng, &self.device);
+                let lr = self.config.learning_rate_at(self.step);
+                noise_step(
+                    nets,
+                    real,
+                    lr,
+                    self.step,
+                    &self.config,
+                    &mut self.rng,
+                    &self.device,
+                )?
             }
         };
         Ok(self.log.columns().iter().copied().zip(values).collect())
     }
 
-    /// A batch of (input, target) tensors drawn with the run's random state.
-    fn batch(&mut self) -> (Tensor<4>, Tensor<4>) {
-        let size = self.config.size as u32;
-        let mut inputs = Vec::with_capacity(self.config.batch);
-        let mut targets = Vec::with_capacity(self.config.batch);
-        for _ in 0..self.config.batch {
-            match &self.data {
-                Data::Unpaired { content, style } => {
-                    let image = &content.images[self.rng.below(content.len())];
-                    let mut input = Crop::random(image, size, &mut self.rng).apply(image, size);
-                    data::jitter(&mut input, self.config.jitter, &mut self.rng);
-                    let image = &style.images[self.rng.below(style.len())];
-                    inputs.push(input);
-                    targets.push(Crop::random(image, size, &mut self.rng).apply(image, size));
-                }
-                Data::Paired(pairs) => {
-                    let i = self.rng.below(pairs.before.len());
-                    let crop = Crop::random(&pairs.before.images[i], size, &mut self.rng);
-                    inputs.push(crop.apply(&pairs.before.images[i], size));
-                    targets.push(crop.apply(&pairs.after.images[i], size));
-                }
-            }
-        }
-        (
-            data::to_tensor(&inputs, &self.device),
-            data::to_tensor(&targets, &self.device),
-        )
-    }
-
-    /// `samples/step-NNNNNNN.png`: each fixed sample as input | output, and the loss plot.
+    /// `samples/step-NNNNNNN.png` and the loss plot. Transfer runs show each fixed sample as
+    /// input | output; noise runs a grid of the portraits of seeds 0, 1, 2, … (what
+    /// `portraitist generate --seed 0` makes from the exported pack).
     fn write_samples(&self) -> Result<PathBuf, TrainError> {
         let plain = self.device.clone().without_autodiff();
-        let g = self.nets.g.valid().to_device(&plain);
         let size = self.config.size;
         let mut rows = Vec::new();
-        for input in &self.samples {
-            let out = g.forward(data::to_tensor(std::slice::from_ref(input), &plain));
-            let values = out.into_data().try_to_vec::<f32>().unwrap_or_default();
-            if values.len() == 3 * size * size {
-                rows.push(vec![input.clone(), data::to_image(&values, 0, size, size)]);
+        match &self.nets {
+            Nets::Transfer(nets) => {
+                let g = nets.g.valid().to_device(&plain);
+                for input in &self.samples {
+                    let out = g.forward(data::to_tensor(std::slice::from_ref(input), &plain));
+                    let values = out.into_data().try_to_vec::<f32>().unwrap_or_default();
+                    if values.len() == 3 * size * size {
+                        rows.push(vec![input.clone(), data::to_image(&values, 0, size, size)]);
+                    }
+                }
+            }
+            Nets::Noise(nets) => {
+                let side = self.config.sample_count.max(1);
+                let creator = create::Creator::new(
+                    nets.ema.clone(),
+                    self.config.latent_generator_config(),
+                    plain.clone(),
+                );
+                let seeds: Vec<u64> = (0..(side * side) as u64).collect();
+                let images = pollster::block_on(creator.render_seeds(&seeds)).map_err(|e| {
+                    TrainError::Usage(format!("rendering the sample grid failed: {e}"))
+                })?;
+                rows = images.chunks(side).map(<[RgbImage]>::to_vec).collect();
             }
         }
         // Small training crops are hard to judge: show them at least 128 pixels tall.
@@ -524,6 +510,93 @@ impl Trainer {
         let _ = report::plot_losses(&self.log, &self.run_dir.join("losses.png"));
         Ok(path)
     }
+}
+
+/// One transfer step: generators first (adversarial + cycle/identity or L1, + VGG losses),
+/// then the discriminators on real and (detached) generated images.
+fn transfer_step(
+    nets: &mut TransferNets,
+    input: Tensor<4>,
+    target: Tensor<4>,
+    lr: f64,
+    config: &TrainConfig,
+    vgg: Option<&Vgg19>,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let kind = config.adversarial;
+    Ok(match &mut nets.back {
+        Some(back) => {
+            let (a, b) = (input, target);
+            let fake_b = nets.g.forward(a.clone());
+            let fake_a = back.f.forward(b.clone());
+            let g_adv = generator_adversarial(kind, nets.d.forward(fake_b.clone()));
+            let f_adv = generator_adversarial(kind, back.d_content.forward(fake_a.clone()));
+            let cycle = l1(back.f.forward(fake_b.clone()), a.clone())
+                + l1(nets.g.forward(fake_a.clone()), b.clone());
+            let identity = if config.identity_weight > 0.0 {
+                l1(nets.g.forward(b.clone()), b.clone()) + l1(back.f.forward(a.clone()), a.clone())
+            } else {
+                Tensor::zeros([1], device)
+            };
+            let (perceptual, style) = vgg_losses(vgg, config, &fake_b, &a, &b, device);
+            let loss = g_adv.clone()
+                + f_adv.clone()
+                + cycle.clone() * config.cycle_weight
+                + identity.clone() * (config.cycle_weight * config.identity_weight)
+                + perceptual.clone() * config.perceptual_weight
+                + style.clone() * config.style_weight;
+            let mut grads = loss.backward();
+            let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+            let grads_f = GradientsParams::from_module(&mut grads, &back.f);
+            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+            back.f = back.opt_f.step(lr, back.f.clone(), grads_f);
+
+            let d_style = (adversarial(kind, nets.d.forward(b), true)
+                + adversarial(kind, nets.d.forward(fake_b.detach()), false))
+                * 0.5;
+            let d_content = (adversarial(kind, back.d_content.forward(a), true)
+                + adversarial(kind, back.d_content.forward(fake_a.detach()), false))
+                * 0.5;
+            let mut grads = (d_style.clone() + d_content.clone()).backward();
+            let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+            let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
+            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+            back.d_content = back
+                .opt_d_content
+                .step(lr, back.d_content.clone(), grads_dc);
+            let mut losses = vec![g_adv, f_adv, cycle, identity, d_style, d_content];
+            if vgg.is_some() {
+                losses.extend([perceptual, style]);
+            }
+            read_scalars(losses)?
+        }
+        None => {
+            let (before, after) = (input, target);
+            let fake = nets.g.forward(before.clone());
+            let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
+            let g_adv = generator_adversarial(kind, nets.d.forward(pair(fake.clone())));
+            let l1_loss = l1(fake.clone(), after.clone());
+            let (perceptual, style) = vgg_losses(vgg, config, &fake, &after, &after, device);
+            let loss = g_adv.clone()
+                + l1_loss.clone() * config.l1_weight
+                + perceptual.clone() * config.perceptual_weight
+                + style.clone() * config.style_weight;
+            let mut grads = loss.backward();
+            let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+            let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
+                + adversarial(kind, nets.d.forward(pair(fake.detach())), false))
+                * 0.5;
+            let mut grads = d_loss.backward();
+            let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+            let mut losses = vec![g_adv, l1_loss, d_loss];
+            if vgg.is_some() {
+                losses.extend([perceptual, style]);
+            }
+            read_scalars(losses)?
+        }
+    })
 }
 
 /// Perceptual (feature L1 to `content`) and style (Gram distance to `style`) losses of `output`;
@@ -561,6 +634,132 @@ fn vgg_losses(
     (perceptual, style_loss)
 }
 
+/// A batch drawn with the run's random state: (input, target) for transfer runs, (real
+/// portraits, the same) for noise runs.
+fn batch(
+    data: &Data,
+    config: &TrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
+    let size = config.size as u32;
+    let mut inputs = Vec::with_capacity(config.batch);
+    let mut targets = Vec::with_capacity(config.batch);
+    for _ in 0..config.batch {
+        match data {
+            Data::Unpaired { content, style } => {
+                let image = &content.images[rng.below(content.len())];
+                let mut input = Crop::random(image, size, rng).apply(image, size);
+                data::jitter(&mut input, config.jitter, rng);
+                let image = &style.images[rng.below(style.len())];
+                inputs.push(input);
+                targets.push(Crop::random(image, size, rng).apply(image, size));
+            }
+            Data::Paired(pairs) => {
+                let i = rng.below(pairs.before.len());
+                let crop = Crop::random(&pairs.before.images[i], size, rng);
+                inputs.push(crop.apply(&pairs.before.images[i], size));
+                targets.push(crop.apply(&pairs.after.images[i], size));
+            }
+            Data::Noise(portraits) => {
+                let image = &portraits.images[rng.below(portraits.len())];
+                let mut portrait = Crop::random(image, size, rng).apply(image, size);
+                data::jitter(&mut portrait, config.jitter, rng);
+                inputs.push(portrait);
+            }
+        }
+    }
+    let inputs = data::to_tensor(&inputs, device);
+    let targets = if targets.is_empty() {
+        inputs.clone()
+    } else {
+        data::to_tensor(&targets, device)
+    };
+    (inputs, targets)
+}
+
+/// One noise step, as in the seeds: the discriminator learns to tell `real` portraits from
+/// generated ones, then the generator learns to fool it on fresh noise; the moving average
+/// follows the generator. Returns g_adv, d and the mean real and fake scores.
+fn noise_step(
+    nets: &mut NoiseNets,
+    real: Tensor<4>,
+    lr: f64,
+    step: u64,
+    config: &TrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let kind = config.adversarial;
+    let mut noise = || {
+        let values: Vec<f32> = (0..config.batch * config.latent_size)
+            .map(|_| rng.normal())
+            .collect();
+        Tensor::<2>::from_data(
+            TensorData::new(values, [config.batch, config.latent_size]),
+            device,
+        )
+    };
+    let fake = nets.g.forward(noise()).detach();
+    let real_scores = nets.d.forward(real);
+    let fake_scores = nets.d.forward(fake);
+    let d_loss = adversarial(kind, real_scores.clone(), true)
+        + adversarial(kind, fake_scores.clone(), false);
+    let mut grads = d_loss.backward();
+    let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+
+    let g_loss = generator_adversarial(kind, nets.d.forward(nets.g.forward(noise())));
+    let mut grads = g_loss.backward();
+    let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+
+    // A short warm-up (decay (1+t)/(10+t)) so early averages do not cling to the random start.
+    let decay = config
+        .ema_decay
+        .min((1.0 + step as f32) / (10.0 + step as f32));
+    nets.ema = moving_average(nets.ema.clone(), &nets.g.valid(), decay);
+    read_scalars(vec![
+        g_loss,
+        d_loss,
+        real_scores.mean().reshape([1]),
+        fake_scores.mean().reshape([1]),
+    ])
+}
+
+/// `average · decay + current · (1 - decay)`, parameter by parameter.
+fn moving_average<M: Module>(average: M, current: &M, decay: f32) -> M {
+    struct Collect(Vec<TensorData>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().into_data());
+        }
+    }
+    struct Blend {
+        current: std::vec::IntoIter<TensorData>,
+        decay: f32,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let decay = self.decay;
+            let next = self.current.next();
+            param.map(|t| match next {
+                Some(data) => {
+                    let current = Tensor::<D>::from_data(data, &t.device());
+                    t * decay + current * (1.0 - decay)
+                }
+                None => t,
+            })
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    current.visit(&mut collect);
+    average.map(&mut Blend {
+        current: collect.0.into_iter(),
+        decay,
+    })
+}
+
 fn read_scalars(losses: Vec<Tensor<1>>) -> Result<Vec<f32>, TrainError> {
     let all = Tensor::cat(losses.into_iter().map(|t| t.detach()).collect(), 0);
     all.into_data()
@@ -573,6 +772,7 @@ impl Data {
         let folders: Vec<&ImageFolder> = match self {
             Data::Unpaired { content, style } => vec![content, style],
             Data::Paired(p) => vec![&p.before, &p.after],
+            Data::Noise(portraits) => vec![portraits],
         };
         DataSummary {
             folders: folders
@@ -591,6 +791,7 @@ impl Data {
         match self {
             Data::Unpaired { content, .. } => &content.images,
             Data::Paired(p) => &p.before.images,
+            Data::Noise(_) => &[],
         }
     }
 }
@@ -613,16 +814,62 @@ fn write_run_log(run_dir: &Path, summary: &DataSummary) -> std::io::Result<()> {
 
 impl Nets {
     fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
+        match config.mode {
+            Mode::Unpaired | Mode::Paired => {
+                Nets::Transfer(TransferNets::init(config, device, rng))
+            }
+            Mode::Noise => {
+                let mut init_rng = rng.fork(0x1417);
+                let g = init_weights_with(
+                    config.latent_generator_config().init(device),
+                    &mut init_rng,
+                    InitScale::He,
+                );
+                let d = init_weights_with(
+                    config.image_discriminator_config().init(device),
+                    &mut init_rng,
+                    InitScale::He,
+                );
+                Nets::Noise(NoiseNets {
+                    ema: g.valid(),
+                    g,
+                    opt_g: adam(config),
+                    d,
+                    opt_d: adam(config),
+                })
+            }
+        }
+    }
+
+    fn load(self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
+        Ok(match self {
+            Nets::Transfer(nets) => Nets::Transfer(nets.load(reader)?),
+            Nets::Noise(mut n) => {
+                n.g = reader.module("g", n.g)?;
+                n.opt_g = reader.optimizer("g", n.opt_g)?;
+                n.d = reader.module("d", n.d)?;
+                n.opt_d = reader.optimizer("d", n.opt_d)?;
+                n.ema = reader.module("ema", n.ema)?;
+                Nets::Noise(n)
+            }
+        })
+    }
+}
+
+fn adam(config: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(config.beta1 as f32)
+        .with_beta_2(config.beta2 as f32)
+        .with_epsilon(1e-8)
+        .init()
+}
+
+impl TransferNets {
+    fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
         let g_config = config.generator_config();
         let d_config = config.discriminator_config();
         let mut init_rng = rng.fork(0x1417);
-        let adam = || {
-            AdamConfig::new()
-                .with_beta_1(config.beta1 as f32)
-                .with_beta_2(config.beta2 as f32)
-                .with_epsilon(1e-8)
-                .init()
-        };
+        let adam = || adam(config);
         let back = (config.mode == Mode::Unpaired).then(|| Back {
             f: init_weights(g_config.init(device), &mut init_rng),
             opt_f: adam(),
@@ -654,13 +901,29 @@ impl Nets {
     }
 }
 
+/// How large initial weights are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitScale {
+    /// N(0, 0.02), as in DCGAN, pix2pix and CycleGAN (networks with normalisation layers).
+    Dcgan,
+    /// N(0, 2 / fan-in) (He et al.): keeps activations at scale through layers without
+    /// normalisation, such as the noise mode's discriminator.
+    He,
+}
+
 /// Initialise weights from the run's own random stream, as in pix2pix/CycleGAN: convolution
 /// weights N(0, 0.02), biases 0, norm scales 1 and shifts 0. Using our generator (not the
 /// backend's) makes a run's start depend on its seed alone.
 pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
+    init_weights_with(module, rng, InitScale::Dcgan)
+}
+
+/// [`init_weights`] with a choice of weight scale.
+pub fn init_weights_with<M: Module>(module: M, rng: &mut Rng, scale: InitScale) -> M {
     struct Init<'a> {
         rng: &'a mut Rng,
         path: Vec<String>,
+        scale: InitScale,
     }
     impl ModuleMapper for Init<'_> {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -672,11 +935,21 @@ pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let field = self.path.last().map(String::as_str).unwrap_or("");
             let rng = &mut *self.rng;
+            let scale = self.scale;
             param.map(|t| {
                 let shape = t.shape();
                 let n = shape.num_elements();
+                // Convolutions are [out, in, k, k], linear layers [in, out].
+                let fan_in = match D {
+                    4 => shape.as_slice()[1..].iter().product::<usize>(),
+                    _ => shape.as_slice()[0],
+                };
+                let std = match scale {
+                    InitScale::Dcgan => 0.02f32,
+                    InitScale::He => (2.0 / fan_in.max(1) as f32).sqrt(),
+                };
                 let values: Vec<f32> = match field {
-                    "weight" if D > 1 => (0..n).map(|_| 0.02 * rng.normal()).collect(),
+                    "weight" if D > 1 => (0..n).map(|_| std * rng.normal()).collect(),
                     "gamma" => vec![1.0; n],
                     _ => vec![0.0; n],
                 };
@@ -692,5 +965,6 @@ pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
     module.map(&mut Init {
         rng,
         path: Vec::new(),
+        scale,
     })
 }
