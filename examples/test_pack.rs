@@ -1,10 +1,12 @@
-//! Writes a style pack of a seeded random generator, for the browser tests only (never shipped):
-//! `cargo run --example test_pack -- MODELS_DIR` creates MODELS_DIR/pattern and MODELS_DIR/index.json.
+//! Writes style packs of seeded random generators, for the browser tests only (never shipped):
+//! `cargo run --example test_pack -- MODELS_DIR` creates MODELS_DIR/pattern (a transfer pack),
+//! MODELS_DIR/pattern-faces (a noise pack) and MODELS_DIR/index.json.
 
 use std::path::PathBuf;
 
 use burn::tensor::Device;
 use portraitist::GeneratorConfig;
+use portraitist::model::LatentGeneratorConfig;
 use portraitist::pack::{Index, Manifest, Precision, StylePack};
 
 fn main() {
@@ -25,6 +27,20 @@ fn main() {
         Precision::F32,
     )
     .unwrap_or_else(|e| panic!("cannot write the test pack: {e}"));
+    Index::register(&models, &manifest).unwrap_or_else(|e| panic!("cannot write the index: {e}"));
+
+    device.seed(22);
+    let config = LatentGeneratorConfig::new(16, 32, 8);
+    let generator = config.init(&device);
+    let mut manifest = Manifest::new_noise("pattern-faces", "Test faces", config);
+    manifest.description = "Random weights, for tests only.".into();
+    let manifest = StylePack::save(
+        &models.join("pattern-faces"),
+        manifest,
+        &generator,
+        Precision::F32,
+    )
+    .unwrap_or_else(|e| panic!("cannot write the test noise pack: {e}"));
     Index::register(&models, &manifest).unwrap_or_else(|e| panic!("cannot write the index: {e}"));
     println!("{}", models.join("pattern").display());
 }

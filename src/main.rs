@@ -146,6 +146,10 @@ struct GenerateArgs {
     /// Enlarge each image this many times (Lanczos).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     scale: u32,
+    /// Also write all images as one sheet, this many per row, without gaps (`grid.png`), as the
+    /// page's Create view shows them.
+    #[arg(long, value_name = "COLUMNS", value_parser = clap::value_parser!(u32).range(1..=64))]
+    grid: Option<u32>,
     /// Output folder; created if missing.
     #[arg(long)]
     out: PathBuf,
@@ -494,6 +498,17 @@ fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> 
     };
     let bar = ProgressBar::new(latents.len() as u64);
     let side = creator.config().size as u32 * args.scale;
+    let write = |name: &str, image: &image::RgbImage| -> Result<()> {
+        let path = args.out.join(name);
+        let png = image_io::encode(image, OutputFormat::Png)?;
+        std::fs::write(&path, png).with_context(|| format!("cannot write {}", path.display()))
+    };
+    let columns = args.grid.unwrap_or(1).min(names.len() as u32).max(1);
+    let rows = (names.len() as u32).div_ceil(columns);
+    let mut sheet = args
+        .grid
+        .map(|_| image::RgbImage::new(columns * side, rows * side));
+    let mut index = 0u32;
     for (chunk_names, chunk) in names.chunks(16).zip(latents.chunks(16)) {
         let images = creator.render_blocking(chunk)?;
         for (name, image) in chunk_names.iter().zip(images) {
@@ -502,12 +517,17 @@ fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> 
             } else {
                 image
             };
-            let path = args.out.join(name);
-            let png = image_io::encode(&image, OutputFormat::Png)?;
-            std::fs::write(&path, png)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write(name, &image)?;
+            if let Some(sheet) = &mut sheet {
+                let (x, y) = (index % columns * side, index / columns * side);
+                image::imageops::replace(sheet, &image, i64::from(x), i64::from(y));
+            }
+            index += 1;
             bar.inc(1);
         }
+    }
+    if let Some(sheet) = &sheet {
+        write("grid.png", sheet)?;
     }
     bar.finish_and_clear();
     println!(

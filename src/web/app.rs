@@ -1,5 +1,6 @@
 //! The page: style gallery, photo input (file, drop, paste, camera), before/after result,
-//! strength, colours, output size, download.
+//! strength, colours, output size, download; and "Create": new portraits from a noise pack, a
+//! walk between two of them, download, and "use as input" for the styles.
 //!
 //! All state lives in [`Ui`], a bundle of signals that is `Copy`, so event handlers and the
 //! long-running [`run`] share it without clones. Heavy data (device, loaded style, photos) sits in
@@ -18,6 +19,7 @@ use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlVideoElement};
 
 use super::backend::{self, Backend};
 use super::browser;
+use crate::create::{self, Creator};
 use crate::image_io::{self, OutputFormat};
 use crate::pack::{Index, IndexEntry, Manifest, PackKind, StylePack};
 use crate::stylize::{self, Cancelled, Look, RenderError, Stylizer};
@@ -29,6 +31,11 @@ const BROWSER_TILE: usize = 512;
 /// Side of the photo run once when a style loads on WebGPU, so shader compilation happens then
 /// and not in the first timed run.
 const WARM_UP_SIDE: u32 = 64;
+
+/// The Create grid: this many portraits per row and column.
+const GRID: usize = 4;
+/// Created portraits are enlarged this many times (Lanczos) for download and as style input.
+const CREATED_SCALE: u32 = 4;
 
 thread_local! {
     /// Set by the cancel button (or a newer request); read by [`pause`] between tiles.
@@ -44,6 +51,9 @@ struct Session {
     /// `source` fitted to the chosen output size: what runs and what `styled` matches.
     photo: Option<RgbImage>,
     styled: Option<RgbImage>,
+    creator: Option<(String, Creator)>,
+    /// The portrait on the walk canvas, at the generator's size, and its file name.
+    created: Option<(RgbImage, String)>,
 }
 
 #[derive(Clone, Copy)]
@@ -65,6 +75,7 @@ struct Ui {
     max_side: RwSignal<u32>,
     camera: RwSignal<bool>,
     dragging: RwSignal<bool>,
+    create: Create,
     session: StoredValue<Session, LocalStorage>,
     original_canvas: NodeRef<leptos::html::Canvas>,
     result_canvas: NodeRef<leptos::html::Canvas>,
@@ -89,6 +100,7 @@ impl Ui {
             max_side: RwSignal::new(1024),
             camera: RwSignal::new(false),
             dragging: RwSignal::new(false),
+            create: Create::new(),
             session: StoredValue::new_local(Session::default()),
             original_canvas: NodeRef::new(),
             result_canvas: NodeRef::new(),
@@ -106,6 +118,52 @@ impl Ui {
     fn fail(self, message: String) {
         self.status.set(String::new());
         self.error.set(Some(message));
+    }
+}
+
+/// The Create view's state.
+#[derive(Clone, Copy)]
+struct Create {
+    /// The noise pack used (the index's first), if any.
+    pack: RwSignal<Option<IndexEntry>>,
+    /// First seed of the grid; the grid shows this seed and the next GRID² − 1.
+    seed: RwSignal<u64>,
+    /// Seeds of the walk's two ends.
+    from: RwSignal<u64>,
+    to: RwSignal<u64>,
+    /// The next click on the grid picks the walk's end (else its start).
+    picking_end: RwSignal<bool>,
+    /// Position on the walk, 0–100.
+    walk: RwSignal<f64>,
+    busy: RwSignal<bool>,
+    /// A walk render was asked for during a run: do it when the run ends.
+    pending: RwSignal<bool>,
+    /// Finished grid renders (`data-grids`), for tests.
+    grids: RwSignal<u32>,
+    /// Finished walk renders (`data-walks`), for tests.
+    walks: RwSignal<u32>,
+    status: RwSignal<String>,
+    grid_canvas: NodeRef<leptos::html::Canvas>,
+    walk_canvas: NodeRef<leptos::html::Canvas>,
+}
+
+impl Create {
+    fn new() -> Self {
+        Self {
+            pack: RwSignal::new(None),
+            seed: RwSignal::new(0),
+            from: RwSignal::new(0),
+            to: RwSignal::new(1),
+            picking_end: RwSignal::new(false),
+            walk: RwSignal::new(0.0),
+            busy: RwSignal::new(false),
+            pending: RwSignal::new(false),
+            grids: RwSignal::new(0),
+            walks: RwSignal::new(0),
+            status: RwSignal::new(String::new()),
+            grid_canvas: NodeRef::new(),
+            walk_canvas: NodeRef::new(),
+        }
     }
 }
 
@@ -248,7 +306,63 @@ pub fn App() -> impl IntoView {
                     </div>
                 </div>
             </section>
+            <CreateView ui />
         </main>
+    }
+}
+
+/// "Create": new portraits from noise (a GAN's generator), a walk between two, and a way to
+/// hand one to the styles above.
+#[component]
+fn CreateView(ui: Ui) -> impl IntoView {
+    let c = ui.create;
+    let on_grid_click = move |ev: leptos::ev::MouseEvent| {
+        let Some(canvas) = canvas(c.grid_canvas) else {
+            return;
+        };
+        let (w, h) = (
+            f64::from(canvas.client_width().max(1)),
+            f64::from(canvas.client_height().max(1)),
+        );
+        let col = ((f64::from(ev.offset_x()) / w * GRID as f64) as usize).min(GRID - 1);
+        let row = ((f64::from(ev.offset_y()) / h * GRID as f64) as usize).min(GRID - 1);
+        pick(ui, c.seed.get_untracked() + (row * GRID + col) as u64);
+    };
+    view! {
+        <section aria-labelledby="create-heading" class="create" class:hidden=move || c.pack.get().is_none()>
+            <h2 id="create-heading">"Or create a new portrait"</h2>
+            <p class="hint">
+                {move || c.pack.get().map(|p| p.description).unwrap_or_default()}
+                " Click a portrait to start a walk, a second to end it, then slide between them."
+            </p>
+            <div class="create-actions">
+                <button type="button" class="primary" id="create" on:click=move |_| {
+                    if c.grids.get_untracked() > 0 {
+                        c.seed.update(|s| *s = s.wrapping_add((GRID * GRID) as u64));
+                    }
+                    create_grid(ui);
+                }>{move || if c.grids.get() > 0 { "More portraits" } else { "Create portraits" }}</button>
+                <span class="status" role="status">{move || c.status.get()}</span>
+            </div>
+            <div class="create-grid" class:hidden=move || c.grids.get() == 0>
+                <canvas node_ref=c.grid_canvas id="create-grid" data-grids=move || c.grids.get()
+                    data-seed=move || c.seed.get() role="img"
+                    aria-label="New portraits made by the GAN; click one to pick it"
+                    on:click=on_grid_click></canvas>
+                <div class="walk">
+                    <canvas node_ref=c.walk_canvas id="walk" data-walks=move || c.walks.get() role="img"
+                        aria-label="The picked portrait, or a blend on the walk between two"></canvas>
+                    <label>{move || format!("Walk from #{} to #{} ", c.from.get(), c.to.get())}
+                        <input type="range" min="0" max="100" id="walk-position" prop:value=move || c.walk.get()
+                            on:input=move |ev| { c.walk.set(event_target_value(&ev).parse().unwrap_or(0.0)); render_walk(ui); } />
+                    </label>
+                    <div class="actions">
+                        <button type="button" class="primary" id="use-created" on:click=move |_| use_created(ui)>"Stylize this portrait"</button>
+                        <button type="button" id="download-created" on:click=move |_| download_created(ui)>"Download PNG"</button>
+                    </div>
+                </div>
+            </div>
+        </section>
     }
 }
 
@@ -288,6 +402,13 @@ async fn load_styles(ui: Ui) {
         .and_then(|b| Index::parse("models/index.json", &b).map_err(|e| e.to_string()));
     match index {
         Ok(index) => {
+            ui.create.pack.set(
+                index
+                    .styles
+                    .iter()
+                    .find(|s| s.kind == PackKind::Noise)
+                    .cloned(),
+            );
             let transfer: Vec<IndexEntry> = index
                 .styles
                 .into_iter()
@@ -393,20 +514,7 @@ impl From<String> for Failure {
 /// Load the device and the style (once each), then stylize the stored photo. Returns the backend
 /// that ran and the milliseconds the run took.
 async fn stylize_current(ui: Ui, style_id: &str) -> Result<(Backend, f64), Failure> {
-    if ui.session.with_value(|s| s.device.is_none()) {
-        ui.status.set("Starting the GPU…".into());
-        let search = browser::window().location().search().unwrap_or_default();
-        let (device, backend, note) = backend::init(backend::forced_by_query(&search)).await;
-        if let Some(note) = note {
-            web_sys::console::warn_1(&note.into());
-        }
-        ui.session
-            .update_value(|s| s.device = Some((device, backend)));
-    }
-    let (device, backend) = ui
-        .session
-        .with_value(|s| s.device.clone())
-        .ok_or_else(|| "no device".to_string())?;
+    let (device, backend) = device(ui, ui.status).await;
     let cached = ui
         .session
         .with_value(|s| s.stylizer.as_ref().is_some_and(|(id, _)| id == style_id));
@@ -457,6 +565,26 @@ async fn stylize_current(ui: Ui, style_id: &str) -> Result<(Backend, f64), Failu
     Ok((backend, ms))
 }
 
+/// The page's device, started on first use (WebGPU where there is an adapter, else the CPU).
+async fn device(ui: Ui, status: RwSignal<String>) -> (Device, Backend) {
+    if let Some(device) = ui.session.with_value(|s| s.device.clone()) {
+        return device;
+    }
+    status.set("Starting the GPU…".into());
+    let search = browser::window().location().search().unwrap_or_default();
+    let (device, backend, note) = backend::init(backend::forced_by_query(&search)).await;
+    if let Some(note) = note {
+        web_sys::console::warn_1(&note.into());
+    }
+    // Another task may have started one meanwhile: keep the first.
+    ui.session.update_value(|s| {
+        s.device.get_or_insert((device, backend));
+    });
+    ui.session
+        .with_value(|s| s.device.clone())
+        .expect("set just above")
+}
+
 fn failure(e: RenderError) -> Failure {
     match e {
         RenderError::Cancelled => Failure::Cancelled,
@@ -464,18 +592,200 @@ fn failure(e: RenderError) -> Failure {
     }
 }
 
-async fn load_style(style_id: &str, device: &Device) -> Result<Stylizer, String> {
+async fn fetch_pack(style_id: &str) -> Result<StylePack, String> {
     let manifest_url = format!("models/{style_id}/style.json");
     let manifest = browser::fetch_bytes(&manifest_url).await?;
     let parsed = Manifest::parse(&manifest_url, &manifest).map_err(|e| e.to_string())?;
     let weights =
         browser::fetch_bytes(&format!("models/{style_id}/{}", parsed.weights.file)).await?;
-    let pack =
-        StylePack::from_bytes(&manifest_url, &manifest, weights).map_err(|e| e.to_string())?;
-    Ok(pack
+    StylePack::from_bytes(&manifest_url, &manifest, weights).map_err(|e| e.to_string())
+}
+
+async fn load_style(style_id: &str, device: &Device) -> Result<Stylizer, String> {
+    Ok(fetch_pack(style_id)
+        .await?
         .stylizer(device)
         .map_err(|e| e.to_string())?
         .with_pause(pause))
+}
+
+/// The noise pack's creator on the page's device (loaded once).
+async fn creator(ui: Ui) -> Result<Creator, String> {
+    let id = ui
+        .create
+        .pack
+        .get_untracked()
+        .map(|p| p.id)
+        .ok_or("no noise pack is installed")?;
+    if let Some(creator) = ui.session.with_value(|s| {
+        s.creator
+            .as_ref()
+            .filter(|(loaded, _)| *loaded == id)
+            .map(|(_, c)| c.clone())
+    }) {
+        return Ok(creator);
+    }
+    let (device, _) = device(ui, ui.create.status).await;
+    ui.create
+        .status
+        .set("Loading the portrait generator…".into());
+    let creator = fetch_pack(&id)
+        .await?
+        .creator(&device)
+        .map_err(|e| e.to_string())?;
+    ui.session
+        .update_value(|s| s.creator = Some((id, creator.clone())));
+    Ok(creator)
+}
+
+/// Render the grid of GRID² portraits from `create.seed`, then the walk.
+fn create_grid(ui: Ui) {
+    let c = ui.create;
+    if c.busy.get_untracked() {
+        return;
+    }
+    c.busy.set(true);
+    spawn_local(async move {
+        let first = c.seed.get_untracked();
+        let result = async {
+            let creator = creator(ui).await?;
+            c.status.set("Creating portraits…".into());
+            browser::yield_to_browser().await;
+            let started = browser::now_ms();
+            let seeds: Vec<u64> = (0..(GRID * GRID) as u64)
+                .map(|i| first.wrapping_add(i))
+                .collect();
+            let images = creator
+                .render_seeds(&seeds)
+                .await
+                .map_err(|e| e.to_string())?;
+            let side = creator.config().size as u32;
+            let mut grid = RgbImage::new(side * GRID as u32, side * GRID as u32);
+            for (i, image) in images.iter().enumerate() {
+                let (x, y) = ((i % GRID) as u32 * side, (i / GRID) as u32 * side);
+                image::imageops::replace(&mut grid, image, i64::from(x), i64::from(y));
+            }
+            if let Some(canvas) = canvas(c.grid_canvas) {
+                browser::paint(&canvas, &grid)?;
+            }
+            Ok::<f64, String>(browser::now_ms() - started)
+        }
+        .await;
+        c.busy.set(false);
+        match result {
+            Ok(ms) => {
+                c.status
+                    .set(format!("{} portraits in {ms:.0} ms.", GRID * GRID));
+                c.grids.update(|n| *n += 1);
+                c.from.set(first);
+                c.to.set(first.wrapping_add(1));
+                c.picking_end.set(false);
+                c.walk.set(0.0);
+                render_walk(ui);
+            }
+            Err(e) => {
+                c.status.set(String::new());
+                ui.fail(format!("Creating portraits failed: {e}"));
+            }
+        }
+    });
+}
+
+/// A click on the grid: the walk's start, then its end, alternately.
+fn pick(ui: Ui, seed: u64) {
+    let c = ui.create;
+    if c.picking_end.get_untracked() {
+        c.to.set(seed);
+        c.walk.set(100.0);
+    } else {
+        c.from.set(seed);
+        c.walk.set(0.0);
+    }
+    c.picking_end.update(|p| *p = !*p);
+    render_walk(ui);
+}
+
+/// Render the portrait at the walk's position onto the walk canvas.
+fn render_walk(ui: Ui) {
+    let c = ui.create;
+    if c.busy.get_untracked() {
+        c.pending.set(true);
+        return;
+    }
+    c.busy.set(true);
+    spawn_local(async move {
+        let (from, to) = (c.from.get_untracked(), c.to.get_untracked());
+        let t = (c.walk.get_untracked() / 100.0) as f32;
+        let result = async {
+            let creator = creator(ui).await?;
+            let z = create::slerp(&creator.latent(from), &creator.latent(to), t);
+            let image = creator
+                .render(&[z])
+                .await
+                .map_err(|e| e.to_string())?
+                .pop()
+                .ok_or("no image")?;
+            if let Some(canvas) = canvas(c.walk_canvas) {
+                browser::paint(&canvas, &image)?;
+            }
+            let name = if t <= 0.0 {
+                format!("portrait-{from}")
+            } else if t >= 1.0 {
+                format!("portrait-{to}")
+            } else {
+                format!("portrait-{from}-{to}-{:02}", (t * 100.0).round())
+            };
+            ui.session.update_value(|s| s.created = Some((image, name)));
+            Ok::<(), String>(())
+        }
+        .await;
+        c.busy.set(false);
+        match result {
+            Ok(()) => c.walks.update(|n| *n += 1),
+            Err(e) => ui.fail(format!("Creating the portrait failed: {e}")),
+        }
+        if c.pending.get_untracked() {
+            c.pending.set(false);
+            render_walk(ui);
+        }
+    });
+}
+
+/// The walk's portrait, enlarged for use outside the small canvas.
+fn created_portrait(ui: Ui) -> Option<(RgbImage, String)> {
+    ui.session.with_value(|s| {
+        s.created.as_ref().map(|(image, name)| {
+            let (w, h) = (
+                image.width() * CREATED_SCALE,
+                image.height() * CREATED_SCALE,
+            );
+            let big = image::imageops::resize(image, w, h, image::imageops::FilterType::Lanczos3);
+            (big, name.clone())
+        })
+    })
+}
+
+fn use_created(ui: Ui) {
+    if let Some((portrait, name)) = created_portrait(ui) {
+        set_photo(ui, portrait, format!("{name}.png"));
+        if let Some(canvas) = canvas(ui.original_canvas) {
+            canvas.scroll_into_view();
+        }
+    }
+}
+
+fn download_created(ui: Ui) {
+    let Some((portrait, name)) = created_portrait(ui) else {
+        return;
+    };
+    match image_io::encode(&portrait, OutputFormat::Png) {
+        Ok(bytes) => {
+            if let Err(e) = browser::download(&bytes, "image/png", &format!("{name}.png")) {
+                ui.fail(e);
+            }
+        }
+        Err(e) => ui.fail(e.to_string()),
+    }
 }
 
 /// Between tiles: let the page repaint and handle input, then stop if asked to.

@@ -165,6 +165,84 @@ for (const backend of ['webgpu', 'cpu']) {
   });
 }
 
+/** The native CLI's portraits for the test noise pack (files, and with --grid a sheet). */
+function nativeCreated(name, args) {
+  const out = path.join(ARTIFACTS, 'native', name);
+  fs.rmSync(out, { recursive: true, force: true });
+  execFileSync(PORTRAITIST, [
+    '--models', path.join(SITE, 'models'), '--backend', 'cpu',
+    'generate', '--style', 'pattern-faces', ...args, '--out', out,
+  ], { stdio: 'pipe' });
+  return out;
+}
+
+/** Save a canvas of the page as a PNG file. */
+async function saveCanvas(page, selector, name) {
+  const url = await page.locator(selector).evaluate((c) => c.toDataURL('image/png'));
+  const file = path.join(ARTIFACTS, name);
+  fs.writeFileSync(file, Buffer.from(url.split(',')[1], 'base64'));
+  return file;
+}
+
+/** Wait until the counter `data-NAME` of `selector` exceeds `count`, or an error shows. */
+async function counterAbove(page, selector, name, count) {
+  await page.waitForFunction(([sel, key, n]) => {
+    const value = Number(document.querySelector(sel)?.dataset[key] ?? 0);
+    return value > n || document.querySelector('.error') !== null;
+  }, [selector, name, count], { timeout: RESULT_TIMEOUT });
+  assert.equal(await pageFailure(page), null);
+}
+
+const walks = async (page) => Number(await page.locator('#walk').getAttribute('data-walks'));
+
+for (const backend of ['webgpu', 'cpu']) {
+  test(`${backend}: Create makes the native CLI's portraits, walks between two, hands one to the styles`, async () => {
+    const { context, page } = await openPage(`${base}?backend=${backend}`);
+    try {
+      await pickTestStyle(page);
+      await page.locator('#create').click();
+      await counterAbove(page, '#create-grid', 'grids', 0);
+      await counterAbove(page, '#walk', 'walks', 0);
+      const grid = await saveCanvas(page, '#create-grid', `create-grid-${backend}.png`);
+      const native = nativeCreated('grid', ['--seed', '0', '--count', '16', '--grid', '4']);
+      const d = diff(grid, path.join(native, 'grid.png'));
+      console.log(`# ${backend} Create grid vs native generate: ${JSON.stringify(d)}`);
+      assert.deepEqual(d.a, [128, 128], 'a 4×4 grid of 32 px portraits');
+      assert.ok(d.max <= 2 && d.mean < 0.1, `page grid vs native: ${JSON.stringify(d)}`);
+
+      // Pick seed 2 (row 0, column 2), then seed 5 (row 1, column 1); then half way along.
+      const box = await page.locator('#create-grid').boundingBox();
+      const at = (col, row) => ({ position: { x: (col + 0.5) * box.width / 4, y: (row + 0.5) * box.height / 4 } });
+      let seen = await walks(page);
+      await page.locator('#create-grid').click(at(2, 0));
+      await counterAbove(page, '#walk', 'walks', seen);
+      seen = await walks(page);
+      await page.locator('#create-grid').click(at(1, 1));
+      await counterAbove(page, '#walk', 'walks', seen);
+      assert.match(await page.locator('.walk label').textContent(), /from #2 to #5/);
+      seen = await walks(page);
+      await page.locator('#walk-position').fill('50');
+      await counterAbove(page, '#walk', 'walks', seen);
+      const middle = await saveCanvas(page, '#walk', `create-walk-${backend}.png`);
+      const frames = nativeCreated('walk', ['--seed', '2', '--interpolate', '5', '--frames', '3']);
+      const w = diff(middle, path.join(frames, 'walk-2-5-0001.png'));
+      console.log(`# ${backend} walk midpoint vs native: ${JSON.stringify(w)}`);
+      assert.ok(w.max <= 2 && w.mean < 0.1, `page walk vs native: ${JSON.stringify(w)}`);
+      const shown = await download(page, '#download-created', `created-${backend}.png`, 'portrait-2-5-50.png');
+      assert.deepEqual(diff(shown, shown).a, [128, 128], 'downloads are enlarged 4×');
+
+      await result(page, () => page.locator('#use-created').click(), 'created portrait → style');
+      const styled = await download(page, '#download-png', `created-styled-${backend}.png`, 'portrait-2-5-50-pattern.png');
+      const change = diff(styled, shown);
+      assert.deepEqual(change.a, [128, 128]);
+      assert.ok(change.mean > 5, `the style ran on the created portrait: ${JSON.stringify(change)}`);
+      await page.screenshot({ path: path.join(ARTIFACTS, `create-${backend}.png`), fullPage: true });
+    } finally {
+      await context.close();
+    }
+  });
+}
+
 // On the CPU path: SwiftShader needs minutes for the tiles, and the tiling code is the same.
 test('size choice: a large photo runs in tiles and matches the native whole-image run', async () => {
   const { context, page } = await openPage(`${base}?backend=cpu`);
