@@ -15,7 +15,7 @@ use portraitist::create;
 use portraitist::eval::{self, Truth};
 use portraitist::image_io::{self, OutputFormat};
 use portraitist::model::{Preset, Vgg19};
-use portraitist::pack::{EvaluationSummary, Index, StylePack};
+use portraitist::pack::{EvaluationSummary, Index, PackKind, StylePack};
 use portraitist::stylize::{self, DEFAULT_TILE, Look};
 use portraitist::train::data::ImageFolder;
 use portraitist::train::export::{ExportRequest, export};
@@ -101,6 +101,13 @@ struct EvalArgs {
     /// Also store the means in the pack's style.json.
     #[arg(long)]
     record: bool,
+    /// Noise packs: the training portraits, for the memorisation check (samples beside their
+    /// nearest training portrait). --photos are then the held-out real portraits.
+    #[arg(long)]
+    training: Option<PathBuf>,
+    /// Noise packs: how many portraits to generate (seeds 0, 1, …).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    samples: u64,
 }
 
 #[derive(clap::Args)]
@@ -625,18 +632,119 @@ fn stylize_files(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+fn load_folder(dir: &Path, what: &str) -> Result<ImageFolder> {
+    let folder = ImageFolder::load(dir, 1, u32::MAX, &mut |_, _| {})
+        .with_context(|| format!("cannot read the {what}"))?;
+    for s in &folder.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    Ok(folder)
+}
+
+fn load_vgg(path: &Path, device: &Device) -> Result<Option<Vgg19>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(Vgg19::from_bytes(&bytes, device)?)),
+        Err(e) => {
+            eprintln!(
+                "note: no VGG19 features ({}: {e}; scripts/convert-vgg19.py writes it)",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Write report.md, contact.png and summary.json into `out`, print the figures, and with
+/// `record` store them in the pack's style.json.
+fn write_evaluation(
+    args: &EvalArgs,
+    pack: &StylePack,
+    report: &str,
+    sheet: &image::RgbImage,
+    on: String,
+    summary: std::collections::BTreeMap<String, f64>,
+) -> Result<()> {
+    portraitist::pack::write_atomic(&args.out.join("report.md"), report.as_bytes())?;
+    portraitist::pack::write_atomic(
+        &args.out.join("contact.png"),
+        &image_io::encode(sheet, OutputFormat::Png)?,
+    )?;
+    let json = serde_json::json!({ "style": pack.manifest.id, "on": on, "metrics": summary });
+    portraitist::pack::write_atomic(
+        &args.out.join("summary.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    for (k, v) in &summary {
+        println!("{k:>34}  {v:.4}");
+    }
+    println!("report: {}", args.out.join("report.md").display());
+    if args.record {
+        let dir = pack
+            .dir()
+            .context("the pack has no folder to record into")?;
+        portraitist::pack::save_evaluation(
+            dir,
+            EvaluationSummary {
+                on,
+                metrics: summary,
+            },
+        )?;
+        println!("stored the figures in {}", dir.join("style.json").display());
+    }
+    Ok(())
+}
+
+/// `eval` of a noise pack: realism, diversity, memorisation (src/eval/noise.rs).
+fn evaluate_noise(args: &EvalArgs, pack: &StylePack, backend: Backend) -> Result<()> {
+    let device = device(backend)?;
+    let creator = pack.creator(&device)?;
+    let real = load_folder(&args.photos, "held-out portraits")?;
+    let training = args
+        .training
+        .as_deref()
+        .map(|d| load_folder(d, "training portraits"))
+        .transpose()?;
+    let vgg = load_vgg(&args.vgg19, &device)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    let evaluation = eval::noise::evaluate_noise(
+        &eval::noise::NoiseRequest {
+            creator: &creator,
+            real: &real,
+            training: training.as_ref(),
+            samples: args.samples as usize,
+            vgg: vgg.as_ref(),
+            device: device.clone(),
+        },
+        &mut |stage| eprintln!("{stage}…"),
+    )?;
+    let on = format!(
+        "{} samples (seeds 0–{}) vs {} held-out portraits from {}{}; features: {}",
+        args.samples,
+        args.samples - 1,
+        real.len(),
+        args.photos.display(),
+        training.as_ref().map_or(String::new(), |t| format!(
+            ", training set {} ({} portraits)",
+            t.root.display(),
+            t.len()
+        )),
+        evaluation.features
+    );
+    let title = format!("{} (`{}`)", pack.manifest.title, pack.manifest.id);
+    let report = evaluation.markdown(&title, &format!("Backend {}.", backend_name(backend)));
+    let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
+    write_evaluation(args, pack, &report, &sheet, on, evaluation.metrics)
+}
+
 fn evaluate(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
     let pack = StylePack::resolve(&args.style, models)?;
+    if pack.manifest.kind == PackKind::Noise {
+        return evaluate_noise(args, &pack, backend);
+    }
     let device = device(backend)?;
     let stylizer = pack.stylizer(&device)?;
-    let load = |dir: &Path, what: &str| {
-        let folder = ImageFolder::load(dir, 1, u32::MAX, &mut |_, _| {})
-            .with_context(|| format!("cannot read the {what}"))?;
-        for s in &folder.skipped {
-            eprintln!("skipped {}: {}", s.path.display(), s.reason);
-        }
-        anyhow::Ok(folder)
-    };
+    let load = load_folder;
     let photos = load(&args.photos, "photos")?;
     let style_set = args
         .style_set
@@ -653,16 +761,7 @@ fn evaluate(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
         (None, Some(folder)) => Truth::Folder(folder),
         (None, None) => Truth::Unknown,
     };
-    let vgg = match std::fs::read(&args.vgg19) {
-        Ok(bytes) => Some(Vgg19::from_bytes(&bytes, &device)?),
-        Err(e) => {
-            eprintln!(
-                "note: no VGG19 feature or Gram distances ({}: {e}; scripts/convert-vgg19.py writes it)",
-                args.vgg19.display()
-            );
-            None
-        }
-    };
+    let vgg = load_vgg(&args.vgg19, &device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let bar = ProgressBar::new(photos.len() as u64).with_style(
@@ -702,35 +801,7 @@ fn evaluate(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
     let title = format!("{} (`{}`)", pack.manifest.title, pack.manifest.id);
     let report = evaluation.markdown(&title, &format!("{on}; backend {}.", backend_name(backend)));
     let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
-    let summary = evaluation.summary();
-    portraitist::pack::write_atomic(&args.out.join("report.md"), report.as_bytes())?;
-    portraitist::pack::write_atomic(
-        &args.out.join("contact.png"),
-        &image_io::encode(&sheet, OutputFormat::Png)?,
-    )?;
-    let json = serde_json::json!({ "style": pack.manifest.id, "on": on, "metrics": summary });
-    portraitist::pack::write_atomic(
-        &args.out.join("summary.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
-    for (k, v) in &summary {
-        println!("{k:>26}  {v:.4}");
-    }
-    println!("report: {}", args.out.join("report.md").display());
-    if args.record {
-        let dir = pack
-            .dir()
-            .context("the pack has no folder to record into")?;
-        portraitist::pack::save_evaluation(
-            dir,
-            EvaluationSummary {
-                on,
-                metrics: summary,
-            },
-        )?;
-        println!("stored the figures in {}", dir.join("style.json").display());
-    }
-    Ok(())
+    write_evaluation(args, &pack, &report, &sheet, on, evaluation.summary())
 }
 
 fn backend_name(backend: Backend) -> &'static str {

@@ -358,6 +358,53 @@ fn cli_trains_exports_and_generates_the_same_portraits_per_seed() {
     );
     assert_eq!(pngs(&big)[0].1.dimensions(), (96, 96));
 
+    // eval: realism, diversity and memorisation figures, a report and a contact sheet.
+    let eval_dir = dir.path().join("eval");
+    let out = portraitist(&[
+        "--models",
+        &models_arg,
+        "eval",
+        "--style",
+        "blobs",
+        "--photos",
+        &s(&data),
+        "--training",
+        &s(&data),
+        "--samples",
+        "8",
+        "--vgg19",
+        "missing.bin",
+        "--out",
+        &s(&eval_dir),
+        "--record",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(eval_dir.join("summary.json")).unwrap()).unwrap();
+    let metric = |name: &str| summary["metrics"][name].as_f64().unwrap_or(f64::NAN);
+    assert!(metric("frechet_distance") > 0.0);
+    // The training set against itself as "held out": the floor is zero.
+    assert!(metric("frechet_distance_training_vs_real").abs() < 1e-6);
+    assert!(metric("diversity") > 0.0 && metric("memorisation_ratio").is_finite());
+    assert!(summary["on"].as_str().unwrap().contains("fallback"));
+    let report = fs::read_to_string(eval_dir.join("report.md")).unwrap();
+    assert!(report.contains("not FID") && report.contains("8×8"));
+    let sheet = image::open(eval_dir.join("contact.png")).unwrap();
+    assert_eq!(
+        sheet.width(),
+        2 * 128 + 3 * 4,
+        "sample | nearest training portrait"
+    );
+    assert!(
+        fs::read_to_string(pack.join("style.json"))
+            .unwrap()
+            .contains("frechet_distance")
+    );
+
     // A noise pack cannot stylize, and a transfer pack cannot generate: both say so.
     let photo = s(&common::fixture("astronaut.jpg"));
     let out = portraitist(&[

@@ -1,4 +1,4 @@
-//! Evaluating a style (`portraitist eval`): how much of the photo survives, how close the result
+//! Evaluating a style (`portraitist eval`); noise packs are measured by [`noise`] instead: how much of the photo survives, how close the result
 //! is to the style, how close to the true answer where one is known, and how fast.
 //!
 //! Per photo (fitted to `max_side`):
@@ -16,6 +16,7 @@
 //! reasonable.
 
 pub mod metrics;
+pub mod noise;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
