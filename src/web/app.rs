@@ -135,6 +135,9 @@ struct Create {
     picking_end: RwSignal<bool>,
     /// Position on the walk, 0–100.
     walk: RwSignal<f64>,
+    /// A grid is being made (the button is disabled meanwhile).
+    grid_busy: RwSignal<bool>,
+    /// A walk portrait is being made.
     busy: RwSignal<bool>,
     /// A walk render was asked for during a run: do it when the run ends.
     pending: RwSignal<bool>,
@@ -156,6 +159,7 @@ impl Create {
             to: RwSignal::new(1),
             picking_end: RwSignal::new(false),
             walk: RwSignal::new(0.0),
+            grid_busy: RwSignal::new(false),
             busy: RwSignal::new(false),
             pending: RwSignal::new(false),
             grids: RwSignal::new(0),
@@ -336,7 +340,7 @@ fn CreateView(ui: Ui) -> impl IntoView {
                 " Click a portrait to start a walk, a second to end it, then slide between them."
             </p>
             <div class="create-actions">
-                <button type="button" class="primary" id="create" on:click=move |_| {
+                <button type="button" class="primary" id="create" prop:disabled=move || c.grid_busy.get() on:click=move |_| {
                     if c.grids.get_untracked() > 0 {
                         c.seed.update(|s| *s = s.wrapping_add((GRID * GRID) as u64));
                     }
@@ -641,10 +645,10 @@ async fn creator(ui: Ui) -> Result<Creator, String> {
 /// Render the grid of GRID² portraits from `create.seed`, then the walk.
 fn create_grid(ui: Ui) {
     let c = ui.create;
-    if c.busy.get_untracked() {
+    if c.grid_busy.get_untracked() {
         return;
     }
-    c.busy.set(true);
+    c.grid_busy.set(true);
     spawn_local(async move {
         let first = c.seed.get_untracked();
         let result = async {
@@ -671,7 +675,7 @@ fn create_grid(ui: Ui) {
             Ok::<f64, String>(browser::now_ms() - started)
         }
         .await;
-        c.busy.set(false);
+        c.grid_busy.set(false);
         match result {
             Ok(ms) => {
                 c.status
