@@ -382,7 +382,16 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
                 _ => config,
             }
         }
-        None => TrainConfig::for_mode(from_flags.unwrap_or(Mode::Unpaired)),
+        // Resuming without a mode on the command line: the run's own mode.
+        None => {
+            let saved = args
+                .resume
+                .then(|| std::fs::read_to_string(args.out.join("config.toml")).ok())
+                .flatten()
+                .and_then(|text| TrainConfig::from_toml(&text).ok())
+                .map(|c| c.mode);
+            TrainConfig::for_mode(from_flags.or(saved).unwrap_or(Mode::Unpaired))
+        }
     };
     let sources = match (config.mode, &args.content, &args.style, &args.pairs) {
         (Mode::Unpaired, Some(content), Some(style), None) => Sources::Unpaired {
@@ -560,7 +569,11 @@ fn list_styles(models: &Path) -> Result<()> {
         } else {
             ""
         };
-        println!("{:<16} {}{default}", entry.id, entry.title);
+        let kind = match entry.kind {
+            PackKind::Transfer => "",
+            PackKind::Noise => " [noise: new portraits with `portraitist generate`]",
+        };
+        println!("{:<16} {}{default}{kind}", entry.id, entry.title);
         if !entry.description.is_empty() {
             println!("{:<16} {}", "", entry.description);
         }

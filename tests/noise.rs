@@ -232,6 +232,23 @@ fn cli_trains_exports_and_generates_the_same_portraits_per_seed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // --resume finds the run's mode by itself and continues to the new --steps.
+    let out = portraitist(&[
+        "train",
+        "--content",
+        &s(&data),
+        "--out",
+        &s(&run),
+        "--steps",
+        "5",
+        "--resume",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("trained 5 steps"));
     let config = fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains("mode = \"noise\"") && config.contains("adversarial = \"bce\""));
     assert!(

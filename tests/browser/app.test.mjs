@@ -305,6 +305,9 @@ test('after one visit the app works offline (service worker)', async () => {
     await pickTestStyle(page);
     await upload(page, ASTRONAUT);
     assert.equal(await pageFailure(page), null);
+    // Create works offline too: the service worker cached the noise pack on the first visit.
+    await page.locator('#create').click();
+    await counterAbove(page, '#create-grid', 'grids', 0);
     await page.screenshot({ path: path.join(ARTIFACTS, 'offline.png'), fullPage: true });
     assert.equal(site.requests.length, served, 'the server was down');
   } finally {
