@@ -654,12 +654,13 @@ fn load_folder(dir: &Path, what: &str) -> Result<ImageFolder> {
     Ok(folder)
 }
 
-fn load_vgg(path: &Path, device: &Device) -> Result<Option<Vgg19>> {
+/// The VGG19 network, or `None` with a note saying what is `missing` without it.
+fn load_vgg(path: &Path, device: &Device, missing: &str) -> Result<Option<Vgg19>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(Vgg19::from_bytes(&bytes, device)?)),
         Err(e) => {
             eprintln!(
-                "note: no VGG19 features ({}: {e}; scripts/convert-vgg19.py writes it)",
+                "note: {missing} ({}: {e}; scripts/convert-vgg19.py writes it)",
                 path.display()
             );
             Ok(None)
@@ -717,7 +718,11 @@ fn evaluate_noise(args: &EvalArgs, pack: &StylePack, backend: Backend) -> Result
         .as_deref()
         .map(|d| load_folder(d, "training portraits"))
         .transpose()?;
-    let vgg = load_vgg(&args.vgg19, &device)?;
+    let vgg = load_vgg(
+        &args.vgg19,
+        &device,
+        "no VGG19 features: realism and diversity use the 8×8 colour-layout fallback",
+    )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let evaluation = eval::noise::evaluate_noise(
@@ -774,7 +779,7 @@ fn evaluate(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
         (None, Some(folder)) => Truth::Folder(folder),
         (None, None) => Truth::Unknown,
     };
-    let vgg = load_vgg(&args.vgg19, &device)?;
+    let vgg = load_vgg(&args.vgg19, &device, "no VGG19 feature or Gram distances")?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let bar = ProgressBar::new(photos.len() as u64).with_style(

@@ -51,6 +51,9 @@ pub struct TrainConfig {
     pub latent_size: usize,
     /// Noise mode: decay of the generator weights' moving average that samples and exports use.
     pub ema_decay: f32,
+    /// Noise mode: weight of the mode-seeking term (MSGAN) that rewards different noise giving
+    /// different portraits; 0 turns it off.
+    pub mode_seeking_weight: f32,
     pub seed: u64,
     pub learning_rate: f64,
     pub beta1: f64,
@@ -99,6 +102,7 @@ impl Default for TrainConfig {
             steps: 5000,
             latent_size: 128,
             ema_decay: 0.999,
+            mode_seeking_weight: 1.0,
             seed: 1,
             learning_rate: 2e-4,
             beta1: 0.5,
@@ -163,8 +167,9 @@ impl TrainConfig {
                 "d_content",
             ],
             Mode::Paired => vec!["g_adv", "l1", "d"],
-            // d_real and d_fake are the discriminator's mean scores (logits) on each.
-            Mode::Noise => vec!["g_adv", "d", "d_real", "d_fake"],
+            // d_real and d_fake are the discriminator's mean scores (logits) on each;
+            // mode_seeking the MSGAN term (lower: samples differ more).
+            Mode::Noise => vec!["g_adv", "d", "d_real", "d_fake", "mode_seeking"],
         };
         if self.uses_vgg() {
             columns.extend(["perceptual", "style"]);

@@ -709,7 +709,11 @@ fn noise_step(
     let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
     nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
 
-    let g_loss = generator_adversarial(kind, nets.d.forward(nets.g.forward(noise())));
+    let z = noise();
+    let fake = nets.g.forward(z.clone());
+    let g_adv = generator_adversarial(kind, nets.d.forward(fake.clone()));
+    let seeking = mode_seeking(fake, z, device);
+    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
     let mut grads = g_loss.backward();
     let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
     nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
@@ -720,11 +724,30 @@ fn noise_step(
         .min((1.0 + step as f32) / (10.0 + step as f32));
     nets.ema = moving_average(nets.ema.clone(), &nets.g.valid(), decay);
     read_scalars(vec![
-        g_loss,
+        g_adv,
         d_loss,
         real_scores.mean().reshape([1]),
         fake_scores.mean().reshape([1]),
+        seeking,
     ])
+}
+
+/// The mode-seeking term of MSGAN (Mao et al. 2019): for pairs of samples, the inverse of how
+/// far apart their images are relative to how far apart their noise vectors are. Minimising it
+/// makes the generator use its noise, against mode collapse. Zero for a batch of one.
+fn mode_seeking(fake: Tensor<4>, z: Tensor<2>, device: &Device) -> Tensor<1> {
+    let [batch, ..] = fake.dims();
+    let half = batch / 2;
+    if half == 0 {
+        return Tensor::zeros([1], device);
+    }
+    let images = (fake.clone().slice([0..half]) - fake.slice([half..2 * half]))
+        .abs()
+        .mean();
+    let noise = (z.clone().slice([0..half]) - z.slice([half..2 * half]))
+        .abs()
+        .mean();
+    (images / noise + 1e-5).recip()
 }
 
 /// `average · decay + current · (1 - decay)`, parameter by parameter.
