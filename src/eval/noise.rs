@@ -12,7 +12,9 @@
 //!   portraits (1 = as varied as real portraits; near 0 = mode collapse);
 //! * memorisation: each sample's distance to its nearest training portrait, over the same for
 //!   held-out portraits (well below 1 = samples copy training images); the contact sheet shows
-//!   samples beside their nearest training portrait.
+//!   samples beside their nearest training portrait. Neighbours are found on unit-length feature
+//!   vectors (cosine distance): on raw VGG19 features a few large-norm portraits are everyone's
+//!   nearest neighbour.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -91,6 +93,7 @@ pub fn evaluate_noise(
             "frechet_distance_training_vs_real".into(),
             frechet_distance(&train, &real),
         );
+        let (train, fake, real) = (unit_rows(&train), unit_rows(&fake), unit_rows(&real));
         let mean_nearest = |set: &[Vec<f64>]| {
             set.iter().map(|v| nearest(v, &train).1).sum::<f64>() / set.len().max(1) as f64
         };
@@ -336,6 +339,16 @@ pub fn symmetric_eigen(m: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
         }
     }
     ((0..d).map(|i| a[i * d + i]).collect(), v)
+}
+
+/// Each vector scaled to length 1.
+fn unit_rows(set: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    set.iter()
+        .map(|v| {
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            v.iter().map(|x| x / norm).collect()
+        })
+        .collect()
 }
 
 /// Mean Euclidean distance over all pairs.
