@@ -124,7 +124,8 @@ impl Ui {
 /// The Create view's state.
 #[derive(Clone, Copy)]
 struct Create {
-    /// The noise pack used (the index's first), if any.
+    /// The noise packs the index lists, and the one in use (the first unless chosen).
+    packs: RwSignal<Vec<IndexEntry>>,
     pack: RwSignal<Option<IndexEntry>>,
     /// First seed of the grid; the grid shows this seed and the next GRID² − 1.
     seed: RwSignal<u64>,
@@ -153,6 +154,7 @@ struct Create {
 impl Create {
     fn new() -> Self {
         Self {
+            packs: RwSignal::new(Vec::new()),
             pack: RwSignal::new(None),
             seed: RwSignal::new(0),
             from: RwSignal::new(0),
@@ -340,6 +342,19 @@ fn CreateView(ui: Ui) -> impl IntoView {
                 " Click a portrait to start a walk, a second to end it, then slide between them."
             </p>
             <div class="create-actions">
+                <label class:hidden=move || c.packs.get().len() < 2>"Generator "
+                    <select id="generator" on:change=move |ev| {
+                        let id = event_target_value(&ev);
+                        c.pack.set(c.packs.get_untracked().into_iter().find(|p| p.id == id));
+                        if c.grids.get_untracked() > 0 {
+                            create_grid(ui);
+                        }
+                    }>
+                        <For each=move || c.packs.get() key=|p| p.id.clone() let:p>
+                            <option value=p.id.clone()>{p.title.clone()}</option>
+                        </For>
+                    </select>
+                </label>
                 <button type="button" class="primary" id="create" prop:disabled=move || c.grid_busy.get() on:click=move |_| {
                     if c.grids.get_untracked() > 0 {
                         c.seed.update(|s| *s = s.wrapping_add((GRID * GRID) as u64));
@@ -406,13 +421,14 @@ async fn load_styles(ui: Ui) {
         .and_then(|b| Index::parse("models/index.json", &b).map_err(|e| e.to_string()));
     match index {
         Ok(index) => {
-            ui.create.pack.set(
-                index
-                    .styles
-                    .iter()
-                    .find(|s| s.kind == PackKind::Noise)
-                    .cloned(),
-            );
+            let noise: Vec<IndexEntry> = index
+                .styles
+                .iter()
+                .filter(|s| s.kind == PackKind::Noise)
+                .cloned()
+                .collect();
+            ui.create.pack.set(noise.first().cloned());
+            ui.create.packs.set(noise);
             let transfer: Vec<IndexEntry> = index
                 .styles
                 .into_iter()

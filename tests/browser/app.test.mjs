@@ -200,6 +200,10 @@ for (const backend of ['webgpu', 'cpu']) {
     const { context, page } = await openPage(`${base}?backend=${backend}`);
     try {
       await pickTestStyle(page);
+      // The site may ship real noise packs too: use the test one, whose output the CLI reproduces.
+      if (await page.locator('#generator option').count() > 1) {
+        await page.locator('#generator').selectOption('pattern-faces');
+      }
       await page.locator('#create').click();
       await counterAbove(page, '#create-grid', 'grids', 0);
       await counterAbove(page, '#walk', 'walks', 0);
