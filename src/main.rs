@@ -547,8 +547,9 @@ fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> 
     }
     bar.finish_and_clear();
     println!(
-        "wrote {} portraits ({side}×{side}) to {}",
+        "wrote {} portrait{} ({side}×{side}) to {}",
         names.len(),
+        if names.len() == 1 { "" } else { "s" },
         args.out.display()
     );
     Ok(())
