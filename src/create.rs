@@ -16,7 +16,7 @@ use crate::stylize::RenderError;
 pub use crate::model::slerp;
 
 /// Separates the latent stream from other uses of the same seed.
-const LATENT_STREAM: u64 = 0x2a7e_47;
+const LATENT_STREAM: u64 = 0x002a_7e47;
 
 /// Most latents rendered in one batch (a grid of 16 at 64 px is one batch).
 const MAX_BATCH: usize = 16;

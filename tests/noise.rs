@@ -50,8 +50,8 @@ fn mean_colour(image: &RgbImage) -> [f32; 3] {
     let n = (image.width() * image.height()) as f32;
     let mut sum = [0.0f32; 3];
     for p in image.pixels() {
-        for c in 0..3 {
-            sum[c] += f32::from(p.0[c]);
+        for (total, v) in sum.iter_mut().zip(p.0) {
+            *total += f32::from(v);
         }
     }
     sum.map(|v| v / n)

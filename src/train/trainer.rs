@@ -119,8 +119,8 @@ enum Data {
 }
 
 enum Nets {
-    Transfer(TransferNets),
-    Noise(NoiseNets),
+    Transfer(Box<TransferNets>),
+    Noise(Box<NoiseNets>),
 }
 
 /// Noise mode: the generator, its judge, and the generator's moving average (kept off the
@@ -741,10 +741,10 @@ fn mode_seeking(fake: Tensor<4>, z: Tensor<2>, device: &Device) -> Tensor<1> {
     if half == 0 {
         return Tensor::zeros([1], device);
     }
-    let images = (fake.clone().slice([0..half]) - fake.slice([half..2 * half]))
+    let images = (fake.clone().narrow(0, 0, half) - fake.narrow(0, half, half))
         .abs()
         .mean();
-    let noise = (z.clone().slice([0..half]) - z.slice([half..2 * half]))
+    let noise = (z.clone().narrow(0, 0, half) - z.narrow(0, half, half))
         .abs()
         .mean();
     (images / noise + 1e-5).recip()
@@ -839,7 +839,7 @@ impl Nets {
     fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
         match config.mode {
             Mode::Unpaired | Mode::Paired => {
-                Nets::Transfer(TransferNets::init(config, device, rng))
+                Nets::Transfer(Box::new(TransferNets::init(config, device, rng)))
             }
             Mode::Noise => {
                 let mut init_rng = rng.fork(0x1417);
@@ -853,27 +853,28 @@ impl Nets {
                     &mut init_rng,
                     InitScale::He,
                 );
-                Nets::Noise(NoiseNets {
+                Nets::Noise(Box::new(NoiseNets {
                     ema: g.valid(),
                     g,
                     opt_g: adam(config),
                     d,
                     opt_d: adam(config),
-                })
+                }))
             }
         }
     }
 
     fn load(self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
         Ok(match self {
-            Nets::Transfer(nets) => Nets::Transfer(nets.load(reader)?),
-            Nets::Noise(mut n) => {
+            Nets::Transfer(nets) => Nets::Transfer(Box::new(nets.load(reader)?)),
+            Nets::Noise(n) => {
+                let mut n = *n;
                 n.g = reader.module("g", n.g)?;
                 n.opt_g = reader.optimizer("g", n.opt_g)?;
                 n.d = reader.module("d", n.d)?;
                 n.opt_d = reader.optimizer("d", n.opt_d)?;
                 n.ema = reader.module("ema", n.ema)?;
-                Nets::Noise(n)
+                Nets::Noise(Box::new(n))
             }
         })
     }
