@@ -493,6 +493,9 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// Largest `generate --grid` sheet, in pixels (as large as the biggest photo `stylize` accepts).
+const MAX_SHEET_PIXELS: u64 = 100_000_000;
+
 fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> {
     let pack = StylePack::resolve(&args.style, models)?;
     let creator = pack.creator(&device(backend)?)?;
@@ -521,6 +524,15 @@ fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> 
     };
     let columns = args.grid.unwrap_or(1).min(names.len() as u32).max(1);
     let rows = (names.len() as u32).div_ceil(columns);
+    // The sheet is built in memory: refuse one larger than any photo the app accepts.
+    let sheet_pixels = u64::from(columns * side) * u64::from(rows) * u64::from(side);
+    if args.grid.is_some() && sheet_pixels > MAX_SHEET_PIXELS {
+        bail!(
+            "the --grid sheet would be {} megapixels (limit {}): ask for fewer portraits or a smaller --scale",
+            sheet_pixels / 1_000_000,
+            MAX_SHEET_PIXELS / 1_000_000
+        );
+    }
     let mut sheet = args
         .grid
         .map(|_| image::RgbImage::new(columns * side, rows * side));

@@ -376,6 +376,26 @@ fn cli_trains_exports_and_generates_the_same_portraits_per_seed() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(pngs(&big)[0].1.dimensions(), (96, 96));
+    // A sheet too large to build is refused before anything is generated.
+    let huge = dir.path().join("huge");
+    let out = portraitist(&[
+        "--models",
+        &models_arg,
+        "generate",
+        "--style",
+        "blobs",
+        "--count",
+        "10000",
+        "--scale",
+        "16",
+        "--grid",
+        "64",
+        "--out",
+        &s(&huge),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("megapixels"));
+    assert!(!huge.exists() || fs::read_dir(&huge).unwrap().count() == 0);
 
     // eval: realism, diversity and memorisation figures, a report and a contact sheet.
     let eval_dir = dir.path().join("eval");
