@@ -93,3 +93,37 @@ fn generator_config_round_trips_through_json() {
     let back: GeneratorConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(back, config);
 }
+
+#[test]
+fn configs_written_before_the_input_skip_load_without_it() {
+    // The shipped packs' style.json before `input_skip` existed.
+    let old: GeneratorConfig =
+        serde_json::from_str(r#"{"width": 12, "blocks": 5, "channels": 3}"#).unwrap();
+    assert_eq!(old, GeneratorConfig::new(12, 5));
+    assert!(!old.has_input_skip());
+    let device = Device::flex();
+    assert_eq!(
+        old.init(&device).num_params(),
+        Preset::Tiny.generator().init(&device).num_params()
+    );
+}
+
+#[test]
+fn input_skip_feeds_the_photo_to_the_last_convolution() {
+    let device = Device::flex();
+    let plain = common::test_config();
+    let skip = common::test_config().with_input_skip(Some(true));
+    let json = serde_json::to_string(&skip).unwrap();
+    assert_eq!(
+        serde_json::from_str::<GeneratorConfig>(&json).unwrap(),
+        skip
+    );
+    // The head's 7×7 kernels gain one input channel per image channel.
+    let extra = skip.init(&device).num_params() - plain.init(&device).num_params();
+    assert_eq!(extra, 3 * 3 * 7 * 7);
+    let generator = skip.init(&device);
+    for (h, w) in [(16, 16), (52, 100)] {
+        let x = Tensor::<4>::random([2, 3, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+        assert_eq!(generator.forward(x).dims(), [2, 3, h, w]);
+    }
+}

@@ -13,7 +13,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn stylizer(seed: u64) -> Stylizer {
-    let config = common::test_config();
+    stylizer_of(common::test_config(), seed)
+}
+
+fn stylizer_of(config: portraitist::GeneratorConfig, seed: u64) -> Stylizer {
     let generator = common::random_generator(&config, seed);
     Stylizer::new(generator, config, Normalization::default(), Device::flex())
 }
@@ -36,7 +39,18 @@ fn output_has_the_input_size_for_any_aspect_ratio() {
 
 #[test]
 fn tiled_output_matches_the_whole_image_within_tolerance() {
-    let s = stylizer(2);
+    tiled_matches_whole(stylizer(2));
+}
+
+#[test]
+fn tiled_output_with_the_input_skip_matches_the_whole_image() {
+    tiled_matches_whole(stylizer_of(
+        common::test_config().with_input_skip(Some(true)),
+        3,
+    ));
+}
+
+fn tiled_matches_whole(s: Stylizer) {
     // A real photo, upscaled so that it needs a grid of tiles.
     let photo = image::imageops::resize(
         &common::astronaut(),

@@ -29,6 +29,11 @@ pub struct GeneratorConfig {
     /// Image channels in and out.
     #[config(default = 3)]
     pub channels: usize,
+    /// Also feed the input image to the last convolution: a full-resolution skip connection that
+    /// lets photographic looks (colour grades) keep the photo's fine detail, which the decoder
+    /// alone rebuilds only softly from a quarter of the resolution. Off (`None`) in packs made
+    /// before it existed.
+    pub input_skip: Option<bool>,
 }
 
 /// Named generator sizes.
@@ -86,8 +91,15 @@ impl GeneratorConfig {
     /// Smallest side the network accepts: reflect padding needs 2 pixels at the bottleneck.
     pub const MIN_SIDE: usize = 16;
 
+    /// Whether the input image also feeds the last convolution (see `input_skip`).
+    pub fn has_input_skip(&self) -> bool {
+        self.input_skip.unwrap_or(false)
+    }
+
     pub fn init(&self, device: &Device) -> Generator {
         let w = self.width;
+        let skip = self.has_input_skip();
+        let head_in = if skip { w + self.channels } else { w };
         Generator {
             stem: ConvNormRelu::new(self.channels, w, 7, 1, device),
             down1: ConvNormRelu::new(w, 2 * w, 3, 2, device),
@@ -97,7 +109,8 @@ impl GeneratorConfig {
                 .collect(),
             up1: ConvNormRelu::new(4 * w, 2 * w, 3, 1, device),
             up2: ConvNormRelu::new(2 * w, w, 3, 1, device),
-            head: Conv2dConfig::new([w, self.channels], [7, 7]).init(device),
+            head: Conv2dConfig::new([head_in, self.channels], [7, 7]).init(device),
+            input_skip: skip,
         }
     }
 
@@ -169,6 +182,7 @@ pub struct Generator {
     up1: ConvNormRelu,
     up2: ConvNormRelu,
     head: Conv2d,
+    input_skip: bool,
 }
 
 impl Generator {
@@ -180,6 +194,7 @@ impl Generator {
     /// Forward pass that records or replays instance-norm statistics (see [`NormStats`]).
     pub fn forward_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
         stats.begin();
+        let input = self.input_skip.then(|| x.clone());
         let x = self.stem.forward(x, stats);
         let x = self.down1.forward(x, stats);
         let mut x = self.down2.forward(x, stats);
@@ -188,6 +203,10 @@ impl Generator {
         }
         let x = self.up1.forward(upsample(x), stats);
         let x = self.up2.forward(upsample(x), stats);
+        let x = match input {
+            Some(input) => Tensor::cat(vec![x, input], 1),
+            None => x,
+        };
         self.head.forward(reflect(x, 3)).tanh()
     }
 }

@@ -40,6 +40,9 @@ pub struct TrainConfig {
     /// Generator size; `generator` below overrides it when set.
     pub preset: Preset,
     pub generator: Option<GeneratorConfig>,
+    /// Feed the input photo to the generator's last convolution too (full-resolution skip):
+    /// sharper results for photographic looks learned from pairs.
+    pub input_skip: bool,
     /// Discriminator width (first layer's channels) and stride-2 layers.
     pub discriminator_width: usize,
     pub discriminator_layers: usize,
@@ -95,6 +98,7 @@ impl Default for TrainConfig {
             mode: Mode::Unpaired,
             preset: Preset::Small,
             generator: None,
+            input_skip: false,
             discriminator_width: 32,
             discriminator_layers: 3,
             size: 128,
@@ -178,9 +182,15 @@ impl TrainConfig {
     }
 
     pub fn generator_config(&self) -> GeneratorConfig {
-        self.generator
+        let config = self
+            .generator
             .clone()
-            .unwrap_or_else(|| self.preset.generator())
+            .unwrap_or_else(|| self.preset.generator());
+        if self.input_skip {
+            config.with_input_skip(Some(true))
+        } else {
+            config
+        }
     }
 
     /// Noise mode's generator: the preset's width (tiny 16, small 32, large 64 channels at
@@ -332,6 +342,17 @@ mod tests {
         let err = TrainConfig::from_toml("mode = \"noise\"\nsize = 48\n").unwrap_err();
         assert!(err.contains("48"), "{err}");
         assert!(TrainConfig::from_toml("mode = \"sideways\"").is_err());
+    }
+
+    #[test]
+    fn a_generator_override_and_the_input_skip_combine_with_presets() {
+        let config = TrainConfig::from_toml("generator = { width = 16, blocks = 6 }\n").unwrap();
+        assert_eq!(config.generator_config(), GeneratorConfig::new(16, 6));
+        let config = TrainConfig::from_toml("preset = \"tiny\"\ninput_skip = true\n").unwrap();
+        let generator = config.generator_config();
+        assert_eq!((generator.width, generator.blocks), (12, 5));
+        assert!(generator.has_input_skip());
+        assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
     }
 
     #[test]
