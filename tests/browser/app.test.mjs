@@ -247,6 +247,36 @@ for (const backend of ['webgpu', 'cpu']) {
   });
 }
 
+test('every shipped style is offered, the default is chosen, and each gives the native CLI\'s result', async () => {
+  const index = JSON.parse(fs.readFileSync(path.join('models', 'index.json'), 'utf8'));
+  const shipped = index.styles.filter((s) => (s.kind ?? 'transfer') === 'transfer');
+  assert.ok(shipped.length >= 3, `models/index.json ships ${shipped.length} transfer styles`);
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    const defaultCard = page.locator('.style', { hasText: shipped.find((s) => s.id === index.default).title });
+    await defaultCard.waitFor();
+    assert.equal(await defaultCard.getAttribute('aria-pressed'), 'true', 'the default style is selected');
+    for (const style of shipped) {
+      const card = page.locator('.style', { hasText: style.title });
+      await card.click();
+      assert.equal(await card.getAttribute('aria-pressed'), 'true');
+      await upload(page, ASTRONAUT);
+      assert.equal(await pageFailure(page), null);
+      const web = await download(page, '#download-png', `shipped-${style.id}.png`, `astronaut-${style.id}.png`);
+      const out = path.join(ARTIFACTS, 'native', `shipped-${style.id}`);
+      fs.rmSync(out, { recursive: true, force: true });
+      execFileSync(PORTRAITIST, ['--models', 'models', '--backend', 'cpu', 'stylize', '--style', style.id,
+        ASTRONAUT, '--out', out], { stdio: 'pipe' });
+      const d = diff(web, path.join(out, 'astronaut.png'));
+      console.log(`# shipped ${style.id}, page (CPU) vs native CLI: ${JSON.stringify(d)}`);
+      assert.ok(d.max <= 2 && d.mean < 0.1, `${style.id}: page vs native ${JSON.stringify(d)}`);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'shipped-styles.png'), fullPage: true });
+  } finally {
+    await context.close();
+  }
+});
+
 // On the CPU path: SwiftShader needs minutes for the tiles, and the tiling code is the same.
 test('size choice: a large photo runs in tiles and matches the native whole-image run', async () => {
   const { context, page } = await openPage(`${base}?backend=cpu`);
