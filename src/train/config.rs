@@ -244,6 +244,13 @@ impl TrainConfig {
         };
         let mut table = toml::Table::try_from(Self::for_mode(mode)).map_err(|e| e.to_string())?;
         table.extend(user);
+        // The generator's `channels` has a default in code but none in serde: a config that names
+        // only width and blocks (as the README shows) gets the image's three channels.
+        if let Some(toml::Value::Table(generator)) = table.get_mut("generator") {
+            generator
+                .entry("channels")
+                .or_insert(toml::Value::Integer(3));
+        }
         let config: Self = table
             .try_into()
             .map_err(|e: toml::de::Error| e.to_string())?;
