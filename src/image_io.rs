@@ -49,6 +49,13 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
         format,
         ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif
     ) {
+        // Two-byte signatures ("BM" for BMP, "P1"…"P7" for PNM) also start ordinary text: a text
+        // file is named as a format only when it is one of PNM's text variants.
+        let pnm_text =
+            format == ImageFormat::Pnm && bytes.get(2).is_some_and(u8::is_ascii_whitespace);
+        if looks_like_text(bytes) && !pnm_text {
+            return Err(unrecognised(bytes));
+        }
         return Err(DecodeError::UnsupportedFormat(format_name(format)));
     }
     // A PNG decoder reads past the header before it reports dimensions; read them first so an
@@ -91,7 +98,7 @@ fn corrupt(err: image::ImageError) -> DecodeError {
         image::ImageError::Limits(_) => {
             DecodeError::Corrupt("it needs more memory than allowed".into())
         }
-        other => DecodeError::Corrupt(other.to_string()),
+        other => DecodeError::Corrupt(other.to_string().trim_end().to_owned()),
     }
 }
 
@@ -103,20 +110,55 @@ fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     Some((be(16), be(20)))
 }
 
-/// The JPEG decoder fills a cut-off file with grey rather than failing, so check that an
-/// end-of-image marker follows the last start-of-scan marker (an embedded EXIF thumbnail has
-/// its own end marker earlier in the file, before the main image's scans).
+/// Whether the JPEG's marker structure reaches its end-of-image marker (the JPEG decoder fills a
+/// cut-off file with grey rather than failing). Walks the segments, skipping each by its length (so
+/// an EXIF thumbnail inside APP1, with its own scan and end markers, is never mistaken for the
+/// image), and the entropy-coded data after each start-of-scan, and stops at the first
+/// end-of-image marker: whatever follows it (phones append trailers, "motion photos" a whole
+/// video, which may contain any bytes) is ignored.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| {
-        bytes
-            .windows(2)
-            .rposition(|w| w[0] == 0xFF && w[1] == marker)
-    };
-    match (last(0xDA), last(0xD9)) {
-        (Some(scan), Some(end)) => end > scan,
-        (None, _) => true, // no scan at all: let the decoder report what is wrong
-        (Some(_), None) => false,
+    let mut i = 2; // after the start-of-image marker
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return true; // no marker where one belongs: let the decoder say what is wrong
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1,               // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+            _ => {
+                let Some(len) = bytes.get(i + 2..i + 4) else {
+                    return false;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if len < 2 {
+                    return true;
+                }
+                i += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker that is neither a stuffed zero
+                    // nor a restart marker.
+                    while i + 1 < bytes.len() {
+                        match (bytes[i], bytes[i + 1]) {
+                            (0xFF, 0x00 | 0xD0..=0xD7) => i += 2,
+                            (0xFF, 0xFF) => i += 1,
+                            (0xFF, _) => break,
+                            _ => i += 1,
+                        }
+                    }
+                }
+            }
+        }
     }
+    false
+}
+
+/// Plain text in the first 512 bytes: no control characters other than whitespace.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(512)]
+        .iter()
+        .all(|b| !b.is_ascii_control() || b.is_ascii_whitespace())
 }
 
 /// Name formats we recognise but do not decode, so the message can say what the file is.
