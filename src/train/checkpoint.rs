@@ -30,7 +30,9 @@ pub enum CheckpointError {
     },
     #[error("{path}: damaged checkpoint ({message})")]
     Damaged { path: PathBuf, message: String },
-    #[error("{0}: no checkpoint to resume from")]
+    #[error(
+        "{0}: no checkpoint to resume from (the run saved none yet; start it again without --resume)"
+    )]
     NoCheckpoint(PathBuf),
 }
 
@@ -80,22 +82,28 @@ impl Writer {
             serde_json::to_vec_pretty(progress).expect("state serialises"),
         ));
         fs::create_dir_all(dir).map_err(io(dir))?;
+        sweep(dir);
         let name = step_name(progress.step);
         let final_dir = dir.join(&name);
         let tmp = dir.join(format!(".{name}.partial"));
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        for (file, bytes) in &self.files {
-            let path = tmp.join(file);
-            let mut f = fs::File::create(&path).map_err(io(&path))?;
-            f.write_all(bytes)
-                .and_then(|()| f.sync_all())
-                .map_err(io(&path))?;
+        let written = (|| {
+            fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+            for (file, bytes) in &self.files {
+                let path = tmp.join(file);
+                let mut f = fs::File::create(&path).map_err(io(&path))?;
+                f.write_all(bytes)
+                    .and_then(|()| f.sync_all())
+                    .map_err(io(&path))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A full disk: give the space back, so the run can be resumed once there is room.
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
         }
         if final_dir.exists() {
-            fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+            remove_checkpoint(dir, &final_dir).map_err(io(&final_dir))?;
         }
         fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
         if let Ok(d) = fs::File::open(dir) {
@@ -220,7 +228,33 @@ fn prune(dir: &Path, keep: usize) {
     let all = list(dir);
     if all.len() > keep {
         for (_, path) in &all[..all.len() - keep] {
-            let _ = fs::remove_dir_all(path);
+            let _ = remove_checkpoint(dir, path);
+        }
+    }
+}
+
+/// Delete a checkpoint folder so that a kill midway never leaves a half-deleted `step-N`: it is
+/// renamed to a hidden name first (atomic), then deleted.
+fn remove_checkpoint(dir: &Path, path: &Path) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let doomed = dir.join(format!(".{name}.deleting"));
+    if doomed.exists() {
+        fs::remove_dir_all(&doomed)?;
+    }
+    fs::rename(path, &doomed)?;
+    fs::remove_dir_all(&doomed)
+}
+
+/// Remove what a killed run leaves behind: `.step-N.partial` and `.step-N.deleting` folders and
+/// `.latest.tmp*` files (never read as checkpoints, but they take space).
+fn sweep(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".step-") && (name.ends_with(".partial") || name.ends_with(".deleting"))
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        } else if name.starts_with(".latest.tmp") {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
