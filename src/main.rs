@@ -304,10 +304,27 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: library errors often print their source
+/// in their own message already (`path: No space left on device`), and anyhow's `{:#}` would
+/// repeat it.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -438,16 +455,22 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
         }
         Event::Loaded { summary } => {
             for (folder, count) in &summary.folders {
-                bar.println(format!("{folder}: {count} photos"));
+                say(&bar, format!("{folder}: {count} photos"));
             }
             if !summary.skipped.is_empty() {
-                bar.println(format!(
-                    "skipped {} unreadable files (listed in run.log)",
-                    summary.skipped.len()
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "skipped {} unreadable files (listed in run.log)",
+                        summary.skipped.len()
+                    ),
+                );
             }
         }
         Event::Started { step, total } => {
+            if step > 0 {
+                say(&bar, format!("resuming at step {step} of {total}"));
+            }
             bar.set_style(
                 ProgressStyle::with_template(
                     "{bar:30} {pos}/{len} {elapsed_precise} eta {eta} {msg}",
@@ -471,7 +494,7 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
             bar.set_message(format!("{} | {images_per_second:.2} img/s", text.join(" ")));
             bar.set_position(step);
         }
-        Event::Checkpoint { path, .. } => bar.println(format!("checkpoint {}", path.display())),
+        Event::Checkpoint { path, .. } => say(&bar, format!("checkpoint {}", path.display())),
         Event::Samples { .. } => {}
     };
     let mut trainer = Trainer::new(
@@ -491,6 +514,16 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// A line above the progress bar, or on stdout when there is no bar (output not a terminal), so
+/// logs of a training run keep what it said.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 /// Largest `generate --grid` sheet, in pixels (as large as the biggest photo `stylize` accepts).
@@ -645,7 +678,7 @@ fn stylize_files(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<
             }
             Err(err) => {
                 failed += 1;
-                bar.suspend(|| eprintln!("error: {}: {err:#}", input.display()));
+                bar.suspend(|| eprintln!("error: {}: {}", input.display(), describe(&err)));
             }
         }
         bar.inc(1);
@@ -867,7 +900,7 @@ fn grade(args: &GradeArgs) -> Result<ExitCode> {
             Ok((w, h)) => println!("{} ({w}×{h})", input.display()),
             Err(err) => {
                 failed += 1;
-                eprintln!("error: {}: {err:#}", input.display());
+                eprintln!("error: {}: {}", input.display(), describe(&err));
             }
         }
     }
