@@ -63,6 +63,8 @@ struct Ui {
     status: RwSignal<String>,
     error: RwSignal<Option<String>>,
     backend_info: RwSignal<String>,
+    /// Set when WebGPU failed and the page moved to the CPU.
+    gpu_note: RwSignal<Option<String>>,
     busy: RwSignal<bool>,
     /// Another run was asked for while one was going: start it when the current one stops.
     pending: RwSignal<bool>,
@@ -90,6 +92,7 @@ impl Ui {
             status: RwSignal::new("Loading styles…".into()),
             error: RwSignal::new(None),
             backend_info: RwSignal::new(String::new()),
+            gpu_note: RwSignal::new(None),
             busy: RwSignal::new(false),
             pending: RwSignal::new(false),
             results: RwSignal::new(0),
@@ -279,6 +282,7 @@ pub fn App() -> impl IntoView {
                 >"Cancel"</button>
             </p>
             {move || ui.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            {move || ui.gpu_note.get().map(|n| view! { <p class="notice" id="gpu-note" role="status">{n}</p> })}
             <section class="result" aria-label="Result" class:hidden=move || ui.session.with_value(|s| s.photo.is_none()) && !ui.busy.get() && !ui.has_result.get()>
                 <div class="compare">
                     <canvas node_ref=ui.original_canvas class="original" role="img" aria-label="Your photo"></canvas>
@@ -498,7 +502,10 @@ fn run(ui: Ui) {
     ui.busy.set(true);
     ui.error.set(None);
     spawn_local(async move {
-        let result = stylize_current(ui, &style_id).await;
+        let mut result = stylize_current(ui, &style_id).await;
+        if result.is_err() && gpu_gone(ui).await {
+            result = stylize_current(ui, &style_id).await;
+        }
         ui.busy.set(false);
         match result {
             Ok((backend, ms)) => {
@@ -583,6 +590,30 @@ async fn stylize_current(ui: Ui, style_id: &str) -> Result<(Backend, f64), Failu
     let ms = browser::now_ms() - started;
     ui.session.update_value(|s| s.styled = Some(styled));
     Ok((backend, ms))
+}
+
+/// After a failed run: whether it failed because the WebGPU device is gone (lost, or reporting
+/// errors). If so the page switches to the CPU for good, forgets what lived on the GPU, and says
+/// so; the caller runs again.
+async fn gpu_gone(ui: Ui) -> bool {
+    if ui.session.with_value(|s| s.device.as_ref().map(|d| d.1)) != Some(Backend::WebGpu) {
+        return false;
+    }
+    // The device's lost callback runs as its own task: let it.
+    browser::yield_to_browser().await;
+    let Some(reason) = backend::gpu_failure() else {
+        return false;
+    };
+    CANCEL.set(false);
+    ui.session.update_value(|s| {
+        s.device = Some((Device::flex(), Backend::Cpu));
+        s.stylizer = None;
+        s.creator = None;
+    });
+    let note = format!("WebGPU stopped working ({reason}); continuing on the CPU");
+    web_sys::console::warn_1(&note.clone().into());
+    ui.gpu_note.set(Some(note));
+    true
 }
 
 /// The page's device, started on first use (WebGPU where there is an adapter, else the CPU).
@@ -703,6 +734,7 @@ fn create_grid(ui: Ui) {
                 c.walk.set(0.0);
                 render_walk(ui);
             }
+            Err(_) if gpu_gone(ui).await => create_grid(ui),
             Err(e) => {
                 c.status.set(String::new());
                 ui.fail(format!("Creating portraits failed: {e}"));
@@ -762,6 +794,7 @@ fn render_walk(ui: Ui) {
         c.busy.set(false);
         match result {
             Ok(()) => c.walks.update(|n| *n += 1),
+            Err(_) if gpu_gone(ui).await => c.pending.set(true),
             Err(e) => ui.fail(format!("Creating the portrait failed: {e}")),
         }
         if c.pending.get_untracked() {

@@ -1,5 +1,12 @@
 //! Which device runs the styles: WebGPU where the browser has an adapter, else the CPU (`flex`
 //! compiled to wasm). `?backend=cpu` or `?backend=webgpu` forces one.
+//!
+//! A GPU can go away mid-run (driver reset, another tab's crash, the browser reclaiming it). The
+//! WebGPU device is watched: its loss, or any error the GPU reports, is recorded here (instead of
+//! the GPU runtime's default, a panic that would kill the page), and the app then finishes the
+//! run on the CPU.
+
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
 
@@ -23,8 +30,18 @@ pub async fn init(forced: Option<Backend>) -> (Device, Backend, Option<String>) 
     if forced == Some(Backend::Cpu) {
         return (Device::flex(), Backend::Cpu, None);
     }
-    match Device::wgpu_options().init_async().await {
-        Ok(device) => (device, Backend::WebGpu, None),
+    match Device::wgpu_options().init_with_setup_async().await {
+        Ok((device, setup)) => {
+            setup.device.set_device_lost_callback(|reason, message| {
+                record_failure(format!("the GPU device was lost ({reason:?}: {message})"))
+            });
+            setup
+                .device
+                .on_uncaptured_error(Arc::new(|error: burn::tensor::wgpu::wgpu::Error| {
+                    record_failure(format!("the GPU reported an error: {error}"))
+                }));
+            (device, Backend::WebGpu, None)
+        }
         Err(err) => (
             Device::flex(),
             Backend::Cpu,
@@ -41,4 +58,21 @@ pub fn forced_by_query(search: &str) -> Option<Backend> {
         "backend=webgpu" => Some(Backend::WebGpu),
         _ => None,
     })
+}
+
+/// What made the WebGPU device unusable, once something has.
+static GPU_FAILURE: Mutex<Option<String>> = Mutex::new(None);
+
+fn record_failure(message: String) {
+    web_sys::console::warn_1(&message.clone().into());
+    let mut failure = GPU_FAILURE.lock().unwrap_or_else(|e| e.into_inner());
+    failure.get_or_insert(message);
+}
+
+/// Why the WebGPU device cannot be used any more, if it cannot.
+pub fn gpu_failure() -> Option<String> {
+    GPU_FAILURE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
