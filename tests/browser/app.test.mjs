@@ -55,8 +55,9 @@ function nativeReference(photo, name, extra = []) {
 let browser;
 const externalRequests = [];
 
-async function openPage(url) {
+async function openPage(url, initScript) {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+  if (initScript) await context.addInitScript(initScript);
   context.on('request', (r) => {
     const u = r.url();
     if (!u.startsWith('http://127.0.0.1:') && !u.startsWith('blob:') && !u.startsWith('data:')) {
@@ -322,6 +323,154 @@ test('a corrupt file shows an error and the next good file still works', async (
     await upload(page, ASTRONAUT);
     assert.equal(await pageFailure(page), null, 'the error is gone after a good photo');
     assert.match(await page.locator('#backend').textContent(), /^CPU/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a WebGPU device lost mid-run: the page says so, finishes on the CPU, and gives the native result', async () => {
+  // Keep every GPUDevice the page creates, so the test can destroy it (as a driver reset would).
+  const keepDevices = () => {
+    if (!globalThis.GPUAdapter) return;
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await request.apply(this, args);
+      (globalThis.testGpuDevices ??= []).push(device);
+      return device;
+    };
+  };
+  const { context, page } = await openPage(`${base}?backend=webgpu`, keepDevices);
+  try {
+    await pickTestStyle(page);
+    await page.locator('#size').selectOption('0');
+    await result(page, async () => {
+      await page.locator('#photo').setInputFiles(HOPPER);
+      await page.waitForFunction(() => /Preparing the GPU|Stylizing/.test(document.querySelector('p.status')?.textContent ?? '')
+        && (globalThis.testGpuDevices?.length ?? 0) > 0, null, { timeout: RESULT_TIMEOUT });
+      const destroyed = await page.evaluate(() => {
+        for (const d of globalThis.testGpuDevices) d.destroy();
+        return globalThis.testGpuDevices.length;
+      });
+      console.log(`# destroyed ${destroyed} GPU device(s) during "${await page.locator('p.status').textContent()}"`);
+    }, 'hopper, GPU lost');
+    assert.equal(await pageFailure(page), null);
+    assert.match(await page.locator('#backend').textContent(), /^CPU/, 'the run finished on the CPU');
+    assert.match(await page.locator('#gpu-note').textContent(), /WebGPU stopped working .*lost.*continuing on the CPU/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'gpu-lost.png'), fullPage: true });
+    const web = await download(page, '#download-png', 'hopper-gpu-lost.png');
+    const d = diff(web, nativeReference(HOPPER, 'hopper'));
+    assert.ok(d.max <= 3 && d.mean < 0.2, `after the fallback vs native: ${JSON.stringify(d)}`);
+    // And the page goes on working on the CPU.
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null);
+    assert.match(await page.locator('#backend').textContent(), /^CPU/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('every file of the bad-input corpus gives its result or its message, and the page stays usable', async () => {
+  const dir = path.join(FIXTURES, 'bad');
+  const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    await pickTestStyle(page);
+    await page.locator('#size').selectOption('0');
+    let ok = 0;
+    let refused = 0;
+    for (const [name, want] of Object.entries(expected)) {
+      const state = await afterRun(page, () => page.locator('#photo').setInputFiles(path.join(dir, name)), RESULT_TIMEOUT);
+      if (want.ok) {
+        assert.equal(state.error, null, `${name}: ${state.error}`);
+        const size = await page.locator('canvas.styled').evaluate((c) => [c.width, c.height]);
+        assert.deepEqual(size, want.ok, `${name}: the result has the photo's size`);
+        ok += 1;
+      } else {
+        assert.ok(state.error?.startsWith(`${name}: `), `${name}: the message names the file: ${state.error}`);
+        assert.ok(state.error.includes(want.error), `${name}: "${state.error}" says "${want.error}"`);
+        refused += 1;
+      }
+    }
+    console.log(`# bad-input corpus in the page: ${ok} stylized, ${refused} refused with their message`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'bad-inputs.png'), fullPage: true });
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null, 'a good photo still works after the whole corpus');
+  } finally {
+    await context.close();
+  }
+});
+
+/** Resident memory (bytes) of the largest Chromium renderer process: the tab under test. */
+function rendererRss() {
+  let largest = 0;
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmdline.includes('--type=renderer')) continue;
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      largest = Math.max(largest, Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024);
+    } catch { /* the process ended meanwhile */ }
+  }
+  return largest;
+}
+
+/** A w×h JPEG drawn by the browser (gradients, circles, fine stripes: detail in every tile). */
+async function makePhoto(context, w, h) {
+  const painter = await context.newPage();
+  try {
+    const b64 = await painter.evaluate(async ([w, h]) => {
+      const canvas = new OffscreenCanvas(w, h);
+      const g = canvas.getContext('2d');
+      const grad = g.createLinearGradient(0, 0, w, h);
+      grad.addColorStop(0, '#2a4d69'); grad.addColorStop(0.5, '#e8c4a0'); grad.addColorStop(1, '#4b3832');
+      g.fillStyle = grad;
+      g.fillRect(0, 0, w, h);
+      for (let i = 0; i < 400; i++) {
+        g.fillStyle = `hsla(${(i * 37) % 360}, 60%, ${30 + (i % 5) * 10}%, 0.5)`;
+        g.beginPath();
+        g.arc((i * 7919) % w, (i * 104729) % h, 20 + (i * 13) % (w / 20), 0, 2 * Math.PI);
+        g.fill();
+      }
+      for (let x = 0; x < w; x += 9) { g.fillStyle = 'rgba(0,0,0,0.08)'; g.fillRect(x, 0, 3, h); }
+      const blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.9 });
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      let s = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(s);
+    }, [w, h]);
+    return Buffer.from(b64, 'base64');
+  } finally {
+    await painter.close();
+  }
+}
+
+// The CPU path: SwiftShader's software WebGPU needs far longer, and the tiling code is the same.
+test('4K and 8K photos stylize at full size through tiles without the tab running out of memory', async () => {
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  // A phone's browser kills a tab at 2–4 GiB; the page must stay far below on an 8K photo.
+  const LIMIT = 2.5 * 2 ** 30;
+  try {
+    await pickTestStyle(page);
+    await page.locator('#size').selectOption('0');
+    for (const [label, w, h] of [['4K', 3840, 2160], ['8K', 7680, 4320]]) {
+      const photo = await makePhoto(context, w, h);
+      let peak = rendererRss();
+      const sampler = setInterval(() => { peak = Math.max(peak, rendererRss()); }, 100);
+      try {
+        await result(page, () => page.locator('#photo').setInputFiles(
+          { name: `${label}.jpg`, mimeType: 'image/jpeg', buffer: photo }), `${label} ${w}×${h}`);
+      } finally {
+        clearInterval(sampler);
+      }
+      assert.equal(await pageFailure(page), null);
+      const size = await page.locator('canvas.styled').evaluate((c) => [c.width, c.height]);
+      assert.deepEqual(size, [w, h], `${label}: the result has the photo's full size`);
+      const info = await page.locator('#backend').textContent();
+      console.log(`# ${label} (${(w * h / 1e6).toFixed(1)} MP): ${info}; peak renderer memory ${(peak / 2 ** 20).toFixed(0)} MiB`);
+      assert.ok(peak > 0, 'the renderer process was found');
+      assert.ok(peak < LIMIT, `${label}: the tab peaked at ${(peak / 2 ** 20).toFixed(0)} MiB`);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'photo-8k.png') });
   } finally {
     await context.close();
   }
