@@ -503,7 +503,7 @@ fn run(ui: Ui) {
     ui.error.set(None);
     spawn_local(async move {
         let mut result = stylize_current(ui, &style_id).await;
-        if result.is_err() && gpu_gone(ui).await {
+        if matches!(result, Err(Failure::Message(_))) && gpu_gone(ui).await {
             result = stylize_current(ui, &style_id).await;
         }
         ui.busy.set(false);
@@ -599,9 +599,17 @@ async fn gpu_gone(ui: Ui) -> bool {
     if ui.session.with_value(|s| s.device.as_ref().map(|d| d.1)) != Some(Backend::WebGpu) {
         return false;
     }
-    // The device's lost callback runs as its own task: let it.
-    browser::yield_to_browser().await;
-    let Some(reason) = backend::gpu_failure() else {
+    // A read fails as soon as the device goes, but its lost callback runs later as its own
+    // task: give it up to a second.
+    let mut reason = backend::gpu_failure();
+    for _ in 0..20 {
+        if reason.is_some() {
+            break;
+        }
+        browser::sleep_ms(50).await;
+        reason = backend::gpu_failure();
+    }
+    let Some(reason) = reason else {
         return false;
     };
     CANCEL.set(false);

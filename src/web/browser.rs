@@ -176,8 +176,13 @@ pub fn now_ms() -> f64 {
 
 /// Let the browser paint and handle input before the next chunk of work.
 pub async fn yield_to_browser() {
+    sleep_ms(0).await;
+}
+
+/// Let the browser run for at least `ms` milliseconds (a timer).
+pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
     });
     let _ = JsFuture::from(promise).await;
 }
