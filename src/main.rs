@@ -18,7 +18,7 @@ use portraitist::model::{Preset, Vgg19};
 use portraitist::pack::{EvaluationSummary, Index, PackKind, StylePack};
 use portraitist::stylize::{self, DEFAULT_TILE, Look};
 use portraitist::train::data::ImageFolder;
-use portraitist::train::export::{ExportRequest, export};
+use portraitist::train::export::{ExportRequest, WeightsSource, export, export_safetensors};
 use portraitist::train::looks::LookName;
 use portraitist::train::{AdversarialLoss, Event, Mode, Sources, TrainConfig, Trainer};
 
@@ -229,19 +229,28 @@ impl ModeArg {
 #[derive(clap::Args)]
 struct ExportArgs {
     /// The training run's folder.
+    #[arg(long, required_unless_present = "style", conflicts_with = "style")]
+    run: Option<PathBuf>,
+    /// With `--format safetensors`: a style pack (id or folder) to export instead of a run.
     #[arg(long)]
-    run: PathBuf,
-    /// Pack id: lowercase letters, digits, - and _.
+    style: Option<String>,
+    /// `pack`: a style pack folder for the CLI and the web app. `safetensors`: the generator's
+    /// weights as one .safetensors file (f32; its shape in the metadata) for PyTorch and other tools.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Pack)]
+    format: ExportFormat,
+    /// Pack id: lowercase letters, digits, - and _ (pack format).
     #[arg(long)]
-    id: String,
+    id: Option<String>,
+    /// Pack title (pack format).
     #[arg(long)]
-    title: String,
+    title: Option<String>,
     #[arg(long, default_value = "")]
     description: String,
     /// Step of the checkpoint to export (default: the latest).
     #[arg(long)]
     checkpoint: Option<u64>,
-    /// Pack folder, normally models/ID; the models folder's index.json is updated.
+    /// Pack folder, normally models/ID (the models folder's index.json is updated); or the
+    /// .safetensors file to write.
     #[arg(long)]
     out: PathBuf,
     /// Photo to stylize for the preview (default: a built-in public-domain portrait).
@@ -250,6 +259,12 @@ struct ExportArgs {
     /// Licence of each data folder, in the order content, style (repeat the flag).
     #[arg(long = "licence")]
     licences: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    Pack,
+    Safetensors,
 }
 
 #[derive(clap::Args)]
@@ -339,28 +354,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => {
             evaluate(&args, &cli.models, cli.backend).map(|()| ExitCode::SUCCESS)
         }
-        Command::Export(args) => {
-            let manifest = export(&ExportRequest {
-                run_dir: &args.run,
-                checkpoint: args.checkpoint,
-                id: &args.id,
-                title: &args.title,
-                description: &args.description,
-                out: &args.out,
-                preview_photo: args.preview.as_deref(),
-                licences: &args.licences,
-            })?;
-            println!(
-                "exported `{}` ({} steps, {:?} weights, {} bytes) to {}",
-                manifest.id,
-                manifest.training.steps,
-                manifest.weights.dtype,
-                manifest.weights.bytes,
-                args.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Export(args) => export_command(&args, &cli.models),
     }
+}
+
+fn export_command(args: &ExportArgs, models: &Path) -> Result<ExitCode> {
+    if args.format == ExportFormat::Safetensors {
+        let source = match (&args.run, &args.style) {
+            (Some(run_dir), _) => WeightsSource::Run {
+                run_dir,
+                checkpoint: args.checkpoint,
+            },
+            (None, Some(style)) => WeightsSource::Pack {
+                style,
+                models_dir: models,
+            },
+            (None, None) => bail!("give --run DIR or --style ID"),
+        };
+        let written = export_safetensors(&source, &args.out)?;
+        println!(
+            "wrote {} ({} parameters, {} bytes, f32)",
+            args.out.display(),
+            written.parameters,
+            written.bytes
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(run), Some(id), Some(title)) = (&args.run, &args.id, &args.title) else {
+        bail!(
+            "a style pack is exported from a training run: give --run DIR --id ID --title TITLE \
+             (--style only works with --format safetensors)"
+        );
+    };
+    let manifest = export(&ExportRequest {
+        run_dir: run,
+        checkpoint: args.checkpoint,
+        id,
+        title,
+        description: &args.description,
+        out: &args.out,
+        preview_photo: args.preview.as_deref(),
+        licences: &args.licences,
+    })?;
+    println!(
+        "exported `{}` ({} steps, {:?} weights, {} bytes) to {}",
+        manifest.id,
+        manifest.training.steps,
+        manifest.weights.dtype,
+        manifest.weights.bytes,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn device(backend: Backend) -> Result<Device> {

@@ -7,12 +7,13 @@ use std::path::Path;
 use std::process::Command;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Distribution, Tensor};
 use image::{Rgb, RgbImage};
-use portraitist::Preset;
 use portraitist::stylize::to_ycbcr;
 use portraitist::train::data::DataError;
 use portraitist::train::{Event, Sources, TrainConfig, TrainError, Trainer};
+use portraitist::{Preset, StylePack};
 use tempfile::tempdir;
 
 /// The sepia grade of the classical style: luminance mapped onto a warm brown ramp.
@@ -470,6 +471,51 @@ fn cli_trains_exports_and_the_pack_stylizes() {
             .dimensions(),
         (227, 229)
     );
+
+    // The same generator as SafeTensors, from the run and from the pack: loaded back into a
+    // fresh network it computes what the pack's does (f16 storage in the pack allows 1e-2).
+    let reference = StylePack::load(&pack)
+        .unwrap()
+        .generator(&Device::flex())
+        .unwrap();
+    let probe = Tensor::<4>::random(
+        [1, 3, 32, 32],
+        Distribution::Uniform(-1.0, 1.0),
+        &Device::flex(),
+    );
+    let expected = reference.forward(probe.clone());
+    for (from, source) in [("--run", s(&run)), ("--style", s(&pack))] {
+        let file = dir.path().join("weights.safetensors");
+        let out = portraitist(&[
+            "export",
+            "--format",
+            "safetensors",
+            from,
+            &source,
+            "--out",
+            &s(&file),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut network = Preset::Tiny.generator().init(&Device::flex());
+        let mut store = SafetensorsStore::from_file(&file);
+        network.load_from(&mut store).unwrap();
+        let diff: f32 = (network.forward(probe.clone()) - expected.clone())
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(diff < 1e-2, "{from}: outputs differ by {diff}");
+        let bytes = fs::read(&file).unwrap();
+        let header = String::from_utf8_lossy(&bytes[8..bytes.len().min(4096)]).to_string();
+        assert!(header.contains("portraitist.generator"), "{header}");
+        assert!(header.contains("blocks.0.first.conv.weight"), "{header}");
+    }
+    let refused = portraitist(&["export", "--style", &s(&pack), "--out", "x"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--format safetensors"));
 }
 
 #[test]

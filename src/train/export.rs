@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use image::RgbImage;
 
@@ -207,4 +209,105 @@ fn summary(
             checkpoint::step_name(step)
         ),
     }
+}
+
+/// Where `portraitist export --format safetensors` takes its weights from.
+pub enum WeightsSource<'a> {
+    /// A style pack: an id in `models_dir` or a pack folder.
+    Pack {
+        style: &'a str,
+        models_dir: &'a Path,
+    },
+    /// A training run's checkpoint (default: the latest).
+    Run {
+        run_dir: &'a Path,
+        checkpoint: Option<u64>,
+    },
+}
+
+/// What [`export_safetensors`] wrote.
+#[derive(Debug)]
+pub struct SafetensorsExport {
+    pub parameters: usize,
+    pub bytes: u64,
+}
+
+/// Metadata key holding the image-to-image generator's shape (JSON, as in `style.json`).
+pub const GENERATOR_METADATA: &str = "portraitist.generator";
+/// Metadata key holding the noise generator's shape (JSON).
+pub const LATENT_GENERATOR_METADATA: &str = "portraitist.latent_generator";
+
+/// Write a generator's weights as a SafeTensors file (f32, tensor names are the module paths, e.g.
+/// `blocks.0.first.conv.weight`), with its shape in the metadata so other tools (PyTorch, the
+/// benchmarks' reference in `bench/reference`) can rebuild the network. Written atomically.
+pub fn export_safetensors(
+    source: &WeightsSource,
+    out: &Path,
+) -> Result<SafetensorsExport, TrainError> {
+    let usage = |e: &dyn std::fmt::Display| TrainError::Usage(e.to_string());
+    let device = Device::flex();
+    let bytes = match *source {
+        WeightsSource::Pack { style, models_dir } => {
+            let pack = StylePack::resolve(style, models_dir).map_err(|e| usage(&e))?;
+            if let Some(config) = pack.manifest.latent_generator.clone() {
+                let generator = pack.latent_generator(&device).map_err(|e| usage(&e))?;
+                safetensors_bytes(&generator, LATENT_GENERATOR_METADATA, json(&config))?
+            } else {
+                let config = pack.transfer_config().map_err(|e| usage(&e))?.clone();
+                let generator = pack.generator(&device).map_err(|e| usage(&e))?;
+                safetensors_bytes(&generator, GENERATOR_METADATA, json(&config))?
+            }
+        }
+        WeightsSource::Run {
+            run_dir,
+            checkpoint,
+        } => {
+            let config_path = run_dir.join(CONFIG_FILE);
+            let text = std::fs::read_to_string(&config_path).map_err(|source| TrainError::Io {
+                path: config_path.clone(),
+                source,
+            })?;
+            let config = TrainConfig::from_toml(&text).map_err(TrainError::Config)?;
+            let dir = run_dir.join(CHECKPOINTS);
+            let reader = match checkpoint {
+                Some(step) => Reader::at_step(&dir, step)?,
+                None => Reader::latest(&dir)?,
+            };
+            if config.mode == Mode::Noise {
+                let latent = config.latent_generator_config();
+                let generator = reader.module("ema", latent.init(&device))?;
+                safetensors_bytes(&generator, LATENT_GENERATOR_METADATA, json(&latent))?
+            } else {
+                let shape = config.generator_config();
+                let generator = reader.module("g", shape.init(&device))?;
+                safetensors_bytes(&generator, GENERATOR_METADATA, json(&shape))?
+            }
+        }
+    };
+    let (bytes, parameters) = bytes;
+    write_atomic(out, &bytes).map_err(|e| usage(&e))?;
+    Ok(SafetensorsExport {
+        parameters,
+        bytes: bytes.len() as u64,
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("network configs always serialise")
+}
+
+/// The file's bytes, and the network's parameter count.
+fn safetensors_bytes<M: Module>(
+    network: &M,
+    key: &str,
+    shape: String,
+) -> Result<(Vec<u8>, usize), TrainError> {
+    let mut store = SafetensorsStore::from_bytes(None).metadata(key, shape);
+    network
+        .save_into(&mut store)
+        .map_err(|e| TrainError::Usage(format!("could not write SafeTensors: {e}")))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| TrainError::Usage(format!("could not write SafeTensors: {e}")))?;
+    Ok((bytes, network.num_params()))
 }
