@@ -148,7 +148,7 @@ impl Stylizer {
                 let (width, height) = (photo.width() as usize, photo.height() as usize);
                 let (padded, pad_x, pad_y) =
                     Planes::from_image(photo, &self.normalization).pad_for_network();
-                let out = self.run(&padded, &mut NormStats::live()).await?;
+                let out = self.run(padded, &mut NormStats::live()).await?;
                 progress(1, 1);
                 Ok(out
                     .crop(pad_x, pad_y, width, height)
@@ -206,7 +206,7 @@ impl Stylizer {
             let [wx0, wy0, wx1, wy1] = t.window;
             let [x0, y0, x1, y1] = t.core;
             let window = Planes::window(photo, &self.normalization, padding, t.window);
-            let out = self.run(&window, &mut stats.clone()).await?;
+            let out = self.run(window, &mut stats.clone()).await?;
             let out_plane = out.plane();
             debug_assert_eq!((out.width, out.height), (wx1 - wx0, wy1 - wy0));
             for y in y0.max(top)..y1.min(top + height) {
@@ -266,18 +266,20 @@ impl Stylizer {
         let thumb = fit_within(photo, tile.max(STATS_SIDE) as u32);
         let (padded, _, _) = Planes::from_image(&thumb, &self.normalization).pad_for_network();
         let mut stats = NormStats::record();
-        self.run(&padded, &mut stats).await?;
+        self.run(padded, &mut stats).await?;
         Ok(stats.replay())
     }
 
-    fn forward(&self, input: &Planes, stats: &mut NormStats) -> Tensor<4> {
+    /// The planes move into the tensor: no copy of the pixels on the way in.
+    fn forward(&self, input: Planes, stats: &mut NormStats) -> Tensor<4> {
         let shape = [1, 3, input.height, input.width];
-        let x = Tensor::<4>::from_data(TensorData::new(input.data.clone(), shape), &self.device);
+        let x = Tensor::<4>::from_data(TensorData::new(input.data, shape), &self.device);
         self.generator.forward_with(x, stats)
     }
 
-    async fn run(&self, input: &Planes, stats: &mut NormStats) -> Result<Planes, RenderError> {
+    async fn run(&self, input: Planes, stats: &mut NormStats) -> Result<Planes, RenderError> {
         self.breathe().await?;
+        let (width, height) = (input.width, input.height);
         let y = self.forward(input, stats);
         let data = y
             .into_data_async()
@@ -287,8 +289,8 @@ impl Stylizer {
             .try_into_vec::<f32>()
             .map_err(|e| self.backend_error(format!("{e:?}")))?;
         Ok(Planes {
-            width: input.width,
-            height: input.height,
+            width,
+            height,
             data,
         })
     }
@@ -449,7 +451,7 @@ impl Planes {
 
     /// Reflect-pad to sides that are multiples of 4 and at least the network's minimum, split
     /// evenly between the two sides. Returns the padded planes and the left and top padding.
-    fn pad_for_network(&self) -> (Planes, usize, usize) {
+    fn pad_for_network(self) -> (Planes, usize, usize) {
         let Padding {
             width: pw,
             height: ph,
@@ -457,7 +459,7 @@ impl Planes {
             top,
         } = Padding::for_network(self.width, self.height);
         if pw == self.width && ph == self.height {
-            return (self.clone(), 0, 0);
+            return (self, 0, 0);
         }
         let mut out = Planes::zeros(pw, ph);
         let (src_plane, dst_plane) = (self.plane(), out.plane());
@@ -577,6 +579,38 @@ fn feather(p: usize, start: usize, end: usize, len: usize) -> f32 {
     rising.min(falling)
 }
 
+/// The pixel paths around the network, for `benches/hot_paths.rs` (not a stable API).
+#[doc(hidden)]
+pub mod hot_paths {
+    use super::*;
+
+    /// Photo → the network's normalised, padded input planes (the whole-image path).
+    pub fn photo_to_input(photo: &RgbImage, norm: &Normalization) -> Vec<f32> {
+        Planes::from_image(photo, norm).pad_for_network().0.data
+    }
+
+    /// Network output planes → photo.
+    pub fn output_to_photo(
+        data: Vec<f32>,
+        width: usize,
+        height: usize,
+        norm: &Normalization,
+    ) -> RgbImage {
+        Planes {
+            width,
+            height,
+            data,
+        }
+        .to_image(norm)
+    }
+
+    /// One tile's input straight from the photo: `area` is `[x0, y0, x1, y1]` in padded pixels.
+    pub fn tile_input(photo: &RgbImage, norm: &Normalization, area: [usize; 4]) -> Vec<f32> {
+        let padding = Padding::for_network(photo.width() as usize, photo.height() as usize);
+        Planes::window(photo, norm, &padding, area).data
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,7 +663,7 @@ mod tests {
         let norm = Normalization::default();
         let (padded, pad_x, pad_y) = Planes::from_image(&photo, &norm).pad_for_network();
         let mut stats = NormStats::record();
-        let whole = pollster::block_on(stylizer.run(&padded, &mut stats)).unwrap();
+        let whole = pollster::block_on(stylizer.run(padded, &mut stats)).unwrap();
         let whole = whole.crop(pad_x, pad_y, 300, 212).to_image(&norm);
         let tile = stylizer.min_tile();
         let mut tiles = 0;
