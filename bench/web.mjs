@@ -2,6 +2,7 @@
 //
 //   scripts/bench-web            (builds the optimised site, then runs this)
 //   SITE=dist node bench/web.mjs [STYLE_ID]
+//   JSON=out.json ...            also writes the figures as JSON (bench/run uses it)
 //
 // Figures: wasm size raw and gzipped, the style pack's size, time from navigation to the first
 // result (photo given as soon as the page is ready), and ms per 512×512 photo on the CPU path and
@@ -32,6 +33,12 @@ const packBytes = fs.readdirSync(packDir).reduce((n, f) => n + fs.statSync(path.
 const manifest = JSON.parse(fs.readFileSync(path.join(packDir, 'style.json')));
 const weights = fs.statSync(path.join(packDir, manifest.weights.file)).size;
 
+// Numbers for bench/run's report, beside the printed table.
+const figures = {
+  style: STYLE, wasm_bytes: wasm.length, wasm_gzip_bytes: zlib.gzipSync(wasm, { level: 9 }).length,
+  glue_gzip_bytes: zlib.gzipSync(glue, { level: 9 }).length, pack_bytes: packBytes, weights_bytes: weights,
+  weights_dtype: manifest.weights.dtype,
+};
 const rows = [
   ['wasm, raw', mb(wasm.length)],
   ['wasm, gzip -9', mb(zlib.gzipSync(wasm, { level: 9 }).length)],
@@ -62,10 +69,12 @@ for (const backend of ['cpu', 'webgpu']) {
   await page.locator('.style', { hasText: manifest.title }).click();
   await page.locator('#size').selectOption('512');
   let last = await run(page, () => page.locator('#photo').setInputFiles(PHOTO));
+  const firstMs = Date.now() - started;
   rows.push([`${backend}: navigation to first result (512 px, incl. wasm start, style load, warm-up)`,
-    `${Date.now() - started} ms`]);
+    `${firstMs} ms`]);
   if (!last.info.toLowerCase().startsWith(backend === 'cpu' ? 'cpu' : 'webgpu')) {
     rows.push([`${backend}: not available here`, last.info]);
+    figures[backend] = { available: false, info: last.info };
     await context.close();
     continue;
   }
@@ -76,6 +85,7 @@ for (const backend of ['cpu', 'webgpu']) {
   }
   times.sort((a, b) => a - b);
   rows.push([`${backend}: ms per 512×512 photo (median of ${RUNS})`, `${times[Math.floor(RUNS / 2)]} ms`]);
+  figures[backend] = { available: true, first_result_ms: firstMs, ms_median: times[Math.floor(RUNS / 2)], runs: times };
   if (await page.locator('#create').isVisible()) {
     const grids = [];
     for (let i = 0; i <= RUNS; i++) {
@@ -89,6 +99,7 @@ for (const backend of ['cpu', 'webgpu']) {
     }
     grids.sort((a, b) => a - b);
     rows.push([`${backend}: ms per Create grid of 16 portraits (median of ${RUNS})`, `${grids[Math.floor(RUNS / 2)]} ms`]);
+    figures[backend].create_grid_ms_median = grids[Math.floor(RUNS / 2)];
   }
   await context.close();
 }
@@ -98,3 +109,6 @@ await server.stop();
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\nPortraitist web app, site ${SITE}, Chromium ${version}`);
 for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+if (process.env.JSON) {
+  fs.writeFileSync(process.env.JSON, JSON.stringify({ chromium: version, ...figures }, null, 1));
+}

@@ -1,0 +1,433 @@
+"""PyTorch (CPU) reference for portraitist's benchmarks. Each subcommand prints one JSON object on
+stdout; progress goes to stderr.
+
+  check  --weights W.safetensors --data CHECK.safetensors   same output as Burn? (exit 1 if not)
+  infer  --weights W --sizes 256,512,1024 --threads N --runs R   ms per image, GFLOP/s
+  roof   --threads N                                      sgemm GFLOP/s (numpy/OpenBLAS, torch.mm)
+  train  --preset tiny --side 128 --threads N --steps S   training steps/s, unpaired and paired
+  onnx   --weights W --out model.onnx --side 512          export for ONNX Runtime (Web)
+  init   --preset tiny --out W.safetensors                random weights, to try it without Burn
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+
+# numpy and torch are imported inside the commands: thread counts must be in the environment
+# before their BLAS and OpenMP runtimes load.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+CHECK_TOLERANCE = 1e-3
+PRESETS = ("tiny", "small", "large")  # models.PRESETS, named here before torch loads
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def timed(fn, runs, warmup):
+    """Run `fn` `warmup` times, then `runs` times; return the times in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def torch_setup(threads):
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "conv": "oneDNN" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "native",
+    }
+
+
+def device_name(device):
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def check(args):
+    import torch
+    from safetensors.torch import load_file
+
+    import models
+
+    model = models.load(args.weights)
+    data = load_file(args.data)
+    with torch.inference_mode():
+        output = model(data["input"].float())
+    expected = data["output"].float()
+    if output.shape != expected.shape:
+        raise SystemExit(f"output shape {list(output.shape)} differs from Burn's {list(expected.shape)}")
+    diff = (output - expected).abs()
+    result = {
+        "weights": args.weights,
+        "config": model.config,
+        "shape": list(output.shape),
+        "max_abs_diff": diff.max().item(),
+        "mean_abs_diff": diff.mean().item(),
+        "tolerance": CHECK_TOLERANCE,
+    }
+    result["pass"] = result["max_abs_diff"] <= CHECK_TOLERANCE
+    return result, 0 if result["pass"] else 1
+
+
+def infer(args):
+    import torch
+
+    import models
+
+    setup = torch_setup(args.threads)
+    device = torch.device(args.device)
+    model = models.load(args.weights).to(device)
+
+    def forward(x):
+        y = model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return y
+
+    results = []
+    with torch.inference_mode():
+        for side in args.sizes:
+            x = (torch.rand(1, model.config["channels"], side, side) * 2 - 1).to(device)
+            times = timed(lambda: forward(x), args.runs, args.warmup)
+            median = statistics.median(times)
+            gflop = models.generator_flops(model.config, side, side) / 1e9
+            log(f"infer {side}²: {median * 1e3:.1f} ms")
+            results.append({
+                "side": side,
+                "ms_median": median * 1e3,
+                "ms_min": min(times) * 1e3,
+                "gflop": gflop,
+                "gflops_per_s": gflop / median,
+            })
+    return {
+        **setup,
+        "device": device_name(device),
+        "weights": args.weights,
+        "config": model.config,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "batch": 1,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "mode": "torch.inference_mode, float32, NCHW",
+        "results": results,
+    }, 0
+
+
+def roof(args):
+    import numpy as np
+    import torch
+
+    setup = torch_setup(args.threads)
+    rng = np.random.default_rng(0)
+    results = []
+    for n in args.sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        out = np.empty((n, n), dtype=np.float32)
+        numpy_best = min(timed(lambda: np.matmul(a, b, out=out), args.runs, 1))
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        tout = torch.empty(n, n)
+        torch_best = min(timed(lambda: torch.mm(ta, tb, out=tout), args.runs, 1))
+        flop = 2 * n**3
+        log(f"sgemm {n}: numpy {flop / numpy_best / 1e9:.1f}, torch {flop / torch_best / 1e9:.1f} GFLOP/s")
+        results.append({
+            "n": n,
+            "numpy_gflops_per_s": flop / numpy_best / 1e9,
+            "torch_gflops_per_s": flop / torch_best / 1e9,
+        })
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    return {
+        **setup,
+        "numpy": np.__version__,
+        "numpy_blas": f'{blas["name"]} {blas.get("version", "")}'.strip(),
+        "torch_blas": "MKL" if torch.backends.mkl.is_available() else "other",
+        "best_of": args.runs,
+        "results": results,
+        "roof_gflops_per_s": max(max(r["numpy_gflops_per_s"], r["torch_gflops_per_s"]) for r in results),
+    }, 0
+
+
+def train(args):
+    import torch
+
+    import models
+
+    setup = torch_setup(args.threads)
+    device = torch.device(args.device)
+    # TrainConfig::default() (src/train/config.rs) for the unpaired and paired modes.
+    defaults = {
+        "adversarial": "lsgan",
+        "cycle_weight": 10.0,
+        "identity_weight": 0.5,
+        "l1_weight": 100.0,
+        "perceptual_weight": 0.0,
+        "style_weight": 0.0,
+        "learning_rate": 2e-4,
+        "betas": [0.5, 0.999],
+        "adam_epsilon": 1e-8,
+        "discriminator_width": 32,
+        "discriminator_layers": 3,
+    }
+    preset = models.PRESETS[args.preset]
+    seed = torch.Generator().manual_seed(1)
+
+    def generator():
+        return models.init_weights(models.Generator(preset["width"], preset["blocks"]), seed).to(device)
+
+    def discriminator(channels):
+        return models.init_weights(
+            models.Discriminator(defaults["discriminator_width"], defaults["discriminator_layers"], channels),
+            seed,
+        ).to(device)
+
+    def adam(module):
+        return torch.optim.Adam(
+            module.parameters(),
+            lr=defaults["learning_rate"],
+            betas=tuple(defaults["betas"]),
+            eps=defaults["adam_epsilon"],
+        )
+
+    def lsgan(scores, real):
+        return (scores - (1.0 if real else 0.0)).square().mean()
+
+    def l1(a, b):
+        return (a - b).abs().mean()
+
+    def batch():
+        return [(torch.rand(1, 3, args.side, args.side) * 2 - 1).to(device) for _ in range(2)]
+
+    # Unpaired (CycleGAN), as `transfer_step` in src/train/trainer.rs: g: content → style,
+    # f: back, d judges the style domain, d_content the content domain. As in ours, the
+    # generators' backward pass also computes (then drops) the discriminators' gradients.
+    g, f, d, d_content = generator(), generator(), discriminator(3), discriminator(3)
+    opt_g, opt_f, opt_d, opt_dc = adam(g), adam(f), adam(d), adam(d_content)
+    nets = [g, f, d, d_content]
+
+    def unpaired_step():
+        a, b = batch()
+        for net in nets:
+            net.zero_grad(set_to_none=True)
+        fake_b, fake_a = g(a), f(b)
+        g_adv = lsgan(d(fake_b), True)
+        f_adv = lsgan(d_content(fake_a), True)
+        cycle = l1(f(fake_b), a) + l1(g(fake_a), b)
+        identity = l1(g(b), b) + l1(f(a), a)
+        weight = defaults["cycle_weight"]
+        loss = g_adv + f_adv + cycle * weight + identity * (weight * defaults["identity_weight"])
+        loss.backward()
+        opt_g.step()
+        opt_f.step()
+        for net in nets:
+            net.zero_grad(set_to_none=True)
+        d_style = (lsgan(d(b), True) + lsgan(d(fake_b.detach()), False)) * 0.5
+        d_cont = (lsgan(d_content(a), True) + lsgan(d_content(fake_a.detach()), False)) * 0.5
+        (d_style + d_cont).backward()
+        opt_d.step()
+        opt_dc.step()
+        # Ours reads the losses back every step.
+        return torch.stack([g_adv, f_adv, cycle, identity, d_style, d_cont]).tolist()
+
+    # Paired (pix2pix): the discriminator judges (before, after) pairs; L1 to the target.
+    pg, pd = generator(), discriminator(6)
+    opt_pg, opt_pd = adam(pg), adam(pd)
+
+    def paired_step():
+        before, after = batch()
+        pg.zero_grad(set_to_none=True)
+        pd.zero_grad(set_to_none=True)
+        fake = pg(before)
+        g_adv = lsgan(pd(torch.cat([before, fake], 1)), True)
+        l1_loss = l1(fake, after)
+        (g_adv + l1_loss * defaults["l1_weight"]).backward()
+        opt_pg.step()
+        pd.zero_grad(set_to_none=True)
+        d_loss = (
+            lsgan(pd(torch.cat([before, after], 1)), True)
+            + lsgan(pd(torch.cat([before, fake.detach()], 1)), False)
+        ) * 0.5
+        d_loss.backward()
+        opt_pd.step()
+        return torch.stack([g_adv, l1_loss, d_loss]).tolist()
+
+    results = {}
+    for mode, step in (("unpaired", unpaired_step), ("paired", paired_step)):
+        times = timed(step, args.steps, args.warmup)
+        per_step = sum(times) / len(times)
+        log(f"train {mode} {args.preset} {args.side}²: {1 / per_step:.2f} steps/s")
+        results[mode] = {
+            "s_per_step": per_step,
+            "steps_per_s": 1 / per_step,
+            "s_per_step_median": statistics.median(times),
+        }
+    return {
+        **setup,
+        "device": device_name(device),
+        "preset": args.preset,
+        "side": args.side,
+        "batch": 1,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "losses": defaults,
+        "included": {
+            "unpaired": "2 generators + 2 PatchGANs; LSGAN adversarial, cycle L1 ×10, identity L1 ×5; "
+            "no VGG (perceptual and style weights are 0 by default); Adam on all four",
+            "paired": "1 generator + PatchGAN on 6 channels; LSGAN adversarial, L1 ×100; Adam on both",
+            "data": "random tensors in [-1, 1] (no image cropping or colour jitter)",
+        },
+        **results,
+    }, 0
+
+
+def export_onnx(args):
+    import onnx
+    import torch
+
+    import models
+
+    model = models.load(args.weights)
+    channels = model.config["channels"]
+    example = torch.rand(1, channels, args.side, args.side) * 2 - 1
+    dynamic = None
+    if not args.static:
+        # Heights and widths are multiples of 4 (two stride-2 layers).
+        dynamic = {"x": {2: 4 * torch.export.Dim("h4", min=4), 3: 4 * torch.export.Dim("w4", min=4)}}
+    torch.onnx.export(
+        model,
+        (example,),
+        args.out,
+        input_names=["input"],
+        output_names=["output"],
+        opset_version=args.opset,
+        dynamic_shapes=dynamic,
+        external_data=False,
+    )
+    onnx.checker.check_model(args.out, full_check=True)
+    result = {
+        "out": args.out,
+        "bytes": os.path.getsize(args.out),
+        "opset": args.opset,
+        "dynamic_height_width": not args.static,
+        "ops": sorted({node.op_type for node in onnx.load(args.out).graph.node}),
+        "checker": "ok",
+    }
+    try:
+        import onnxruntime
+    except ImportError:
+        return result, 0
+    # Same output as torch, at the export size and (dynamic export) another one.
+    session = onnxruntime.InferenceSession(args.out, providers=["CPUExecutionProvider"])
+    diffs = {}
+    sides = [args.side] if args.static else [args.side, args.side // 2 + 4]
+    for side in sides:
+        x = torch.rand(1, channels, side, side) * 2 - 1
+        with torch.inference_mode():
+            expected = model(x)
+        (got,) = session.run(None, {"input": x.numpy()})
+        diffs[str(side)] = float((torch.from_numpy(got) - expected).abs().max())
+    result["onnxruntime"] = onnxruntime.__version__
+    result["max_abs_diff_vs_torch"] = diffs
+    failed = max(diffs.values()) > CHECK_TOLERANCE
+    return result, 1 if failed else 0
+
+
+def init(args):
+    import torch
+
+    import models
+
+    preset = models.PRESETS[args.preset]
+    model = models.Generator(preset["width"], preset["blocks"], input_skip=args.input_skip or None)
+    models.init_weights(model, torch.Generator().manual_seed(args.seed))
+    # Perturb the norms too, so a check exercises gamma and beta.
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("gamma", "beta", "bias")):
+                param.add_(torch.randn(param.shape) * 0.1)
+    models.save(model, args.out)
+    return {"out": args.out, "config": model.config}, 0
+
+
+def sizes(text):
+    return [int(s) for s in text.split(",")]
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("check", help="compare with Burn's output on the same input")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True, help="SafeTensors with `input` and Burn's `output`")
+    p.set_defaults(run=check, threads=None)
+
+    p = commands.add_parser("infer", help="inference time per image, batch 1")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--sizes", type=sizes, default=[256, 512, 1024])
+    p.add_argument("--threads", type=int)
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=infer)
+
+    p = commands.add_parser("roof", help="sgemm GFLOP/s on square float32 matrices")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--sizes", type=sizes, default=[1024, 2048])
+    p.add_argument("--runs", type=int, default=5, help="best of this many")
+    p.set_defaults(run=roof)
+
+    p = commands.add_parser("train", help="training steps/s, unpaired and paired")
+    p.add_argument("--preset", choices=PRESETS, default="tiny")
+    p.add_argument("--side", type=int, default=128)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=train)
+
+    p = commands.add_parser("onnx", help="export the generator to ONNX and verify it")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--side", type=int, default=512)
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--static", action="store_true", help="fix the input at --side (no dynamic H/W)")
+    p.set_defaults(run=export_onnx, threads=None)
+
+    p = commands.add_parser("init", help="write randomly initialised generator weights")
+    p.add_argument("--preset", choices=PRESETS, default="tiny")
+    p.add_argument("--input-skip", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=init, threads=None)
+    return parser.parse_args()
+
+
+def main():
+    args = parse()
+    if args.threads:
+        for variable in THREAD_VARIABLES:
+            os.environ[variable] = str(args.threads)
+    # Libraries print progress to stdout (torch.onnx does): keep stdout for the one JSON object.
+    with contextlib.redirect_stdout(sys.stderr):
+        result, code = args.run(args)
+    print(json.dumps(result))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

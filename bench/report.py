@@ -1,0 +1,246 @@
+"""Turn bench/run's measurements (bench/out/*.json, *.jsonl, hot_paths.txt) into bench/RESULTS.md.
+
+  python bench/report.py bench/out > bench/RESULTS.md
+
+GPU figures come from bench/gpu-run on a machine with a GPU; their JSON is kept in bench/gpu/ and
+reported here when present, with the machine and date they were measured on.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out")
+GPU = Path(__file__).with_name("gpu")
+
+
+def read(name):
+    path = OUT / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def lines(name, folder=OUT):
+    path = folder / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def command(*args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def memory_gib():
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            return int(line.split()[1]) / 2**20
+    return 0
+
+
+def lock_version(crate):
+    text = Path("Cargo.lock").read_text()
+    match = re.search(rf'name = "{re.escape(crate)}"\nversion = "([^"]+)"', text)
+    return match.group(1) if match else "?"
+
+
+def npm_version(package):
+    path = Path("node_modules", package, "package.json")
+    return json.loads(path.read_text())["version"] if path.exists() else "?"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def ms(value):
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def ratio(ours, theirs):
+    """Our time over theirs: below 1.0 we are faster."""
+    return f"**{ours / theirs:.2f}×**" if ours and theirs else "–"
+
+
+def main():
+    print("# Benchmark results\n")
+    print(
+        "Written by `bench/run` (see bench/README.md): every figure below was measured in that one run, "
+        "on the machine named here. Ratios are our time ÷ the other's time: **below 1.0 we are faster**.\n"
+    )
+    roof = read("roof.json") or {}
+    threads = roof.get("threads", os.cpu_count())
+    torch_version = roof.get("torch", "?")
+    web = read("web.json") or {}
+    ort = read("ort.json") or {}
+    print(
+        table(
+            ["", ""],
+            [
+                ["date", datetime.date.today().isoformat()],
+                ["machine", f"{cpu_model()}, {os.cpu_count()} cores, {memory_gib():.0f} GiB, no GPU"],
+                ["OS", f"{platform.system()} {platform.release()}"],
+                ["Rust", command("rustc", "--version")],
+                ["Burn", f"{lock_version('burn')} (flex and ndarray CPU backends)"],
+                ["PyTorch", f"{torch_version} on the CPU, {threads} threads, convolutions via {roof.get('conv', '?')}"],
+                ["numpy", f"{roof.get('numpy', '?')} ({roof.get('numpy_blas', '?')})"],
+                ["Chromium", web.get("chromium", "?")],
+                ["ONNX Runtime Web", f"{ort.get('ort_version', npm_version('onnxruntime-web'))} (wasm backend)"],
+            ],
+        )
+    )
+
+    print("\n## Correctness anchor: Burn and the PyTorch reference on the same weights\n")
+    print(
+        "`portraitist export --format safetensors` writes each generator's weights; `bench/reference` "
+        "rebuilds the network in PyTorch, loads them and runs the photo Burn ran (256², the astronaut). "
+        "The bench stops if the outputs (in [-1, 1]) differ by more than the tolerance.\n"
+    )
+    rows = []
+    for check in lines("check.jsonl"):
+        name = Path(check["weights"]).stem
+        config = check["config"]
+        shape = f"width {config['width']}, {config['blocks']} blocks" + (", input skip" if config.get("input_skip") else "")
+        rows.append([name, shape, f"{check['max_abs_diff']:.2e}", f"{check['mean_abs_diff']:.2e}", check["tolerance"], "yes" if check["pass"] else "**NO**"])
+    print(table(["weights", "generator", "max abs diff", "mean abs diff", "tolerance", "pass"], rows))
+
+    print(f"\n## Native inference, CPU, {threads} threads, batch 1\n")
+    roof_gflops = roof.get("roof_gflops_per_s")
+    if roof_gflops:
+        sgemm = ", ".join(
+            f"{r['n']}²: numpy {r['numpy_gflops_per_s']:.0f}, torch.mm {r['torch_gflops_per_s']:.0f}" for r in roof["results"]
+        )
+        print(f"sgemm roof (square float32 matrix products, best of {roof['best_of']}, {threads} threads): "
+              f"**{roof_gflops:.0f} GFLOP/s** ({sgemm} GFLOP/s).\n")
+    burn = {(r["backend"], r["preset"], r["side"]): r for name in ("infer-flex.jsonl", "infer-ndarray.jsonl") for r in lines(name)}
+    rows = []
+    for preset in ("tiny", "small"):
+        torch_run = read(f"infer-torch-{preset}.json")
+        if not torch_run:
+            continue
+        for result in torch_run["results"]:
+            side, gflop, torch_ms = result["side"], result["gflop"], result["ms_median"]
+            flex = burn.get(("flex", preset, side), {}).get("ms_median")
+            ndarray = burn.get(("ndarray", preset, side), {}).get("ms_median")
+            flex_rate = gflop / (flex / 1e3) if flex else None
+            rows.append([
+                preset, f"{side}²", f"{gflop:.1f}", ms(flex) if flex else "–", ms(ndarray) if ndarray else "–", ms(torch_ms),
+                ratio(flex, torch_ms), ratio(ndarray, torch_ms),
+                f"{flex_rate:.1f} ({flex_rate / roof_gflops:.0%})" if flex_rate and roof_gflops else "–",
+                f"{result['gflops_per_s']:.1f} ({result['gflops_per_s'] / roof_gflops:.0%})" if roof_gflops else "–",
+            ])
+    print(table(["preset", "side", "GFLOP", "Burn flex ms", "Burn ndarray ms", "PyTorch ms", "flex ÷ PyTorch",
+                 "ndarray ÷ PyTorch", "flex GFLOP/s (% roof)", "PyTorch GFLOP/s (% roof)"], rows))
+    print("\nms: median per image. GFLOP counts the convolutions' multiply-adds ×2 (bench/reference/models.py); "
+          "instance norm, padding and upsampling are extra work on top that both sides do.")
+    tiling = lines("tiling.jsonl")
+    if len(tiling) == 2:
+        whole, tiled = tiling
+        print(f"\nTiling (the page's path for large photos), `{whole['preset']}` on a 1024² photo with flex: whole "
+              f"{ms(whole['ms_median'])} ms, in 256² tiles {ms(tiled['ms_median'])} ms "
+              f"(**{tiled['ms_median'] / whole['ms_median']:.2f}×**: the tiles' overlapping margins and the thumbnail's statistics).")
+
+    print(f"\n## Training steps/s, CPU, {threads} threads, batch 1\n")
+    rows = []
+    for burn_run in lines("train-flex.jsonl"):
+        torch_run = read(f"train-torch-{burn_run['preset']}.json") or {}
+        theirs = torch_run.get(burn_run["mode"], {}).get("steps_per_s")
+        ours = burn_run["steps_per_s"]
+        rows.append([burn_run["mode"], burn_run["preset"], f"{burn_run['side']}²", f"{ours:.2f}",
+                     f"{theirs:.2f}" if theirs else "–", ratio(1 / ours, 1 / theirs) if theirs else "–"])
+    print(table(["mode", "preset", "side", "Burn flex steps/s", "PyTorch steps/s", "time ÷ PyTorch"], rows))
+    included = (read("train-torch-tiny.json") or {}).get("included", {})
+    if included:
+        print("\nSame networks, losses and optimiser on both sides: " + "; ".join(f"{k}: {v}" for k, v in included.items())
+              + ". Ours is the real trainer (`Trainer::run`): it also crops and jitters photos from disk each step.")
+
+    print("\n## Browser, headless Chromium, 512² photo, the page's default style\n")
+    cpu = web.get("cpu", {})
+    gpu = web.get("webgpu", {})
+    rows = []
+    if cpu.get("available") and ort.get("total_ms_median"):
+        rows.append(["ms per photo, pixels → pixels (median)", f"{cpu['ms_median']} (CPU path, 1 thread)",
+                     f"{ort['total_ms_median']:.0f} (wasm, 1 thread)", ratio(cpu["ms_median"], ort["total_ms_median"])])
+        rows.append(["  network alone (ORT `session.run`)", "", f"{ort['run_ms_median']:.0f}", ""])
+        rows.append(["first run after load", "", f"{ort['first_ms']:.0f}", ""])
+        if ort.get("threads2"):
+            rows.append(["2 threads (cross-origin isolated page)", "not built", f"{ort['threads2']['total_ms_median']:.0f}", ""])
+    if gpu.get("available"):
+        rows.append(["our WebGPU path (SwiftShader: software, no GPU here)", f"{gpu['ms_median']}", "", ""])
+    if web:
+        rows.append(["wasm, raw / gzip -9", f"{web['wasm_bytes'] / 1e6:.2f} / {web['wasm_gzip_bytes'] / 1e6:.2f} MB",
+                     "14 MB wasm (ort-wasm-simd-threaded.wasm) + JS", ""])
+        rows.append([f"style pack `{web['style']}` (weights {web['weights_dtype']})", f"{web['pack_bytes'] / 1e6:.2f} MB",
+                     f"{(read('onnx.json') or {}).get('bytes', 0) / 1e6:.2f} MB ONNX (f32)", ""])
+        if cpu.get("first_result_ms"):
+            rows.append(["navigation → first result (wasm start, style load, warm-up)", f"{cpu['first_result_ms']} ms (CPU)",
+                         f"{ort.get('session_ms', 0) + ort.get('first_ms', 0):.0f} ms (session + first run)", ""])
+    print(table(["", "Portraitist page", "ONNX Runtime Web", "ours ÷ ORT"], rows))
+
+    hot = (OUT / "hot_paths.txt")
+    if hot.exists():
+        print("\n## Rust hot paths (criterion, `cargo bench --bench hot_paths`)\n")
+        rows = []
+        name = None
+        for line in hot.read_text().splitlines():
+            head = re.match(r"^(\S.*?)\s+time:\s+\[(.*)\]", line)
+            if head:
+                name = head.group(1)
+                middle = head.group(2).split()[2:4]
+                rows.append([name, " ".join(middle), ""])
+            elif name and "thrpt:" in line:
+                rate = re.search(r"\[(.*)\]", line).group(1).split()[2:4]
+                rows[-1][2] = " ".join(rate)
+        print(table(["path", "time (median estimate)", "throughput"], rows))
+
+    machine = GPU / "gpu-machine.txt"
+    if machine.exists():
+        gpu_name, cpu_line, day = (machine.read_text().splitlines() + ["?", "?", "?"])[:3]
+        print(f"\n## GPU: Burn wgpu (Vulkan) vs PyTorch CUDA\n")
+        print(f"Measured separately with `bench/gpu-run` on {day}: {gpu_name} ({cpu_line}); the JSON is in "
+              "`bench/gpu/` (our build machines have no GPU, so `bench/run` does not repeat it). Batch 1, float32, "
+              "median of the timed runs after warm-up; Burn's autotune cache was filled by a first pass.\n")
+        burn = {(r["preset"], r["side"]): r for r in lines("gpu-infer-burn.jsonl", GPU)}
+        sizes = {12: "tiny", 16: "small", 64: "large"}
+        rows = []
+        for run in lines("gpu-infer-torch.jsonl", GPU):
+            preset = sizes.get(run["config"]["width"], "?")
+            for result in run["results"]:
+                ours = burn.get((preset, result["side"]), {})
+                rows.append([preset, f"{result['side']}²", f"{ours.get('ms_median', 0):.1f} (min {ours.get('ms_min', 0):.1f})",
+                             f"{result['ms_median']:.1f}", ratio(ours.get("ms_median"), result["ms_median"])])
+        print(table(["preset", "side", "Burn wgpu ms (min)", "PyTorch CUDA ms", "Burn ÷ PyTorch"], rows))
+        trained = lines("gpu-train-burn.jsonl", GPU)
+        error = (GPU / "gpu-train-burn.err").read_text().strip() if (GPU / "gpu-train-burn.err").exists() else ""
+        rows = []
+        for preset, side in (("tiny", 128), ("small", 256)):
+            torch_run = json.loads((GPU / f"gpu-train-torch-{preset}.json").read_text()) if (GPU / f"gpu-train-torch-{preset}.json").exists() else {}
+            for mode in ("unpaired", "paired"):
+                ours = next((r["steps_per_s"] for r in trained if r["preset"] == preset and r["mode"] == mode), None)
+                theirs = torch_run.get(mode, {}).get("steps_per_s")
+                rows.append([mode, preset, f"{side}²", f"{ours:.2f}" if ours else "failed", f"{theirs:.2f}" if theirs else "–"])
+        print("\nTraining steps/s, batch 1:\n")
+        print(table(["mode", "preset", "side", "Burn wgpu", "PyTorch CUDA"], rows))
+        if error:
+            print(f"\nBurn's training on wgpu stopped in the first case, so no Burn figure was taken: `{error}` "
+                  "It happened the same way in two runs. The same configuration trains on the CPU (above): the "
+                  "NaN comes from the GPU path; not investigated further yet.")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+//! The Burn side of `bench/run` (see bench/README.md). Prints one JSON object per line.
+//!
+//! ```text
+//! bench_native weights OUT_DIR [STYLE…]      tiny/small packs (fixed seeds) and shipped styles
+//!                                            exported as SafeTensors, with a photo and Burn's
+//!                                            output on it for the reference
+//! bench_native infer BACKEND SIZES RUNS [PRESETS]   ms per image, generator forward, batch 1
+//!                                            (PRESETS: comma list, default `tiny,small`)
+//! bench_native tiling BACKEND                a 1024² photo whole vs in 256² tiles (the page's path)
+//! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256²)
+//! ```
+//!
+//! BACKEND is `flex` (the default CPU backend), `ndarray` (needs `--features ndarray`) or `wgpu`
+//! (needs `--features wgpu` or `vulkan`). SIZES is a comma list such as `256,512,1024`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, Param};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use portraitist::pack::{Manifest, Precision, StylePack};
+use portraitist::stylize::Normalization;
+use portraitist::train::export::{WeightsSource, export_safetensors};
+use portraitist::train::{Event, Mode, Sources, TrainConfig, Trainer};
+use portraitist::{Generator, Preset, Stylizer};
+
+const PRESETS: [Preset; 2] = [Preset::Tiny, Preset::Small];
+const PHOTO: &str = "tests/fixtures/astronaut-512.jpg";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let result = match arg(0) {
+        "weights" => weights(Path::new(arg(1)), &args[2.min(args.len())..]),
+        "infer" => infer(arg(1), arg(2), arg(3).parse().unwrap_or(5), arg(4)),
+        "tiling" => tiling(arg(1)),
+        "train" => train(arg(1), arg(2).parse().unwrap_or(5)),
+        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | tiling BACKEND | train BACKEND STEPS".into()),
+    };
+    if let Err(message) = result {
+        eprintln!("bench_native: {message}");
+        std::process::exit(1);
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn device(name: &str) -> Result<Device> {
+    match name {
+        "flex" => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // measured on purpose: the reference flex replaces
+        "ndarray" => Ok(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Device::wgpu_options()
+            .init()
+            .map_err(|e| format!("no usable GPU through wgpu: {e}")),
+        other => Err(format!("backend `{other}` is not in this build")),
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The benchmark's generators: fixed seeds, so every run (and the reference) sees the same weights.
+fn generator(preset: Preset, device: &Device) -> Generator {
+    device.seed(1000 + preset as u64);
+    preset.generator().init(device)
+}
+
+/// The test photo as a `[1, 3, side, side]` tensor in [-1, 1].
+fn photo_tensor(side: u32, device: &Device) -> Result<Tensor<4>> {
+    let bytes = std::fs::read(PHOTO).map_err(|e| format!("{PHOTO}: {e}"))?;
+    let photo = portraitist::image_io::decode(&bytes).map_err(|e| format!("{PHOTO}: {e}"))?;
+    let photo = image::imageops::resize(&photo, side, side, image::imageops::FilterType::Triangle);
+    let side = side as usize;
+    let mut values = vec![0.0f32; 3 * side * side];
+    for (i, pixel) in photo.pixels().enumerate() {
+        for c in 0..3 {
+            values[c * side * side + i] = pixel[c] as f32 / 127.5 - 1.0;
+        }
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(values, [1, 3, side, side]),
+        device,
+    ))
+}
+
+/// An input and the network's output on it, saved side by side for the reference to compare.
+#[derive(Module, Debug)]
+struct Check {
+    input: Param<Tensor<4>>,
+    output: Param<Tensor<4>>,
+}
+
+fn save_check(out: &Path, input: Tensor<4>, output: Tensor<4>) -> Result<()> {
+    let check = Check {
+        input: Param::from_tensor(input),
+        output: Param::from_tensor(output),
+    };
+    let mut store = SafetensorsStore::from_file(out);
+    check
+        .save_into(&mut store)
+        .map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// `OUT/<name>.safetensors` (written by the CLI's export path from a pack) and
+/// `OUT/check-<name>.safetensors` for tiny, small and the shipped transfer styles named.
+fn weights(out: &Path, styles: &[String]) -> Result<()> {
+    let device = Device::flex();
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut models: Vec<(String, PathBuf)> = Vec::new();
+    for preset in PRESETS {
+        let dir = out.join(format!("pack-{}", preset.name()));
+        let manifest = Manifest::new(preset.name(), preset.name(), preset.generator());
+        StylePack::save(&dir, manifest, &generator(preset, &device), Precision::F32)
+            .map_err(|e| e.to_string())?;
+        models.push((preset.name().to_string(), dir));
+    }
+    for style in styles {
+        models.push((style.clone(), Path::new("models").join(style)));
+    }
+    for (name, dir) in models {
+        let file = out.join(format!("{name}.safetensors"));
+        let style = dir.display().to_string();
+        let source = WeightsSource::Pack {
+            style: &style,
+            models_dir: Path::new("models"),
+        };
+        export_safetensors(&source, &file).map_err(|e| e.to_string())?;
+        let network = StylePack::load(&dir)
+            .and_then(|pack| pack.generator(&device))
+            .map_err(|e| e.to_string())?;
+        let input = photo_tensor(256, &device)?;
+        let output = network.forward(input.clone());
+        save_check(
+            &out.join(format!("check-{name}.safetensors")),
+            input,
+            output,
+        )?;
+        println!(
+            "{{\"weights\":\"{}\",\"check\":\"check-{name}.safetensors\"}}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn infer(backend: &str, sizes: &str, runs: usize, presets: &str) -> Result<()> {
+    let device = device(backend)?;
+    let presets: Vec<Preset> = if presets.is_empty() {
+        PRESETS.to_vec()
+    } else {
+        presets.split(',').map(str::parse).collect::<Result<_>>()?
+    };
+    let sizes: Vec<u32> = sizes
+        .split(',')
+        .map(|s| s.parse().map_err(|_| format!("bad size `{s}`")))
+        .collect::<Result<_>>()?;
+    for preset in presets {
+        let network = generator(preset, &device);
+        for &side in &sizes {
+            let input = photo_tensor(side, &device)?;
+            // Warm-up: allocations, thread pools, kernel compilation on GPUs.
+            network.forward(input.clone()).into_data();
+            let times: Vec<f64> = (0..runs.max(1))
+                .map(|_| {
+                    let started = Instant::now();
+                    network.forward(input.clone()).into_data();
+                    started.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            println!(
+                "{{\"backend\":\"{backend}\",\"preset\":\"{}\",\"side\":{side},\"threads\":{},\"ms_median\":{:.2},\"ms_min\":{:.2},\"runs\":{}}}",
+                preset.name(),
+                threads(),
+                median(times.clone()),
+                times.iter().copied().fold(f64::INFINITY, f64::min),
+                times.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The stylizer on a 1024² photo, whole and in 256² tiles: the price of tiling (margins, the
+/// thumbnail's statistics, feathered blending), which the page uses for large photos.
+fn tiling(backend: &str) -> Result<()> {
+    let device = device(backend)?;
+    let preset = Preset::Small;
+    let stylizer = Stylizer::new(
+        generator(preset, &device),
+        preset.generator(),
+        Normalization::default(),
+        device.clone(),
+    );
+    let bytes = std::fs::read(PHOTO).map_err(|e| format!("{PHOTO}: {e}"))?;
+    let photo = portraitist::image_io::decode(&bytes).map_err(|e| format!("{PHOTO}: {e}"))?;
+    let photo: RgbImage =
+        image::imageops::resize(&photo, 1024, 1024, image::imageops::FilterType::Triangle);
+    for (name, tile) in [("whole", None), ("tiles-256", Some(256))] {
+        let run = || -> Result<f64> {
+            let started = Instant::now();
+            stylizer
+                .render_blocking(&photo, tile, &mut |_, _| {})
+                .map_err(|e| e.to_string())?;
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
+        };
+        run()?; // warm-up
+        let times = (0..3).map(|_| run()).collect::<Result<Vec<_>>>()?;
+        println!(
+            "{{\"backend\":\"{backend}\",\"preset\":\"{}\",\"side\":1024,\"path\":\"{name}\",\"ms_median\":{:.2}}}",
+            preset.name(),
+            median(times)
+        );
+    }
+    Ok(())
+}
+
+/// Synthetic photos: training speed does not depend on their content.
+fn photos(dir: &Path, count: u32, side: u32) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for i in 0..count {
+        RgbImage::from_fn(side, side, |x, y| {
+            image::Rgb([(x * 3 + i * 40) as u8, (y * 5) as u8, ((x ^ y) + i) as u8])
+        })
+        .save(dir.join(format!("{i}.png")))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Steps/s of the real trainer (data loading included), unpaired and paired, batch 1.
+fn train(backend: &str, steps: usize) -> Result<()> {
+    let device = device(backend)?;
+    let dir = std::env::temp_dir().join(format!("portraitist-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for folder in ["a", "b", "pairs/before", "pairs/after"] {
+        photos(&dir.join(folder), 4, 300)?;
+    }
+    let cases = [
+        (Mode::Unpaired, Preset::Tiny, 128),
+        (Mode::Paired, Preset::Tiny, 128),
+        (Mode::Unpaired, Preset::Small, 256),
+        (Mode::Paired, Preset::Small, 256),
+    ];
+    for (i, (mode, preset, size)) in cases.into_iter().enumerate() {
+        let sources = match mode {
+            Mode::Paired => Sources::Paired {
+                pairs: dir.join("pairs"),
+            },
+            _ => Sources::Unpaired {
+                content: dir.join("a"),
+                style: dir.join("b"),
+            },
+        };
+        let config = TrainConfig {
+            mode,
+            preset,
+            size,
+            steps: 100_000,
+            sample_every: 1_000_000,
+            checkpoint_every: 1_000_000,
+            ..TrainConfig::for_mode(mode)
+        };
+        let batch = config.batch;
+        let mut trainer = Trainer::new(
+            &sources,
+            &dir.join(format!("run{i}")),
+            config,
+            false,
+            &device,
+            &mut |_: Event| {},
+        )
+        .map_err(|e| e.to_string())?;
+        let mut run = |n: u64| trainer.run(Some(n), &mut |_| {}).map_err(|e| e.to_string());
+        run(2)?; // warm-up
+        let started = Instant::now();
+        run(steps as u64)?;
+        let per_step = started.elapsed().as_secs_f64() / steps as f64;
+        println!(
+            "{{\"backend\":\"{backend}\",\"mode\":\"{}\",\"preset\":\"{}\",\"side\":{size},\"batch\":{batch},\"threads\":{},\"steps_per_s\":{:.3}}}",
+            format!("{mode:?}").to_lowercase(),
+            preset.name(),
+            threads(),
+            1.0 / per_step
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
