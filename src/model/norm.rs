@@ -114,6 +114,10 @@ impl StatNorm {
         let [channels] = self.gamma.dims();
         let gamma = self.gamma.val().reshape([1, channels, 1, 1]);
         let beta = self.beta.val().reshape([1, channels, 1, 1]);
-        (x - mean) / (var + EPSILON).sqrt() * gamma + beta
+        // (x - mean) / sqrt(var + eps) * gamma + beta, folded into one scale and one shift per
+        // channel: two passes over the activations instead of four.
+        let scale = gamma / (var + EPSILON).sqrt();
+        let shift = beta - mean * scale.clone();
+        x * scale + shift
     }
 }
