@@ -196,17 +196,20 @@ def main():
     hot = (OUT / "hot_paths.txt")
     if hot.exists():
         print("\n## Rust hot paths (criterion, `cargo bench --bench hot_paths`)\n")
-        rows = []
-        name = None
+        # Criterion prints "NAME time: [low mid high]" (a long NAME on a line of its own), then
+        # "thrpt: [low mid high]".
+        rows, name = [], None
         for line in hot.read_text().splitlines():
-            head = re.match(r"^(\S.*?)\s+time:\s+\[(.*)\]", line)
-            if head:
-                name = head.group(1)
-                middle = head.group(2).split()[2:4]
-                rows.append([name, " ".join(middle), ""])
-            elif name and "thrpt:" in line:
-                rate = re.search(r"\[(.*)\]", line).group(1).split()[2:4]
-                rows[-1][2] = " ".join(rate)
+            if line and not line[0].isspace() and not line.startswith(("Benchmarking", "Found", "Gnuplot", "WARNING")):
+                name = line.split("time:")[0].strip() or name
+            values = re.search(r"(time|thrpt):\s+\[(.*)\]", line)
+            if not values or not name:
+                continue
+            middle = " ".join(values.group(2).split()[2:4])
+            if values.group(1) == "time":
+                rows.append([name, middle, ""])
+            elif rows:
+                rows[-1][2] = middle
         print(table(["path", "time (median estimate)", "throughput"], rows))
 
     machine = GPU / "gpu-machine.txt"
