@@ -39,15 +39,8 @@ pub struct ExportRequest<'a> {
 
 pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
     let run = request.run_dir;
+    let (config, reader) = open_run(run, request.checkpoint)?;
     let io = |path: PathBuf| move |source| TrainError::Io { path, source };
-    let config_path = run.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&config_path).map_err(io(config_path.clone()))?;
-    let config = TrainConfig::from_toml(&text).map_err(TrainError::Config)?;
-    let dir = run.join(CHECKPOINTS);
-    let reader = match request.checkpoint {
-        Some(step) => Reader::at_step(&dir, step)?,
-        None => Reader::latest(&dir)?,
-    };
     let device = Device::flex();
     if config.mode == Mode::Noise {
         return export_noise(request, &config, &reader, &device);
@@ -91,6 +84,22 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         Index::register(models, &manifest).map_err(|e| TrainError::Usage(e.to_string()))?;
     }
     Ok(manifest)
+}
+
+/// A run's configuration and the reader of its checkpoint at `step` (default: the latest).
+fn open_run(run_dir: &Path, step: Option<u64>) -> Result<(TrainConfig, Reader), TrainError> {
+    let config_path = run_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&config_path).map_err(|source| TrainError::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let config = TrainConfig::from_toml(&text).map_err(TrainError::Config)?;
+    let dir = run_dir.join(CHECKPOINTS);
+    let reader = match step {
+        Some(step) => Reader::at_step(&dir, step)?,
+        None => Reader::latest(&dir)?,
+    };
+    Ok((config, reader))
 }
 
 /// A noise run's pack: the moving-average generator, and a preview grid of the portraits of
@@ -262,17 +271,7 @@ pub fn export_safetensors(
             run_dir,
             checkpoint,
         } => {
-            let config_path = run_dir.join(CONFIG_FILE);
-            let text = std::fs::read_to_string(&config_path).map_err(|source| TrainError::Io {
-                path: config_path.clone(),
-                source,
-            })?;
-            let config = TrainConfig::from_toml(&text).map_err(TrainError::Config)?;
-            let dir = run_dir.join(CHECKPOINTS);
-            let reader = match checkpoint {
-                Some(step) => Reader::at_step(&dir, step)?,
-                None => Reader::latest(&dir)?,
-            };
+            let (config, reader) = open_run(run_dir, checkpoint)?;
             if config.mode == Mode::Noise {
                 let latent = config.latent_generator_config();
                 let generator = reader.module("ema", latent.init(&device))?;
