@@ -10,8 +10,9 @@
 //! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256²)
 //! ```
 //!
-//! BACKEND is `flex` (the default CPU backend), `ndarray` (needs `--features ndarray`) or `wgpu`
-//! (needs `--features wgpu` or `vulkan`). SIZES is a comma list such as `256,512,1024`.
+//! BACKEND is `cpu` (our CPU path, which the stylizer uses on the CPU), `flex` (Burn's CPU
+//! backend), `ndarray` (needs `--features ndarray`) or `wgpu` (needs `--features wgpu` or
+//! `vulkan`). SIZES is a comma list such as `256,512,1024`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,6 +21,7 @@ use burn::module::{Module, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
+use portraitist::model::{CpuGenerator, NormStats};
 use portraitist::pack::{Manifest, Precision, StylePack};
 use portraitist::stylize::Normalization;
 use portraitist::train::export::{WeightsSource, export_safetensors};
@@ -95,13 +97,26 @@ fn photo_tensor(side: u32, device: &Device) -> Result<Tensor<4>> {
 #[derive(Module, Debug)]
 struct Check {
     input: Param<Tensor<4>>,
+    /// Burn's forward pass.
     output: Param<Tensor<4>>,
+    /// Our CPU path's (`CpuGenerator`, what the stylizer runs on the CPU).
+    output_cpu: Param<Tensor<4>>,
 }
 
-fn save_check(out: &Path, input: Tensor<4>, output: Tensor<4>) -> Result<()> {
+fn save_check(out: &Path, network: &Generator, input: Tensor<4>) -> Result<()> {
+    let [_, _, h, w] = input.dims();
+    let planes = input
+        .to_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    let cpu = CpuGenerator::new(network).forward_with(planes, h, w, &mut NormStats::live());
     let check = Check {
+        output: Param::from_tensor(network.forward(input.clone())),
+        output_cpu: Param::from_tensor(Tensor::from_data(
+            TensorData::new(cpu, [1, 3, h, w]),
+            &input.device(),
+        )),
         input: Param::from_tensor(input),
-        output: Param::from_tensor(output),
     };
     let mut store = SafetensorsStore::from_file(out);
     check
@@ -137,11 +152,10 @@ fn weights(out: &Path, styles: &[String]) -> Result<()> {
             .and_then(|pack| pack.generator(&device))
             .map_err(|e| e.to_string())?;
         let input = photo_tensor(256, &device)?;
-        let output = network.forward(input.clone());
         save_check(
             &out.join(format!("check-{name}.safetensors")),
+            &network,
             input,
-            output,
         )?;
         println!(
             "{{\"weights\":\"{}\",\"check\":\"check-{name}.safetensors\"}}",
@@ -157,7 +171,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn infer(backend: &str, sizes: &str, runs: usize, presets: &str) -> Result<()> {
-    let device = device(backend)?;
+    // `cpu`: our own CPU path (what the stylizer runs on the CPU), weights from a flex generator.
+    let ours = backend == "cpu";
+    let device = device(if ours { "flex" } else { backend })?;
     let presets: Vec<Preset> = if presets.is_empty() {
         PRESETS.to_vec()
     } else {
@@ -169,14 +185,24 @@ fn infer(backend: &str, sizes: &str, runs: usize, presets: &str) -> Result<()> {
         .collect::<Result<_>>()?;
     for preset in presets {
         let network = generator(preset, &device);
+        let cpu = ours.then(|| CpuGenerator::new(&network));
         for &side in &sizes {
             let input = photo_tensor(side, &device)?;
+            let planes = input
+                .to_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))?;
+            let s = side as usize;
+            let forward = || match &cpu {
+                Some(cpu) => drop(cpu.forward_with(planes.clone(), s, s, &mut NormStats::live())),
+                None => drop(network.forward(input.clone()).into_data()),
+            };
             // Warm-up: allocations, thread pools, kernel compilation on GPUs.
-            network.forward(input.clone()).into_data();
+            forward();
             let times: Vec<f64> = (0..runs.max(1))
                 .map(|_| {
                     let started = Instant::now();
-                    network.forward(input.clone()).into_data();
+                    forward();
                     started.elapsed().as_secs_f64() * 1000.0
                 })
                 .collect();

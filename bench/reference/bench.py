@@ -81,6 +81,11 @@ def check(args):
         "tolerance": CHECK_TOLERANCE,
     }
     result["pass"] = result["max_abs_diff"] <= CHECK_TOLERANCE
+    # Our own CPU path (the stylizer's on the CPU), checked against the same reference.
+    if "output_cpu" in data:
+        cpu_diff = (output - data["output_cpu"].float()).abs().max().item()
+        result["cpu_max_abs_diff"] = cpu_diff
+        result["pass"] = result["pass"] and cpu_diff <= CHECK_TOLERANCE
     return result, 0 if result["pass"] else 1
 
 

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::norm::{NormStats, StatNorm};
 
+mod cpu;
+pub use cpu::CpuGenerator;
+
 /// The generator's shape. Stored in every style pack, so a pack says which network its weights fit.
 #[derive(Config, Debug, PartialEq, Eq)]
 pub struct GeneratorConfig {

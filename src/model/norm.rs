@@ -9,7 +9,7 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
-const EPSILON: f64 = 1e-5;
+pub(crate) const EPSILON: f64 = 1e-5;
 
 /// Per-layer `(mean, variance)` pairs, each shaped `[batch, channels, 1, 1]`, in forward order.
 #[derive(Debug, Clone, Default)]
@@ -64,10 +64,18 @@ impl NormStats {
     }
 
     fn stats_for(&mut self, x: &Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        self.next_or(|| channel_stats(x))
+    }
+
+    /// The next layer's `(mean, variance)`: `live()` (the input's own) unless replaying.
+    pub(crate) fn next_or(
+        &mut self,
+        live: impl FnOnce() -> (Tensor<4>, Tensor<4>),
+    ) -> (Tensor<4>, Tensor<4>) {
         match self.mode {
-            Mode::Live => channel_stats(x),
+            Mode::Live => live(),
             Mode::Record => {
-                let stats = channel_stats(x);
+                let stats = live();
                 self.layers.push(stats.clone());
                 stats
             }
@@ -77,7 +85,7 @@ impl NormStats {
                 // graceful fallback.
                 let stats = self.layers.get(self.cursor).cloned();
                 self.cursor += 1;
-                stats.unwrap_or_else(|| channel_stats(x))
+                stats.unwrap_or_else(live)
             }
         }
     }
@@ -107,6 +115,11 @@ impl StatNorm {
             gamma: Initializer::Ones.init([channels], device),
             beta: Initializer::Zeros.init([channels], device),
         }
+    }
+
+    /// The learnt per-channel scale and shift `(gamma, beta)`.
+    pub(crate) fn affine(&self) -> (Tensor<1>, Tensor<1>) {
+        (self.gamma.val(), self.beta.val())
     }
 
     pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {

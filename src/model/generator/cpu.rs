@@ -1,0 +1,735 @@
+//! The generator's forward pass on the CPU, computed directly on `f32` planes.
+//!
+//! Same network and maths as [`Generator::forward_with`] (the tests compare the two); only the
+//! arrangement differs, for speed on the two front ends' CPU path (native and wasm):
+//! * A stride-1 convolution is k² matrix products, one per kernel tap, each reading the
+//!   reflect-padded input planes shifted by that tap's offset ("shifted gemm"). Output rows are
+//!   computed at the padded width and the few extra columns dropped, so no im2col copy exists.
+//! * Stride-2 convolutions and the 3-channel stem use im2col, one cache-sized chunk at a time.
+//! * Reflect padding, nearest-neighbour upsampling and the input-skip concatenation are one copy.
+//! * Instance norm, its scale and shift, and ReLU are one pass after each convolution.
+//! * Work is split into output-column chunks that run on every core (rayon); the browser has one
+//!   thread and runs them in turn.
+//!
+//! Matrix products come from the `gemm` crate (the one Burn's CPU backend uses, with AVX2/FMA or
+//! wasm simd128 kernels). `bench/` measures this path against Burn's and PyTorch's.
+
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::{ConvNormRelu, Generator, ResidualBlock};
+use crate::model::norm::{EPSILON, NormStats, StatNorm};
+
+/// Output columns per work item: a 64-channel chunk (256 KiB) stays in a core's L2 cache while
+/// all nine taps accumulate into it.
+const CHUNK: usize = 1024;
+
+/// Convolutions with fewer input channels than this use im2col: a shifted product over 3
+/// channels is too thin to keep the SIMD units busy.
+const SHIFT_MIN_CHANNELS: usize = 8;
+
+/// A [`Generator`]'s weights laid out for the CPU; build it with [`CpuGenerator::new`].
+#[derive(Clone)]
+pub struct CpuGenerator {
+    stem: Layer,
+    down1: Layer,
+    down2: Layer,
+    blocks: Vec<(Layer, Layer)>,
+    up1: Layer,
+    up2: Layer,
+    head: Conv,
+    input_skip: bool,
+    /// Where recorded instance-norm statistics live (they are shared with the Burn path).
+    device: Device,
+}
+
+impl std::fmt::Debug for CpuGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuGenerator")
+            .field("width", &self.stem.conv.cout)
+            .field("blocks", &self.blocks.len())
+            .field("input_skip", &self.input_skip)
+            .finish()
+    }
+}
+
+impl CpuGenerator {
+    /// Copies the weights out of `generator` (which may live on any device).
+    pub fn new(generator: &Generator) -> Self {
+        Self {
+            stem: Layer::new(&generator.stem),
+            down1: Layer::new(&generator.down1),
+            down2: Layer::new(&generator.down2),
+            blocks: generator
+                .blocks
+                .iter()
+                .map(|b: &ResidualBlock| {
+                    (
+                        Layer::new(&b.first),
+                        Layer {
+                            conv: Conv::new(&b.conv),
+                            norm: Norm::new(&b.norm),
+                            relu: false,
+                        },
+                    )
+                })
+                .collect(),
+            up1: Layer::new(&generator.up1),
+            up2: Layer::new(&generator.up2),
+            head: Conv::new(&generator.head),
+            input_skip: generator.input_skip,
+            device: Device::flex(),
+        }
+    }
+
+    /// `input` is `[3, height, width]` in [-1, 1] (height and width multiples of 4, at least 16);
+    /// returns the same shape in [-1, 1]. `stats` records or replays instance-norm statistics
+    /// exactly as [`Generator::forward_with`] does.
+    pub fn forward_with(
+        &self,
+        input: Vec<f32>,
+        height: usize,
+        width: usize,
+        stats: &mut NormStats,
+    ) -> Vec<f32> {
+        stats.begin();
+        let channels = self.stem.conv.cin;
+        assert_eq!(
+            input.len(),
+            channels * height * width,
+            "input planes do not match their size"
+        );
+        let input = Map {
+            c: channels,
+            h: height,
+            w: width,
+            data: input,
+        };
+        let x = self
+            .stem
+            .run(&Padded::new(&[&input], 3, 1), stats, &self.device);
+        let x = self
+            .down1
+            .run(&Padded::new(&[&x], 1, 1), stats, &self.device);
+        let mut x = self
+            .down2
+            .run(&Padded::new(&[&x], 1, 1), stats, &self.device);
+        for (first, second) in &self.blocks {
+            let y = first.run(&Padded::new(&[&x], 1, 1), stats, &self.device);
+            let y = second.run(&Padded::new(&[&y], 1, 1), stats, &self.device);
+            x.add(&y);
+        }
+        let x = self.up1.run(&Padded::new(&[&x], 1, 2), stats, &self.device);
+        let x = self.up2.run(&Padded::new(&[&x], 1, 2), stats, &self.device);
+        let sources: &[&Map] = if self.input_skip {
+            &[&x, &input]
+        } else {
+            &[&x]
+        };
+        let mut out = self.head.forward(&Padded::new(sources, 3, 1));
+        for_each_plane(&mut out, |_, plane| {
+            plane.iter_mut().for_each(|v| *v = v.tanh())
+        });
+        out.data
+    }
+}
+
+/// Convolution, instance norm, optional ReLU.
+#[derive(Clone)]
+struct Layer {
+    conv: Conv,
+    norm: Norm,
+    relu: bool,
+}
+
+impl Layer {
+    fn new(layer: &ConvNormRelu) -> Self {
+        Self {
+            conv: Conv::new(&layer.conv),
+            norm: Norm::new(&layer.norm),
+            relu: true,
+        }
+    }
+
+    fn run(&self, input: &Padded, stats: &mut NormStats, device: &Device) -> Map {
+        let mut x = self.conv.forward(input);
+        let (mean, var) = stats.next_or(|| {
+            let (mean, var) = channel_stats(&x);
+            (to_tensor(mean, device), to_tensor(var, device))
+        });
+        let (mean, var) = (to_vec(mean), to_vec(var));
+        let relu = self.relu;
+        let norm = &self.norm;
+        for_each_plane(&mut x, |c, plane| {
+            let scale = norm.gamma[c] / (var[c] + EPSILON as f32).sqrt();
+            let shift = norm.beta[c] - mean[c] * scale;
+            if relu {
+                plane
+                    .iter_mut()
+                    .for_each(|v| *v = (*v * scale + shift).max(0.0));
+            } else {
+                plane.iter_mut().for_each(|v| *v = *v * scale + shift);
+            }
+        });
+        x
+    }
+}
+
+#[derive(Clone)]
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Norm {
+    fn new(norm: &StatNorm) -> Self {
+        let (gamma, beta) = norm.affine();
+        Self {
+            gamma: to_vec(gamma),
+            beta: to_vec(beta),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// One matrix product per tap on shifted views of the padded planes.
+    Shift,
+    /// im2col chunk, then one matrix product.
+    Im2col,
+}
+
+#[derive(Clone)]
+struct Conv {
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    method: Method,
+    /// `Shift`: `[tap][cin][cout]`; `Im2col`: `[cout][cin][tap]` (Burn's own layout).
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    fn new(conv: &Conv2d) -> Self {
+        let [cout, cin, k, _] = conv.weight.dims();
+        let stride = conv.stride[0];
+        let weights = to_vec(conv.weight.val());
+        let bias = match &conv.bias {
+            Some(bias) => to_vec(bias.val()),
+            None => vec![0.0; cout],
+        };
+        let method = if stride == 1 && cin >= SHIFT_MIN_CHANNELS {
+            Method::Shift
+        } else {
+            Method::Im2col
+        };
+        let weights = match method {
+            Method::Im2col => weights,
+            Method::Shift => {
+                let taps = k * k;
+                let mut out = vec![0.0; weights.len()];
+                for co in 0..cout {
+                    for ci in 0..cin {
+                        for tap in 0..taps {
+                            out[(tap * cin + ci) * cout + co] =
+                                weights[(co * cin + ci) * taps + tap];
+                        }
+                    }
+                }
+                out
+            }
+        };
+        Self {
+            cin,
+            cout,
+            k,
+            stride,
+            method,
+            weights,
+            bias,
+        }
+    }
+
+    /// Valid convolution of `input`, which is padded by `k / 2` on each side.
+    fn forward(&self, input: &Padded) -> Map {
+        assert_eq!(
+            input.c, self.cin,
+            "convolution input has the wrong channel count"
+        );
+        if self.stride == 1 {
+            self.stride_one(input)
+        } else {
+            self.strided(input)
+        }
+    }
+
+    /// Output position `j = y·wp + x` runs over the padded width; columns `x >= w` are computed
+    /// and dropped, which makes every tap's input a contiguous run of each padded plane. The
+    /// last taps read up to `k − 1` values past the last plane: [`Padded`] keeps that slack.
+    fn stride_one(&self, input: &Padded) -> Map {
+        let (k, cin, cout) = (self.k, self.cin, self.cout);
+        let (hp, wp) = (input.h, input.w);
+        let (h, w) = (hp - k + 1, wp - k + 1);
+        let n = h * wp;
+        let plane = hp * wp;
+        assert!(
+            input.data.len() >= cin * plane + k,
+            "padded input lacks its slack"
+        );
+        let rows = if self.method == Method::Im2col {
+            cin * k * k
+        } else {
+            0
+        };
+        let mut out = Map::zeros(cout, h, w);
+        let dst = SharedOut(out.data.as_mut_ptr());
+        let dst = &dst;
+        par_for(n.div_ceil(CHUNK), |i| {
+            let c0 = i * CHUNK;
+            let nc = CHUNK.min(n - c0);
+            with_scratch((cout + rows) * nc, |scratch| {
+                let (buf, col) = scratch.split_at_mut(cout * nc);
+                match self.method {
+                    Method::Shift => {
+                        for tap in 0..k * k {
+                            let at = (tap / k) * wp + tap % k + c0;
+                            // SAFETY: buf is [cout, nc]; the weights hold this tap's
+                            // [cout, cin] block; rhs is [cin, nc] from `at`, row stride `plane`,
+                            // its last element at most cin·plane + k − 2 (asserted above).
+                            unsafe {
+                                matmul(
+                                    buf,
+                                    nc,
+                                    &self.weights[tap * cin * cout..],
+                                    (cout as isize, 1),
+                                    input.data.as_ptr().add(at),
+                                    plane as isize,
+                                    (cout, cin),
+                                    tap > 0,
+                                );
+                            }
+                        }
+                    }
+                    Method::Im2col => {
+                        for (r, row) in col.chunks_exact_mut(nc).enumerate() {
+                            let (ci, tap) = (r / (k * k), r % (k * k));
+                            let at = ci * plane + (tap / k) * wp + tap % k + c0;
+                            row.copy_from_slice(&input.data[at..at + nc]);
+                        }
+                        // SAFETY: buf is [cout, nc], the weights [cout, rows], col [rows, nc].
+                        unsafe {
+                            matmul(
+                                buf,
+                                nc,
+                                &self.weights,
+                                (1, rows as isize),
+                                col.as_ptr(),
+                                nc as isize,
+                                (cout, rows),
+                                false,
+                            );
+                        }
+                    }
+                }
+                // Keep the valid columns, add the bias.
+                for (co, src) in buf.chunks_exact(nc).enumerate() {
+                    let bias = self.bias[co];
+                    let mut j = c0;
+                    while j < c0 + nc {
+                        let (y, x) = (j / wp, j % wp);
+                        let row_end = (j - x + wp).min(c0 + nc);
+                        if x < w {
+                            let stop = (j - x + w).min(row_end);
+                            // SAFETY: every output pixel belongs to exactly one chunk.
+                            unsafe {
+                                dst.write(co * h * w + y * w + x, &src[j - c0..stop - c0], bias)
+                            };
+                        }
+                        j = row_end;
+                    }
+                }
+            });
+        });
+        out
+    }
+
+    /// Stride > 1: im2col over the valid outputs, chunk by chunk.
+    fn strided(&self, input: &Padded) -> Map {
+        let (k, s, cin, cout) = (self.k, self.stride, self.cin, self.cout);
+        let (hp, wp) = (input.h, input.w);
+        let (h, w) = ((hp - k) / s + 1, (wp - k) / s + 1);
+        let n = h * w;
+        let rows = cin * k * k;
+        let plane = hp * wp;
+        let mut out = Map::zeros(cout, h, w);
+        let dst = SharedOut(out.data.as_mut_ptr());
+        let dst = &dst;
+        par_for(n.div_ceil(CHUNK), |i| {
+            let c0 = i * CHUNK;
+            let nc = CHUNK.min(n - c0);
+            with_scratch((cout + rows) * nc, |scratch| {
+                let (buf, col) = scratch.split_at_mut(cout * nc);
+                for (r, row) in col.chunks_exact_mut(nc).enumerate() {
+                    let (ci, tap) = (r / (k * k), r % (k * k));
+                    let mut j = c0;
+                    while j < c0 + nc {
+                        let (y, x0) = (j / w, j % w);
+                        let end = (j - x0 + w).min(c0 + nc);
+                        let from = ci * plane + (y * s + tap / k) * wp + tap % k + x0 * s;
+                        let source = input.data[from..].iter().step_by(s);
+                        for (v, &x) in row[j - c0..end - c0].iter_mut().zip(source) {
+                            *v = x;
+                        }
+                        j = end;
+                    }
+                }
+                // SAFETY: buf is [cout, nc], the weights [cout, rows], col [rows, nc].
+                unsafe {
+                    matmul(
+                        buf,
+                        nc,
+                        &self.weights,
+                        (1, rows as isize),
+                        col.as_ptr(),
+                        nc as isize,
+                        (cout, rows),
+                        false,
+                    );
+                }
+                for (co, src) in buf.chunks_exact(nc).enumerate() {
+                    // SAFETY: columns [c0, c0 + nc) of each output plane are this chunk's alone.
+                    unsafe { dst.write(co * n + c0, src, self.bias[co]) };
+                }
+            });
+        });
+        out
+    }
+}
+
+/// `dst (+)= lhs · rhs` for a row-major `dst` of `m × n` (row stride `n`), `lhs` an `m × k`
+/// matrix with `(column, row)` strides `lhs_strides`, `rhs` a `k × n` matrix with unit column
+/// stride and row stride `rhs_row`.
+///
+/// # Safety
+/// `lhs` and `rhs` must hold every element those shapes and strides address.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(
+    dst: &mut [f32],
+    n: usize,
+    lhs: &[f32],
+    lhs_strides: (isize, isize),
+    rhs: *const f32,
+    rhs_row: isize,
+    (m, k): (usize, usize),
+    accumulate: bool,
+) {
+    debug_assert!(dst.len() >= m * n);
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.0,
+            lhs_strides.1,
+            rhs,
+            1,
+            rhs_row,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Runs `f` with this thread's scratch buffer of at least `len` values (kept between calls:
+/// no allocation, no fresh pages per chunk).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
+}
+
+/// Feature maps `[c, h, w]`.
+struct Map {
+    c: usize,
+    h: usize,
+    w: usize,
+    data: Vec<f32>,
+}
+
+impl Map {
+    fn zeros(c: usize, h: usize, w: usize) -> Self {
+        Self {
+            c,
+            h,
+            w,
+            data: vec![0.0; c * h * w],
+        }
+    }
+
+    fn add(&mut self, other: &Map) {
+        self.data
+            .iter_mut()
+            .zip(&other.data)
+            .for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Reflect-padded planes `[c, h, w]` followed by a little slack for the shifted products.
+struct Padded {
+    c: usize,
+    h: usize,
+    w: usize,
+    data: Vec<f32>,
+}
+
+impl Padded {
+    /// The channels of `sources` (same size), each upsampled `scale` times (nearest neighbour),
+    /// reflect-padded by `pad`, as one stack.
+    fn new(sources: &[&Map], pad: usize, scale: usize) -> Self {
+        let (sh, sw) = (sources[0].h, sources[0].w);
+        let (h, w) = (sh * scale, sw * scale);
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+        let c: usize = sources.iter().map(|s| s.c).sum();
+        let plane = hp * wp;
+        let xs: Vec<usize> = (0..wp)
+            .map(|x| reflect(x as isize - pad as isize, w) / scale)
+            .collect();
+        let ys: Vec<usize> = (0..hp)
+            .map(|y| reflect(y as isize - pad as isize, h) / scale)
+            .collect();
+        let planes: Vec<&[f32]> = sources
+            .iter()
+            .flat_map(|s| {
+                debug_assert_eq!((s.h, s.w), (sh, sw));
+                s.data.chunks_exact(sh * sw)
+            })
+            .collect();
+        let slack = 8;
+        let mut padded = Map::zeros(c, hp, wp);
+        padded.data.resize(c * plane + slack, 0.0);
+        let body = c * plane;
+        for_each_slice(&mut padded.data[..body], plane, |ch, out| {
+            let src = planes[ch];
+            for (row, &sy) in out.chunks_exact_mut(wp).zip(&ys) {
+                let line = &src[sy * sw..(sy + 1) * sw];
+                for (v, &sx) in row.iter_mut().zip(&xs) {
+                    *v = line[sx];
+                }
+            }
+        });
+        Self {
+            c,
+            h: hp,
+            w: wp,
+            data: padded.data,
+        }
+    }
+}
+
+/// Mirror index without repeating the edge (PyTorch's and Burn's reflect padding).
+fn reflect(i: isize, len: usize) -> usize {
+    let last = len as isize - 1;
+    let i = if i < 0 { -i } else { i };
+    (if i > last { 2 * last - i } else { i }) as usize
+}
+
+/// Per-channel mean and biased variance, as Burn's `var_mean_bias`.
+fn channel_stats(x: &Map) -> (Vec<f32>, Vec<f32>) {
+    let plane = x.h * x.w;
+    #[cfg(not(target_arch = "wasm32"))]
+    use rayon::prelude::*;
+    #[cfg(not(target_arch = "wasm32"))]
+    let planes = x.data.par_chunks_exact(plane);
+    #[cfg(target_arch = "wasm32")]
+    let planes = x.data.chunks_exact(plane);
+    planes
+        .map(|p| {
+            let n = plane as f64;
+            let mean = p.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let var = p
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            (mean as f32, var as f32)
+        })
+        .unzip()
+}
+
+fn to_tensor(values: Vec<f32>, device: &Device) -> Tensor<4> {
+    let c = values.len();
+    Tensor::from_data(TensorData::new(values, [1, c, 1, 1]), device)
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32")
+}
+
+fn for_each_plane(x: &mut Map, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let plane = x.h * x.w;
+    for_each_slice(&mut x.data, plane, f);
+}
+
+/// `f(index, slice)` for each `len`-long slice of `data`, on all cores.
+fn for_each_slice(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        data.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, s)| f(i, s));
+    }
+    #[cfg(target_arch = "wasm32")]
+    data.chunks_mut(len).enumerate().for_each(|(i, s)| f(i, s));
+}
+
+/// `f(i)` for `i` in `0..count`, on all cores.
+fn par_for(count: usize, f: impl Fn(usize) + Sync + Send) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        (0..count).into_par_iter().for_each(f);
+    }
+    #[cfg(target_arch = "wasm32")]
+    (0..count).for_each(f);
+}
+
+/// The output of a convolution, written by chunks that never touch the same pixel.
+struct SharedOut(*mut f32);
+
+// SAFETY: chunks write disjoint elements (see the callers) and the buffer outlives the scope.
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+impl SharedOut {
+    /// `out[at + i] = values[i] + bias`.
+    ///
+    /// # Safety
+    /// `at + values.len()` is inside the buffer and no other thread writes that range.
+    unsafe fn write(&self, at: usize, values: &[f32], bias: f32) {
+        for (i, v) in values.iter().enumerate() {
+            unsafe { *self.0.add(at + i) = v + bias };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GeneratorConfig;
+    use crate::rng::Rng;
+
+    fn random_planes(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+    }
+
+    fn burn_forward(
+        g: &Generator,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        stats: &mut NormStats,
+    ) -> Vec<f32> {
+        let device = Device::flex();
+        let x = Tensor::<4>::from_data(TensorData::new(input.to_vec(), [1, 3, h, w]), &device);
+        to_vec(g.forward_with(x, stats))
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn generator(config: &GeneratorConfig) -> Generator {
+        config.init(&Device::flex())
+    }
+
+    #[test]
+    fn matches_burn_with_and_without_input_skip() {
+        for skip in [false, true] {
+            let config = GeneratorConfig::new(8, 2).with_input_skip(Some(skip));
+            let g = generator(&config);
+            let cpu = CpuGenerator::new(&g);
+            let (h, w) = (36, 28);
+            let input = random_planes(3 * h * w, 7);
+            let ours = cpu.forward_with(input.clone(), h, w, &mut NormStats::live());
+            let theirs = burn_forward(&g, &input, h, w, &mut NormStats::live());
+            let diff = max_diff(&ours, &theirs);
+            assert!(diff < 1e-4, "skip {skip}: max abs diff {diff}");
+            // The output is not trivially flat, so agreement means something.
+            let spread = ours.iter().cloned().fold(f32::MIN, f32::max)
+                - ours.iter().cloned().fold(f32::MAX, f32::min);
+            assert!(spread > 0.1, "output spread {spread}");
+        }
+    }
+
+    /// Trained weights (norm scales and shifts far from 1 and 0, the input skip on).
+    #[test]
+    fn matches_burn_on_the_shipped_default_style() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let index = crate::pack::Index::load(&root).expect("models/index.json");
+        let default = index.default.expect("a default style");
+        let pack = crate::pack::StylePack::resolve(&default, &root).expect("default pack");
+        let g = pack.generator(&Device::flex()).expect("weights load");
+        let cpu = CpuGenerator::new(&g);
+        let (h, w) = (64, 48);
+        let input = random_planes(3 * h * w, 3);
+        let ours = cpu.forward_with(input.clone(), h, w, &mut NormStats::live());
+        let theirs = burn_forward(&g, &input, h, w, &mut NormStats::live());
+        let diff = max_diff(&ours, &theirs);
+        assert!(diff < 1e-4, "max abs diff {diff}");
+    }
+
+    #[test]
+    fn replays_recorded_statistics_like_burn() {
+        let config = GeneratorConfig::new(4, 1).with_input_skip(Some(true));
+        let g = generator(&config);
+        let cpu = CpuGenerator::new(&g);
+        // Record on one photo, replay on another of a different size (a tile).
+        let thumb = random_planes(3 * 32 * 32, 1);
+        let tile = random_planes(3 * 20 * 24, 2);
+        let mut ours = NormStats::record();
+        cpu.forward_with(thumb.clone(), 32, 32, &mut ours);
+        let mut theirs = NormStats::record();
+        burn_forward(&g, &thumb, 32, 32, &mut theirs);
+        assert_eq!(ours.len(), theirs.len());
+        let a = cpu.forward_with(tile.clone(), 20, 24, &mut ours.replay());
+        let b = burn_forward(&g, &tile, 20, 24, &mut theirs.replay());
+        let diff = max_diff(&a, &b);
+        assert!(diff < 1e-4, "max abs diff {diff}");
+        // Replaying differs from live statistics, so the replay was really used.
+        let live = cpu.forward_with(tile, 20, 24, &mut NormStats::live());
+        assert!(max_diff(&a, &live) > 1e-3);
+    }
+
+    #[test]
+    fn reflect_matches_the_definition() {
+        let got: Vec<usize> = (-3..8).map(|i| reflect(i, 5)).collect();
+        assert_eq!(got, [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]);
+    }
+}
