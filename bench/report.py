@@ -98,6 +98,7 @@ def main():
                 ["OS", f"{platform.system()} {platform.release()}"],
                 ["Rust", command("rustc", "--version")],
                 ["Burn", f"{lock_version('burn')} (flex and ndarray CPU backends)"],
+                ["our CPU path", f"src/model/generator/cpu.rs, matrix products by gemm {lock_version('gemm')}"],
                 ["PyTorch", f"{torch_version} on the CPU, {threads} threads, convolutions via {roof.get('conv', '?')}"],
                 ["numpy", f"{roof.get('numpy', '?')} ({roof.get('numpy_blas', '?')})"],
                 ["Chromium", web.get("chromium", "?")],
@@ -110,15 +111,19 @@ def main():
     print(
         "`portraitist export --format safetensors` writes each generator's weights; `bench/reference` "
         "rebuilds the network in PyTorch, loads them and runs the photo Burn ran (256², the astronaut). "
-        "The bench stops if the outputs (in [-1, 1]) differ by more than the tolerance.\n"
+        "Our own CPU path (what the stylizer runs on the CPU, native and in the browser) is checked against the "
+        "same reference. The bench stops if the outputs (in [-1, 1]) differ by more than the tolerance.\n"
     )
     rows = []
     for check in lines("check.jsonl"):
         name = Path(check["weights"]).stem
         config = check["config"]
         shape = f"width {config['width']}, {config['blocks']} blocks" + (", input skip" if config.get("input_skip") else "")
-        rows.append([name, shape, f"{check['max_abs_diff']:.2e}", f"{check['mean_abs_diff']:.2e}", check["tolerance"], "yes" if check["pass"] else "**NO**"])
-    print(table(["weights", "generator", "max abs diff", "mean abs diff", "tolerance", "pass"], rows))
+        cpu = check.get("cpu_max_abs_diff")
+        rows.append([name, shape, f"{check['max_abs_diff']:.2e}", f"{check['mean_abs_diff']:.2e}",
+                     f"{cpu:.2e}" if cpu is not None else "–", check["tolerance"], "yes" if check["pass"] else "**NO**"])
+    print(table(["weights", "generator", "Burn: max abs diff", "Burn: mean abs diff", "our CPU path: max abs diff",
+                 "tolerance", "pass"], rows))
 
     print(f"\n## Native inference, CPU, {threads} threads, batch 1\n")
     roof_gflops = roof.get("roof_gflops_per_s")
@@ -128,7 +133,8 @@ def main():
         )
         print(f"sgemm roof (square float32 matrix products, best of {roof['best_of']}, {threads} threads): "
               f"**{roof_gflops:.0f} GFLOP/s** ({sgemm} GFLOP/s).\n")
-    burn = {(r["backend"], r["preset"], r["side"]): r for name in ("infer-flex.jsonl", "infer-ndarray.jsonl") for r in lines(name)}
+    burn = {(r["backend"], r["preset"], r["side"]): r for name in ("infer-cpu.jsonl", "infer-flex.jsonl", "infer-ndarray.jsonl")
+            for r in lines(name)}
     rows = []
     for preset in ("tiny", "small"):
         torch_run = read(f"infer-torch-{preset}.json")
@@ -136,23 +142,29 @@ def main():
             continue
         for result in torch_run["results"]:
             side, gflop, torch_ms = result["side"], result["gflop"], result["ms_median"]
+            ours = burn.get(("cpu", preset, side), {}).get("ms_median")
             flex = burn.get(("flex", preset, side), {}).get("ms_median")
             ndarray = burn.get(("ndarray", preset, side), {}).get("ms_median")
-            flex_rate = gflop / (flex / 1e3) if flex else None
+
+            def rate(t):
+                return f"{gflop / (t / 1e3):.1f} ({gflop / (t / 1e3) / roof_gflops:.0%})" if t and roof_gflops else "–"
+
             rows.append([
-                preset, f"{side}²", f"{gflop:.1f}", ms(flex) if flex else "–", ms(ndarray) if ndarray else "–", ms(torch_ms),
-                ratio(flex, torch_ms), ratio(ndarray, torch_ms),
-                f"{flex_rate:.1f} ({flex_rate / roof_gflops:.0%})" if flex_rate and roof_gflops else "–",
+                preset, f"{side}²", f"{gflop:.1f}", ms(ours) if ours else "–", ms(flex) if flex else "–",
+                ms(ndarray) if ndarray else "–", ms(torch_ms),
+                ratio(ours, torch_ms), ratio(flex, torch_ms), ratio(ndarray, torch_ms),
+                rate(ours), rate(flex),
                 f"{result['gflops_per_s']:.1f} ({result['gflops_per_s'] / roof_gflops:.0%})" if roof_gflops else "–",
             ])
-    print(table(["preset", "side", "GFLOP", "Burn flex ms", "Burn ndarray ms", "PyTorch ms", "flex ÷ PyTorch",
-                 "ndarray ÷ PyTorch", "flex GFLOP/s (% roof)", "PyTorch GFLOP/s (% roof)"], rows))
+    print(table(["preset", "side", "GFLOP", "our CPU path ms", "Burn flex ms", "Burn ndarray ms", "PyTorch ms",
+                 "ours ÷ PyTorch", "flex ÷ PyTorch", "ndarray ÷ PyTorch", "ours GFLOP/s (% roof)",
+                 "flex GFLOP/s (% roof)", "PyTorch GFLOP/s (% roof)"], rows))
     print("\nms: median per image. GFLOP counts the convolutions' multiply-adds ×2 (bench/reference/models.py); "
           "instance norm, padding and upsampling are extra work on top that both sides do.")
     tiling = lines("tiling.jsonl")
     if len(tiling) == 2:
         whole, tiled = tiling
-        print(f"\nTiling (the page's path for large photos), `{whole['preset']}` on a 1024² photo with flex: whole "
+        print(f"\nTiling (the page's path for large photos), `{whole['preset']}` on a 1024² photo on the CPU (the stylizer, our CPU path): whole "
               f"{ms(whole['ms_median'])} ms, in 256² tiles {ms(tiled['ms_median'])} ms "
               f"(**{tiled['ms_median'] / whole['ms_median']:.2f}×**: the tiles' overlapping margins and the thumbnail's statistics).")
 

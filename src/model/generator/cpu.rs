@@ -105,32 +105,30 @@ impl CpuGenerator {
             w: width,
             data: input,
         };
-        let x = self
-            .stem
-            .run(&Padded::new(&[&input], 3, 1), stats, &self.device);
-        let x = self
-            .down1
-            .run(&Padded::new(&[&x], 1, 1), stats, &self.device);
-        let mut x = self
-            .down2
-            .run(&Padded::new(&[&x], 1, 1), stats, &self.device);
+        let d = &self.device;
+        let x = self.stem.run(&Padded::new(&[input.raw()], 3, 1), stats, d);
+        let x = self.down1.run(&Padded::new(&[x.view()], 1, 1), stats, d);
+        let x = self.down2.run(&Padded::new(&[x.view()], 1, 1), stats, d);
+        let mut x = x.materialize();
         for (first, second) in &self.blocks {
-            let y = first.run(&Padded::new(&[&x], 1, 1), stats, &self.device);
-            let y = second.run(&Padded::new(&[&y], 1, 1), stats, &self.device);
+            let y = first.run(&Padded::new(&[x.raw()], 1, 1), stats, d);
+            let y = second.run(&Padded::new(&[y.view()], 1, 1), stats, d);
             x.add(&y);
         }
-        let x = self.up1.run(&Padded::new(&[&x], 1, 2), stats, &self.device);
-        let x = self.up2.run(&Padded::new(&[&x], 1, 2), stats, &self.device);
-        let sources: &[&Map] = if self.input_skip {
-            &[&x, &input]
+        let x = self.up1.run(&Padded::new(&[x.raw()], 1, 2), stats, d);
+        let x = self.up2.run(&Padded::new(&[x.view()], 1, 2), stats, d);
+        let sources: &[Source] = if self.input_skip {
+            &[x.view(), input.raw()]
         } else {
-            &[&x]
+            &[x.view()]
         };
-        let mut out = self.head.forward(&Padded::new(sources, 3, 1));
+        let (mut out, _) = self.head.forward(&Padded::new(sources, 3, 1));
         for_each_plane(&mut out, |_, plane| {
             plane.iter_mut().for_each(|v| *v = v.tanh())
         });
-        out.data
+        let out = std::mem::take(&mut out.data);
+        pool::clear();
+        out
     }
 }
 
@@ -151,28 +149,75 @@ impl Layer {
         }
     }
 
-    fn run(&self, input: &Padded, stats: &mut NormStats, device: &Device) -> Map {
-        let mut x = self.conv.forward(input);
+    /// The convolution's output with the normalisation (and ReLU) still to apply: whoever reads
+    /// it next applies them on the way, saving a pass over memory.
+    fn run(&self, input: &Padded, stats: &mut NormStats, device: &Device) -> Normed {
+        let (map, moments) = self.conv.forward(input);
         let (mean, var) = stats.next_or(|| {
-            let (mean, var) = channel_stats(&x);
+            let mean = moments.iter().map(|m| m.mean as f32).collect();
+            let var = moments.iter().map(|m| m.variance() as f32).collect();
             (to_tensor(mean, device), to_tensor(var, device))
         });
         let (mean, var) = (to_vec(mean), to_vec(var));
-        let relu = self.relu;
-        let norm = &self.norm;
-        for_each_plane(&mut x, |c, plane| {
-            let scale = norm.gamma[c] / (var[c] + EPSILON as f32).sqrt();
-            let shift = norm.beta[c] - mean[c] * scale;
-            if relu {
-                plane
-                    .iter_mut()
-                    .for_each(|v| *v = (*v * scale + shift).max(0.0));
-            } else {
-                plane.iter_mut().for_each(|v| *v = *v * scale + shift);
-            }
-        });
-        x
+        let (scale, shift) = (0..map.c)
+            .map(|c| {
+                let scale = self.norm.gamma[c] / (var[c] + EPSILON as f32).sqrt();
+                (scale, self.norm.beta[c] - mean[c] * scale)
+            })
+            .unzip();
+        Normed {
+            map,
+            affine: Affine {
+                scale,
+                shift,
+                relu: self.relu,
+            },
+        }
     }
+}
+
+/// Per-channel `v * scale + shift`, then ReLU if `relu`.
+struct Affine {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    relu: bool,
+}
+
+impl Affine {
+    fn apply(&self, c: usize, v: f32) -> f32 {
+        let v = v * self.scale[c] + self.shift[c];
+        if self.relu { v.max(0.0) } else { v }
+    }
+}
+
+/// A feature map whose per-channel affine (normalisation) is not applied yet.
+struct Normed {
+    map: Map,
+    affine: Affine,
+}
+
+impl Normed {
+    fn view(&self) -> Source<'_> {
+        Source {
+            map: &self.map,
+            affine: Some(&self.affine),
+        }
+    }
+
+    fn materialize(mut self) -> Map {
+        let affine = &self.affine;
+        for_each_plane(&mut self.map, |c, plane| {
+            plane.iter_mut().for_each(|v| *v = affine.apply(c, *v))
+        });
+        self.map
+    }
+}
+
+/// Input of a padding copy: a map and the affine to apply to it on the way, if any.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    map: &'a Map,
+    affine: Option<&'a Affine>,
 }
 
 #[derive(Clone)]
@@ -252,8 +297,9 @@ impl Conv {
         }
     }
 
-    /// Valid convolution of `input`, which is padded by `k / 2` on each side.
-    fn forward(&self, input: &Padded) -> Map {
+    /// Valid convolution of `input`, which is padded by `k / 2` on each side, and the mean and
+    /// variance of each output channel (measured chunk by chunk while the values are in cache).
+    fn forward(&self, input: &Padded) -> (Map, Vec<Moments>) {
         assert_eq!(
             input.c, self.cin,
             "convolution input has the wrong channel count"
@@ -268,7 +314,7 @@ impl Conv {
     /// Output position `j = y·wp + x` runs over the padded width; columns `x >= w` are computed
     /// and dropped, which makes every tap's input a contiguous run of each padded plane. The
     /// last taps read up to `k − 1` values past the last plane: [`Padded`] keeps that slack.
-    fn stride_one(&self, input: &Padded) -> Map {
+    fn stride_one(&self, input: &Padded) -> (Map, Vec<Moments>) {
         let (k, cin, cout) = (self.k, self.cin, self.cout);
         let (hp, wp) = (input.h, input.w);
         let (h, w) = (hp - k + 1, wp - k + 1);
@@ -278,13 +324,17 @@ impl Conv {
             input.data.len() >= cin * plane + k,
             "padded input lacks its slack"
         );
+        let chunks = n.div_ceil(CHUNK);
+        let mut moments = vec![Moments::default(); chunks * cout];
+        let moments_out = Shared(moments.as_mut_ptr());
+        let moments_out = &moments_out;
         let rows = if self.method == Method::Im2col {
             cin * k * k
         } else {
             0
         };
-        let mut out = Map::zeros(cout, h, w);
-        let dst = SharedOut(out.data.as_mut_ptr());
+        let mut out = Map::scratch(cout, h, w);
+        let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
         par_for(n.div_ceil(CHUNK), |i| {
             let c0 = i * CHUNK;
@@ -333,40 +383,49 @@ impl Conv {
                         }
                     }
                 }
-                // Keep the valid columns, add the bias.
+                // Keep the valid columns, add the bias: runs of (in chunk, in plane, length).
+                let mut runs = Vec::with_capacity(nc / w + 2);
+                let mut j = c0;
+                while j < c0 + nc {
+                    let (y, x) = (j / wp, j % wp);
+                    let row_end = (j - x + wp).min(c0 + nc);
+                    if x < w {
+                        let stop = (j - x + w).min(row_end);
+                        runs.push((j - c0, y * w + x, stop - j));
+                    }
+                    j = row_end;
+                }
                 for (co, src) in buf.chunks_exact(nc).enumerate() {
                     let bias = self.bias[co];
-                    let mut j = c0;
-                    while j < c0 + nc {
-                        let (y, x) = (j / wp, j % wp);
-                        let row_end = (j - x + wp).min(c0 + nc);
-                        if x < w {
-                            let stop = (j - x + w).min(row_end);
-                            // SAFETY: every output pixel belongs to exactly one chunk.
-                            unsafe {
-                                dst.write(co * h * w + y * w + x, &src[j - c0..stop - c0], bias)
-                            };
-                        }
-                        j = row_end;
+                    for &(from, to, len) in &runs {
+                        // SAFETY: every output pixel belongs to exactly one chunk.
+                        unsafe { dst.write(co * h * w + to, &src[from..from + len], bias) };
                     }
+                    let m = Moments::of(runs.iter().map(|&(from, _, len)| &src[from..from + len]));
+                    // SAFETY: slot (chunk, channel) is this chunk's alone.
+                    unsafe { moments_out.set(i * cout + co, m.shifted(bias)) };
                 }
             });
         });
-        out
+        (out, Moments::merge_chunks(&moments, cout))
     }
 
     /// Stride > 1: im2col over the valid outputs, chunk by chunk.
-    fn strided(&self, input: &Padded) -> Map {
+    fn strided(&self, input: &Padded) -> (Map, Vec<Moments>) {
         let (k, s, cin, cout) = (self.k, self.stride, self.cin, self.cout);
         let (hp, wp) = (input.h, input.w);
         let (h, w) = ((hp - k) / s + 1, (wp - k) / s + 1);
         let n = h * w;
         let rows = cin * k * k;
         let plane = hp * wp;
-        let mut out = Map::zeros(cout, h, w);
-        let dst = SharedOut(out.data.as_mut_ptr());
+        let mut out = Map::scratch(cout, h, w);
+        let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
-        par_for(n.div_ceil(CHUNK), |i| {
+        let chunks = n.div_ceil(CHUNK);
+        let mut moments = vec![Moments::default(); chunks * cout];
+        let moments_out = Shared(moments.as_mut_ptr());
+        let moments_out = &moments_out;
+        par_for(chunks, |i| {
             let c0 = i * CHUNK;
             let nc = CHUNK.min(n - c0);
             with_scratch((cout + rows) * nc, |scratch| {
@@ -399,12 +458,18 @@ impl Conv {
                     );
                 }
                 for (co, src) in buf.chunks_exact(nc).enumerate() {
-                    // SAFETY: columns [c0, c0 + nc) of each output plane are this chunk's alone.
-                    unsafe { dst.write(co * n + c0, src, self.bias[co]) };
+                    let bias = self.bias[co];
+                    // SAFETY: columns [c0, c0 + nc) of each output plane, and slot
+                    // (chunk, channel), are this chunk's alone.
+                    unsafe {
+                        dst.write(co * n + c0, src, bias);
+                        moments_out
+                            .set(i * cout + co, Moments::of([src].into_iter()).shifted(bias));
+                    }
                 }
             });
         });
-        out
+        (out, Moments::merge_chunks(&moments, cout))
     }
 }
 
@@ -475,20 +540,38 @@ struct Map {
 }
 
 impl Map {
-    fn zeros(c: usize, h: usize, w: usize) -> Self {
+    /// A map of any values, to be overwritten.
+    fn scratch(c: usize, h: usize, w: usize) -> Self {
         Self {
             c,
             h,
             w,
-            data: vec![0.0; c * h * w],
+            data: pool::take(c * h * w),
         }
     }
 
-    fn add(&mut self, other: &Map) {
-        self.data
-            .iter_mut()
-            .zip(&other.data)
-            .for_each(|(a, b)| *a += b);
+    fn raw(&self) -> Source<'_> {
+        Source {
+            map: self,
+            affine: None,
+        }
+    }
+
+    /// `self += other` with `other`'s affine applied.
+    fn add(&mut self, other: &Normed) {
+        let plane = self.h * self.w;
+        for_each_plane(self, |c, out| {
+            let from = &other.map.data[c * plane..(c + 1) * plane];
+            for (o, &v) in out.iter_mut().zip(from) {
+                *o += other.affine.apply(c, v);
+            }
+        });
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.data));
     }
 }
 
@@ -500,14 +583,19 @@ struct Padded {
     data: Vec<f32>,
 }
 
+impl Drop for Padded {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl Padded {
-    /// The channels of `sources` (same size), each upsampled `scale` times (nearest neighbour),
-    /// reflect-padded by `pad`, as one stack.
-    fn new(sources: &[&Map], pad: usize, scale: usize) -> Self {
-        let (sh, sw) = (sources[0].h, sources[0].w);
+    /// The channels of `sources` (same size), each upsampled `scale` times (nearest neighbour)
+    /// and reflect-padded by `pad`, as one stack, with their affines applied.
+    fn new(sources: &[Source], pad: usize, scale: usize) -> Self {
+        let (sh, sw) = (sources[0].map.h, sources[0].map.w);
         let (h, w) = (sh * scale, sw * scale);
         let (hp, wp) = (h + 2 * pad, w + 2 * pad);
-        let c: usize = sources.iter().map(|s| s.c).sum();
         let plane = hp * wp;
         let xs: Vec<usize> = (0..wp)
             .map(|x| reflect(x as isize - pad as isize, w) / scale)
@@ -515,23 +603,34 @@ impl Padded {
         let ys: Vec<usize> = (0..hp)
             .map(|y| reflect(y as isize - pad as isize, h) / scale)
             .collect();
-        let planes: Vec<&[f32]> = sources
+        // (plane, its channel in its source, the source's affine) for every output channel.
+        let planes: Vec<(&[f32], usize, Option<&Affine>)> = sources
             .iter()
             .flat_map(|s| {
-                debug_assert_eq!((s.h, s.w), (sh, sw));
-                s.data.chunks_exact(sh * sw)
+                debug_assert_eq!((s.map.h, s.map.w), (sh, sw));
+                s.map
+                    .data
+                    .chunks_exact(sh * sw)
+                    .enumerate()
+                    .map(move |(c, p)| (p, c, s.affine))
             })
             .collect();
+        let c = planes.len();
         let slack = 8;
-        let mut padded = Map::zeros(c, hp, wp);
-        padded.data.resize(c * plane + slack, 0.0);
-        let body = c * plane;
-        for_each_slice(&mut padded.data[..body], plane, |ch, out| {
-            let src = planes[ch];
+        let mut data = pool::take(c * plane + slack);
+        for_each_slice(&mut data[..c * plane], plane, |ch, out| {
+            let (src, sc, affine) = planes[ch];
             for (row, &sy) in out.chunks_exact_mut(wp).zip(&ys) {
                 let line = &src[sy * sw..(sy + 1) * sw];
-                for (v, &sx) in row.iter_mut().zip(&xs) {
-                    *v = line[sx];
+                match affine {
+                    None => row.iter_mut().zip(&xs).for_each(|(v, &sx)| *v = line[sx]),
+                    Some(a) => {
+                        let (scale, shift) = (a.scale[sc], a.shift[sc]);
+                        let floor = if a.relu { 0.0 } else { f32::MIN };
+                        row.iter_mut()
+                            .zip(&xs)
+                            .for_each(|(v, &sx)| *v = (line[sx] * scale + shift).max(floor));
+                    }
                 }
             }
         });
@@ -539,8 +638,43 @@ impl Padded {
             c,
             h: hp,
             w: wp,
-            data: padded.data,
+            data,
         }
+    }
+}
+
+/// Reuse of the large buffers within one forward pass: fresh allocations of that size come
+/// straight from the OS, and touching their pages cost more than the arithmetic between them.
+mod pool {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer of `len` values (whatever they are).
+    pub(super) fn take(len: usize) -> Vec<f32> {
+        let reused = FREE.with(|free| {
+            let mut free = free.borrow_mut();
+            let best = (0..free.len())
+                .filter(|&i| free[i].capacity() >= len)
+                .min_by_key(|&i| free[i].capacity());
+            best.map(|i| free.swap_remove(i))
+        });
+        let mut buffer = reused.unwrap_or_default();
+        buffer.resize(len, 0.0);
+        buffer
+    }
+
+    pub(super) fn give(buffer: Vec<f32>) {
+        if buffer.capacity() > 0 {
+            FREE.with(|free| free.borrow_mut().push(buffer));
+        }
+    }
+
+    /// Hand the memory back once a pass is done.
+    pub(super) fn clear() {
+        FREE.with(|free| free.borrow_mut().clear());
     }
 }
 
@@ -549,29 +683,6 @@ fn reflect(i: isize, len: usize) -> usize {
     let last = len as isize - 1;
     let i = if i < 0 { -i } else { i };
     (if i > last { 2 * last - i } else { i }) as usize
-}
-
-/// Per-channel mean and biased variance, as Burn's `var_mean_bias`.
-fn channel_stats(x: &Map) -> (Vec<f32>, Vec<f32>) {
-    let plane = x.h * x.w;
-    #[cfg(not(target_arch = "wasm32"))]
-    use rayon::prelude::*;
-    #[cfg(not(target_arch = "wasm32"))]
-    let planes = x.data.par_chunks_exact(plane);
-    #[cfg(target_arch = "wasm32")]
-    let planes = x.data.chunks_exact(plane);
-    planes
-        .map(|p| {
-            let n = plane as f64;
-            let mean = p.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-            let var = p
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            (mean as f32, var as f32)
-        })
-        .unzip()
 }
 
 fn to_tensor(values: Vec<f32>, device: &Device) -> Tensor<4> {
@@ -615,23 +726,116 @@ fn par_for(count: usize, f: impl Fn(usize) + Sync + Send) {
     (0..count).for_each(f);
 }
 
-/// The output of a convolution, written by chunks that never touch the same pixel.
-struct SharedOut(*mut f32);
+/// A buffer that parallel chunks write to, each to elements no other chunk touches.
+struct Shared<T>(*mut T);
 
 // SAFETY: chunks write disjoint elements (see the callers) and the buffer outlives the scope.
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
+unsafe impl<T> Sync for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
 
-impl SharedOut {
-    /// `out[at + i] = values[i] + bias`.
+impl<T> Shared<T> {
+    /// `buffer[at] = value`.
     ///
     /// # Safety
-    /// `at + values.len()` is inside the buffer and no other thread writes that range.
+    /// `at` is inside the buffer and no other thread accesses it.
+    unsafe fn set(&self, at: usize, value: T) {
+        unsafe { *self.0.add(at) = value };
+    }
+}
+
+impl Shared<f32> {
+    /// `buffer[at + i] = values[i] + bias`.
+    ///
+    /// # Safety
+    /// `at + values.len()` is inside the buffer and no other thread accesses that range.
     unsafe fn write(&self, at: usize, values: &[f32], bias: f32) {
         for (i, v) in values.iter().enumerate() {
             unsafe { *self.0.add(at + i) = v + bias };
         }
     }
+}
+
+/// Count, mean and sum of squared deviations of some values; merged exactly (Chan et al.), so
+/// chunks measured apart give the statistics of the whole channel.
+#[derive(Clone, Copy, Default)]
+struct Moments {
+    n: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn of<'a>(parts: impl Iterator<Item = &'a [f32]> + Clone) -> Self {
+        let n: usize = parts.clone().map(<[f32]>::len).sum();
+        if n == 0 {
+            return Self::default();
+        }
+        let sum: f64 = parts.clone().map(|p| f64::from(lane_sum(p, |v| v))).sum();
+        let mean = (sum / n as f64) as f32;
+        let m2: f64 = parts
+            .map(|p| f64::from(lane_sum(p, |v| (v - mean) * (v - mean))))
+            .sum();
+        Self {
+            n: n as f64,
+            mean: f64::from(mean),
+            m2,
+        }
+    }
+
+    /// The moments of the same values plus `offset`.
+    fn shifted(self, offset: f32) -> Self {
+        Self {
+            mean: self.mean + f64::from(offset),
+            ..self
+        }
+    }
+
+    fn merge(self, other: Self) -> Self {
+        if other.n == 0.0 {
+            return self;
+        }
+        if self.n == 0.0 {
+            return other;
+        }
+        let n = self.n + other.n;
+        let delta = other.mean - self.mean;
+        Self {
+            n,
+            mean: self.mean + delta * other.n / n,
+            m2: self.m2 + other.m2 + delta * delta * self.n * other.n / n,
+        }
+    }
+
+    /// Per-channel totals of `[chunk][channel]` moments, merged in chunk order.
+    fn merge_chunks(chunks: &[Moments], channels: usize) -> Vec<Moments> {
+        (0..channels)
+            .map(|c| {
+                chunks
+                    .iter()
+                    .skip(c)
+                    .step_by(channels)
+                    .fold(Moments::default(), |a, &b| a.merge(b))
+            })
+            .collect()
+    }
+
+    /// Biased variance, as Burn's `var_mean_bias`.
+    fn variance(&self) -> f64 {
+        if self.n > 0.0 { self.m2 / self.n } else { 0.0 }
+    }
+}
+
+/// `Σ f(v)` with 16 independent partial sums, which the compiler turns into SIMD adds.
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let blocks = values.chunks_exact(16);
+    let rest: f32 = blocks.remainder().iter().map(|&v| f(v)).sum();
+    for block in blocks {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            *lane += f(v);
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 #[cfg(test)]
@@ -725,6 +929,21 @@ mod tests {
         // Replaying differs from live statistics, so the replay was really used.
         let live = cpu.forward_with(tile, 20, 24, &mut NormStats::live());
         assert!(max_diff(&a, &live) > 1e-3);
+    }
+
+    #[test]
+    fn chunked_moments_equal_the_whole_channels() {
+        // A large mean over a small spread: the case where naive sums of squares lose it all.
+        let values: Vec<f32> = random_planes(5000, 9).iter().map(|v| 1000.0 + 0.01 * v).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let merged = values
+            .chunks(777)
+            .map(|c| Moments::of([c].into_iter()))
+            .fold(Moments::default(), Moments::merge);
+        assert!((merged.mean - mean).abs() < 1e-4, "{} vs {mean}", merged.mean);
+        assert!((merged.variance() - var).abs() < 1e-3 * var, "{} vs {var}", merged.variance());
     }
 
     #[test]
