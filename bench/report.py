@@ -161,6 +161,21 @@ def main():
                  "flex GFLOP/s (% roof)", "PyTorch GFLOP/s (% roof)"], rows))
     print("\nms: median per image. GFLOP counts the convolutions' multiply-adds ×2 (bench/reference/models.py); "
           "instance norm, padding and upsampling are extra work on top that both sides do.")
+    layers = lines("layers-cpu.jsonl")
+    if layers and roof_gflops:
+        first = layers[0]
+        print(f"\nEach convolution of our CPU path, `{first['preset']}` at {first['side']}², timed inside a forward pass "
+              f"(median of the runs; each time covers the convolution alone: its matrix products, im2col where used, bias and statistics, not the padding copy before it):\n")
+        rows = []
+        for layer in layers:
+            rate = layer["gflop"] / (layer["ms_median"] / 1e3)
+            rows.append([layer["index"], layer["layer"], f"{layer['gflop']:.2f}", f"{layer['ms_median']:.1f}",
+                         f"{rate:.0f}", f"{rate / roof_gflops:.0%}"])
+        total_gflop = sum(layer["gflop"] for layer in layers)
+        total_ms = sum(layer["ms_median"] for layer in layers)
+        rows.append(["", "all convolutions", f"{total_gflop:.2f}", f"{total_ms:.1f}",
+                     f"{total_gflop / (total_ms / 1e3):.0f}", f"{total_gflop / (total_ms / 1e3) / roof_gflops:.0%}"])
+        print(table(["#", "convolution", "GFLOP", "ms", "GFLOP/s", "% of roof"], rows))
     tiling = lines("tiling.jsonl")
     if len(tiling) == 2:
         whole, tiled = tiling
@@ -209,13 +224,17 @@ def main():
     if hot.exists():
         print("\n## Rust hot paths (criterion, `cargo bench --bench hot_paths`)\n")
         # Criterion prints "NAME time: [low mid high]" (a long NAME on a line of its own), then
-        # "thrpt: [low mid high]".
-        rows, name = [], None
+        # "thrpt: [low mid high]"; with an earlier run on record, a "change:" block follows with
+        # relative figures, which are skipped.
+        rows, name, in_change = [], None, False
         for line in hot.read_text().splitlines():
             if line and not line[0].isspace() and not line.startswith(("Benchmarking", "Found", "Gnuplot", "WARNING")):
                 name = line.split("time:")[0].strip() or name
+                in_change = False
+            if line.strip() == "change:":
+                in_change = True
             values = re.search(r"(time|thrpt):\s+\[(.*)\]", line)
-            if not values or not name:
+            if not values or not name or in_change:
                 continue
             middle = " ".join(values.group(2).split()[2:4])
             if values.group(1) == "time":

@@ -3,6 +3,7 @@
 //   scripts/bench-web            (builds the optimised site, then runs this)
 //   SITE=dist node bench/web.mjs [STYLE_ID]
 //   JSON=out.json ...            also writes the figures as JSON (bench/run uses it)
+//   BACKENDS=cpu ...             only these of `cpu,webgpu` (the default: both)
 //
 // Figures: wasm size raw and gzipped, the style pack's size, time from navigation to the first
 // result (photo given as soon as the page is ready), and ms per 512×512 photo on the CPU path and
@@ -61,7 +62,7 @@ async function run(page, action) {
   return state;
 }
 
-for (const backend of ['cpu', 'webgpu']) {
+for (const backend of (process.env.BACKENDS || 'cpu,webgpu').split(',')) {
   const context = await browser.newContext({ serviceWorkers: 'block' });
   const page = await context.newPage();
   const started = Date.now();

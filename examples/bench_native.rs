@@ -6,6 +6,7 @@
 //!                                            output on it for the reference
 //! bench_native infer BACKEND SIZES RUNS [PRESETS]   ms per image, generator forward, batch 1
 //!                                            (PRESETS: comma list, default `tiny,small`)
+//! bench_native layers PRESET SIDE RUNS      our CPU path, each convolution's median time
 //! bench_native tiling BACKEND                a 1024² photo whole vs in 256² tiles (the page's path)
 //! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256²)
 //! ```
@@ -37,9 +38,10 @@ fn main() {
     let result = match arg(0) {
         "weights" => weights(Path::new(arg(1)), &args[2.min(args.len())..]),
         "infer" => infer(arg(1), arg(2), arg(3).parse().unwrap_or(5), arg(4)),
+        "layers" => layers(arg(1), arg(2), arg(3).parse().unwrap_or(5)),
         "tiling" => tiling(arg(1)),
         "train" => train(arg(1), arg(2).parse().unwrap_or(5)),
-        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | tiling BACKEND | train BACKEND STEPS".into()),
+        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | layers PRESET SIDE RUNS | tiling BACKEND | train BACKEND STEPS".into()),
     };
     if let Err(message) = result {
         eprintln!("bench_native: {message}");
@@ -215,6 +217,33 @@ fn infer(backend: &str, sizes: &str, runs: usize, presets: &str) -> Result<()> {
                 times.len()
             );
         }
+    }
+    Ok(())
+}
+
+/// Each convolution of our CPU path timed inside a forward pass, median over `runs` passes.
+fn layers(preset: &str, side: &str, runs: usize) -> Result<()> {
+    let preset: Preset = preset.parse()?;
+    let side: usize = side.parse().map_err(|_| format!("bad size `{side}`"))?;
+    let device = Device::flex();
+    let cpu = CpuGenerator::new(&generator(preset, &device));
+    let planes = photo_tensor(side as u32, &device)?
+        .to_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))?;
+    cpu.conv_timings(planes.clone(), side, side); // warm-up
+    let passes: Vec<_> = (0..runs.max(1))
+        .map(|_| cpu.conv_timings(planes.clone(), side, side))
+        .collect();
+    for (i, first) in passes[0].iter().enumerate() {
+        let ms = median(passes.iter().map(|p| p[i].ms).collect());
+        println!(
+            "{{\"preset\":\"{}\",\"side\":{side},\"index\":{i},\"layer\":\"{}\",\"gflop\":{:.4},\"ms_median\":{ms:.3},\"threads\":{}}}",
+            preset.name(),
+            first.layer,
+            first.gflop,
+            threads()
+        );
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::norm::{NormStats, StatNorm};
 
 mod cpu;
-pub use cpu::CpuGenerator;
+pub use cpu::{ConvTiming, CpuGenerator};
 
 /// The generator's shape. Stored in every style pack, so a pack says which network its weights fit.
 #[derive(Config, Debug, PartialEq, Eq)]

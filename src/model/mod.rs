@@ -7,7 +7,7 @@ mod norm;
 mod vgg;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
-pub use generator::{CpuGenerator, Generator, GeneratorConfig, Preset};
+pub use generator::{ConvTiming, CpuGenerator, Generator, GeneratorConfig, Preset};
 pub use latent::{
     ImageDiscriminator, ImageDiscriminatorConfig, LatentGenerator, LatentGeneratorConfig, slerp,
 };

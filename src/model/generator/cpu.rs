@@ -132,6 +132,55 @@ impl CpuGenerator {
     }
 }
 
+/// One convolution's work and time in [`CpuGenerator::conv_timings`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ConvTiming {
+    pub layer: String,
+    /// 2 × multiply-adds.
+    pub gflop: f64,
+    pub ms: f64,
+}
+
+impl CpuGenerator {
+    /// A forward pass that times every convolution (for `bench/`; the pass itself is unchanged).
+    /// Native only: wasm has no clock here.
+    #[doc(hidden)]
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn conv_timings(&self, input: Vec<f32>, height: usize, width: usize) -> Vec<ConvTiming> {
+        timing::start();
+        self.forward_with(input, height, width, &mut NormStats::live());
+        timing::finish()
+    }
+}
+
+/// Per-convolution timing, off unless [`CpuGenerator::conv_timings`] turns it on for a pass.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+mod timing {
+    use super::ConvTiming;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static TIMES: RefCell<Option<Vec<ConvTiming>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn enabled() -> bool {
+        TIMES.with(|t| t.borrow().is_some())
+    }
+
+    pub(super) fn start() {
+        TIMES.with(|t| *t.borrow_mut() = Some(Vec::new()));
+    }
+
+    pub(super) fn record(timing: ConvTiming) {
+        TIMES.with(|t| t.borrow_mut().as_mut().map(|v| v.push(timing)));
+    }
+
+    pub(super) fn finish() -> Vec<ConvTiming> {
+        TIMES.with(|t| t.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
 /// Convolution, instance norm, optional ReLU.
 #[derive(Clone)]
 struct Layer {
@@ -304,11 +353,30 @@ impl Conv {
             input.c, self.cin,
             "convolution input has the wrong channel count"
         );
-        if self.stride == 1 {
+        let started = timing::enabled().then(std::time::Instant::now);
+        let out = if self.stride == 1 {
             self.stride_one(input)
         } else {
             self.strided(input)
+        };
+        if let Some(started) = started {
+            let (map, _) = &out;
+            let macs = (self.cin * self.cout * self.k * self.k * map.h * map.w) as f64;
+            timing::record(ConvTiming {
+                layer: format!(
+                    "{k}×{k} conv, {} → {} channels, stride {}, {}×{} out",
+                    self.cin,
+                    self.cout,
+                    self.stride,
+                    map.w,
+                    map.h,
+                    k = self.k
+                ),
+                gflop: 2.0 * macs / 1e9,
+                ms: started.elapsed().as_secs_f64() * 1e3,
+            });
         }
+        out
     }
 
     /// Output position `j = y·wp + x` runs over the padded width; columns `x >= w` are computed
@@ -934,16 +1002,31 @@ mod tests {
     #[test]
     fn chunked_moments_equal_the_whole_channels() {
         // A large mean over a small spread: the case where naive sums of squares lose it all.
-        let values: Vec<f32> = random_planes(5000, 9).iter().map(|v| 1000.0 + 0.01 * v).collect();
+        let values: Vec<f32> = random_planes(5000, 9)
+            .iter()
+            .map(|v| 1000.0 + 0.01 * v)
+            .collect();
         let n = values.len() as f64;
         let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
         let merged = values
             .chunks(777)
             .map(|c| Moments::of([c].into_iter()))
             .fold(Moments::default(), Moments::merge);
-        assert!((merged.mean - mean).abs() < 1e-4, "{} vs {mean}", merged.mean);
-        assert!((merged.variance() - var).abs() < 1e-3 * var, "{} vs {var}", merged.variance());
+        assert!(
+            (merged.mean - mean).abs() < 1e-4,
+            "{} vs {mean}",
+            merged.mean
+        );
+        assert!(
+            (merged.variance() - var).abs() < 1e-3 * var,
+            "{} vs {var}",
+            merged.variance()
+        );
     }
 
     #[test]
