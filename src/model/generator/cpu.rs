@@ -392,10 +392,6 @@ impl Conv {
             input.data.len() >= cin * plane + k,
             "padded input lacks its slack"
         );
-        let chunks = n.div_ceil(CHUNK);
-        let mut moments = vec![Moments::default(); chunks * cout];
-        let moments_out = Shared(moments.as_mut_ptr());
-        let moments_out = &moments_out;
         let rows = if self.method == Method::Im2col {
             cin * k * k
         } else {
@@ -404,78 +400,63 @@ impl Conv {
         let mut out = Map::scratch(cout, h, w);
         let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
-        par_for(n.div_ceil(CHUNK), |i| {
-            let c0 = i * CHUNK;
-            let nc = CHUNK.min(n - c0);
-            with_scratch((cout + rows) * nc, |scratch| {
-                let (buf, col) = scratch.split_at_mut(cout * nc);
-                match self.method {
-                    Method::Shift => {
-                        for tap in 0..k * k {
-                            let at = (tap / k) * wp + tap % k + c0;
-                            // SAFETY: buf is [cout, nc]; the weights hold this tap's
-                            // [cout, cin] block; rhs is [cin, nc] from `at`, row stride `plane`,
-                            // its last element at most cin·plane + k − 2 (asserted above).
-                            unsafe {
-                                matmul(
-                                    buf,
-                                    nc,
-                                    &self.weights[tap * cin * cout..],
-                                    (cout as isize, 1),
-                                    input.data.as_ptr().add(at),
-                                    plane as isize,
-                                    (cout, cin),
-                                    tap > 0,
-                                );
-                            }
-                        }
-                    }
-                    Method::Im2col => {
-                        for (r, row) in col.chunks_exact_mut(nc).enumerate() {
-                            let (ci, tap) = (r / (k * k), r % (k * k));
-                            let at = ci * plane + (tap / k) * wp + tap % k + c0;
-                            row.copy_from_slice(&input.data[at..at + nc]);
-                        }
-                        // SAFETY: buf is [cout, nc], the weights [cout, rows], col [rows, nc].
+        let moments = self.in_chunks(n, rows, |c0, nc, buf, col| {
+            match self.method {
+                Method::Shift => {
+                    for tap in 0..k * k {
+                        let at = (tap / k) * wp + tap % k + c0;
+                        // SAFETY: buf is [cout, nc]; the weights hold this tap's
+                        // [cout, cin] block; rhs is [cin, nc] from `at`, row stride `plane`,
+                        // its last element at most cin·plane + k − 2 (asserted above).
                         unsafe {
                             matmul(
                                 buf,
                                 nc,
-                                &self.weights,
-                                (1, rows as isize),
-                                col.as_ptr(),
-                                nc as isize,
-                                (cout, rows),
-                                false,
+                                &self.weights[tap * cin * cout..],
+                                (cout as isize, 1),
+                                input.data.as_ptr().add(at),
+                                plane as isize,
+                                (cout, cin),
+                                tap > 0,
                             );
                         }
                     }
                 }
-                // Keep the valid columns, add the bias: runs of (in chunk, in plane, length).
-                let mut runs = Vec::with_capacity(nc / w + 2);
-                let mut j = c0;
-                while j < c0 + nc {
-                    let (y, x) = (j / wp, j % wp);
-                    let row_end = (j - x + wp).min(c0 + nc);
-                    if x < w {
-                        let stop = (j - x + w).min(row_end);
-                        runs.push((j - c0, y * w + x, stop - j));
+                Method::Im2col => {
+                    for (r, row) in col.chunks_exact_mut(nc).enumerate() {
+                        let (ci, tap) = (r / (k * k), r % (k * k));
+                        let at = ci * plane + (tap / k) * wp + tap % k + c0;
+                        row.copy_from_slice(&input.data[at..at + nc]);
                     }
-                    j = row_end;
+                    self.im2col_product(buf, col, nc);
                 }
-                for (co, src) in buf.chunks_exact(nc).enumerate() {
-                    let bias = self.bias[co];
+            }
+            // Keep the valid columns, add the bias: runs of (in chunk, in plane, length).
+            let mut runs = Vec::with_capacity(nc / w + 2);
+            let mut j = c0;
+            while j < c0 + nc {
+                let (y, x) = (j / wp, j % wp);
+                let row_end = (j - x + wp).min(c0 + nc);
+                if x < w {
+                    let stop = (j - x + w).min(row_end);
+                    runs.push((j - c0, y * w + x, stop - j));
+                }
+                j = row_end;
+            }
+            buf.chunks_exact(nc)
+                .zip(&self.bias)
+                .enumerate()
+                .map(|(co, (src, &bias))| {
                     for &(from, to, len) in &runs {
                         // SAFETY: every output pixel belongs to exactly one chunk.
                         unsafe { dst.write(co * h * w + to, &src[from..from + len], bias) };
                     }
-                    let m = Moments::of(runs.iter().map(|&(from, _, len)| &src[from..from + len]));
-                    // SAFETY: slot (chunk, channel) is this chunk's alone.
-                    unsafe { moments_out.set(i * cout + co, m.shifted(bias)) };
-                }
-            });
+                    Moments::of(runs.iter().map(|&(from, _, len)| &src[from..from + len]))
+                        .shifted(bias)
+                })
+                .collect()
         });
-        (out, Moments::merge_chunks(&moments, cout))
+        (out, moments)
     }
 
     /// Stride > 1: im2col over the valid outputs, chunk by chunk.
@@ -489,55 +470,81 @@ impl Conv {
         let mut out = Map::scratch(cout, h, w);
         let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
-        let chunks = n.div_ceil(CHUNK);
-        let mut moments = vec![Moments::default(); chunks * cout];
-        let moments_out = Shared(moments.as_mut_ptr());
-        let moments_out = &moments_out;
-        par_for(chunks, |i| {
+        let moments = self.in_chunks(n, rows, |c0, nc, buf, col| {
+            for (r, row) in col.chunks_exact_mut(nc).enumerate() {
+                let (ci, tap) = (r / (k * k), r % (k * k));
+                let mut j = c0;
+                while j < c0 + nc {
+                    let (y, x0) = (j / w, j % w);
+                    let end = (j - x0 + w).min(c0 + nc);
+                    let from = ci * plane + (y * s + tap / k) * wp + tap % k + x0 * s;
+                    let source = input.data[from..].iter().step_by(s);
+                    for (v, &x) in row[j - c0..end - c0].iter_mut().zip(source) {
+                        *v = x;
+                    }
+                    j = end;
+                }
+            }
+            self.im2col_product(buf, col, nc);
+            buf.chunks_exact(nc)
+                .zip(&self.bias)
+                .enumerate()
+                .map(|(co, (src, &bias))| {
+                    // SAFETY: columns [c0, c0 + nc) of each output plane are this chunk's alone.
+                    unsafe { dst.write(co * n + c0, src, bias) };
+                    Moments::of([src].into_iter()).shifted(bias)
+                })
+                .collect()
+        });
+        (out, moments)
+    }
+
+    /// Runs `chunk(c0, nc, buf, col)` for every run of `CHUNK` output columns out of `n`, on all
+    /// cores, with this thread's scratch split into `buf` (`[cout, nc]`, for the products) and
+    /// `col` (`[rows, nc]`, for im2col). Each chunk returns its per-channel moments; returns
+    /// each channel's total.
+    fn in_chunks(
+        &self,
+        n: usize,
+        rows: usize,
+        chunk: impl Fn(usize, usize, &mut [f32], &mut [f32]) -> Vec<Moments> + Sync + Send,
+    ) -> Vec<Moments> {
+        let cout = self.cout;
+        let per_chunk = par_map(n.div_ceil(CHUNK), |i| {
             let c0 = i * CHUNK;
             let nc = CHUNK.min(n - c0);
             with_scratch((cout + rows) * nc, |scratch| {
                 let (buf, col) = scratch.split_at_mut(cout * nc);
-                for (r, row) in col.chunks_exact_mut(nc).enumerate() {
-                    let (ci, tap) = (r / (k * k), r % (k * k));
-                    let mut j = c0;
-                    while j < c0 + nc {
-                        let (y, x0) = (j / w, j % w);
-                        let end = (j - x0 + w).min(c0 + nc);
-                        let from = ci * plane + (y * s + tap / k) * wp + tap % k + x0 * s;
-                        let source = input.data[from..].iter().step_by(s);
-                        for (v, &x) in row[j - c0..end - c0].iter_mut().zip(source) {
-                            *v = x;
-                        }
-                        j = end;
-                    }
-                }
-                // SAFETY: buf is [cout, nc], the weights [cout, rows], col [rows, nc].
-                unsafe {
-                    matmul(
-                        buf,
-                        nc,
-                        &self.weights,
-                        (1, rows as isize),
-                        col.as_ptr(),
-                        nc as isize,
-                        (cout, rows),
-                        false,
-                    );
-                }
-                for (co, src) in buf.chunks_exact(nc).enumerate() {
-                    let bias = self.bias[co];
-                    // SAFETY: columns [c0, c0 + nc) of each output plane, and slot
-                    // (chunk, channel), are this chunk's alone.
-                    unsafe {
-                        dst.write(co * n + c0, src, bias);
-                        moments_out
-                            .set(i * cout + co, Moments::of([src].into_iter()).shifted(bias));
-                    }
-                }
-            });
+                chunk(c0, nc, buf, col)
+            })
         });
-        (out, Moments::merge_chunks(&moments, cout))
+        (0..cout)
+            .map(|c| {
+                per_chunk
+                    .iter()
+                    .fold(Moments::default(), |total, m| total.merge(m[c]))
+            })
+            .collect()
+    }
+
+    /// `buf = weights · col`: an im2col chunk (`[cin·k², nc]`) through the `[cout, cin·k²]`
+    /// weights.
+    fn im2col_product(&self, buf: &mut [f32], col: &[f32], nc: usize) {
+        let rows = self.cin * self.k * self.k;
+        assert!(col.len() >= rows * nc && self.weights.len() >= self.cout * rows);
+        // SAFETY: buf is [cout, nc], the weights [cout, rows], col [rows, nc] (checked above).
+        unsafe {
+            matmul(
+                buf,
+                nc,
+                &self.weights,
+                (1, rows as isize),
+                col.as_ptr(),
+                nc as isize,
+                (self.cout, rows),
+                false,
+            );
+        }
     }
 }
 
@@ -783,35 +790,25 @@ fn for_each_slice(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + 
     data.chunks_mut(len).enumerate().for_each(|(i, s)| f(i, s));
 }
 
-/// `f(i)` for `i` in `0..count`, on all cores.
-fn par_for(count: usize, f: impl Fn(usize) + Sync + Send) {
+/// `[f(0), …, f(count − 1)]`, computed on all cores.
+fn par_map<T: Send>(count: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        (0..count).into_par_iter().for_each(f);
+        (0..count).into_par_iter().map(f).collect()
     }
     #[cfg(target_arch = "wasm32")]
-    (0..count).for_each(f);
+    (0..count).map(f).collect()
 }
 
-/// A buffer that parallel chunks write to, each to elements no other chunk touches.
-struct Shared<T>(*mut T);
+/// A convolution's output, written by parallel chunks, each to pixels no other chunk touches.
+struct Shared(*mut f32);
 
 // SAFETY: chunks write disjoint elements (see the callers) and the buffer outlives the scope.
-unsafe impl<T> Sync for Shared<T> {}
-unsafe impl<T> Send for Shared<T> {}
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
 
-impl<T> Shared<T> {
-    /// `buffer[at] = value`.
-    ///
-    /// # Safety
-    /// `at` is inside the buffer and no other thread accesses it.
-    unsafe fn set(&self, at: usize, value: T) {
-        unsafe { *self.0.add(at) = value };
-    }
-}
-
-impl Shared<f32> {
+impl Shared {
     /// `buffer[at + i] = values[i] + bias`.
     ///
     /// # Safety
@@ -872,19 +869,6 @@ impl Moments {
             mean: self.mean + delta * other.n / n,
             m2: self.m2 + other.m2 + delta * delta * self.n * other.n / n,
         }
-    }
-
-    /// Per-channel totals of `[chunk][channel]` moments, merged in chunk order.
-    fn merge_chunks(chunks: &[Moments], channels: usize) -> Vec<Moments> {
-        (0..channels)
-            .map(|c| {
-                chunks
-                    .iter()
-                    .skip(c)
-                    .step_by(channels)
-                    .fold(Moments::default(), |a, &b| a.merge(b))
-            })
-            .collect()
     }
 
     /// Biased variance, as Burn's `var_mean_bias`.
