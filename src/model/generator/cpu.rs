@@ -6,6 +6,8 @@
 //!   reflect-padded input planes shifted by that tap's offset ("shifted gemm"). Output rows are
 //!   computed at the padded width and the few extra columns dropped, so no im2col copy exists.
 //! * Stride-2 convolutions and the 3-channel stem use im2col, one cache-sized chunk at a time.
+//! * In the browser, stride-1 convolutions are direct instead ([`direct`]): wasm's matrix
+//!   products are slow to pack, and its thin layers waste most of a product's tile.
 //! * Reflect padding, nearest-neighbour upsampling and the input-skip concatenation are one copy.
 //! * Instance norm, its scale and shift, and ReLU are one pass after each convolution.
 //! * Work is split into output-column chunks that run on every core (rayon); the browser has one
@@ -19,6 +21,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{ConvNormRelu, Generator, ResidualBlock};
 use crate::model::norm::{EPSILON, NormStats, StatNorm};
+
+mod direct;
 
 /// Output columns per work item: a 64-channel chunk (256 KiB) stays in a core's L2 cache while
 /// all nine taps accumulate into it.
@@ -56,27 +60,33 @@ impl std::fmt::Debug for CpuGenerator {
 impl CpuGenerator {
     /// Copies the weights out of `generator` (which may live on any device).
     pub fn new(generator: &Generator) -> Self {
+        Self::build(generator, cfg!(target_arch = "wasm32"))
+    }
+
+    /// `direct`: stride-1 convolutions use [`direct`] rather than shifted products.
+    fn build(generator: &Generator, direct: bool) -> Self {
+        let layer = |l: &ConvNormRelu| Layer::new(l, direct);
         Self {
-            stem: Layer::new(&generator.stem),
-            down1: Layer::new(&generator.down1),
-            down2: Layer::new(&generator.down2),
+            stem: layer(&generator.stem),
+            down1: layer(&generator.down1),
+            down2: layer(&generator.down2),
             blocks: generator
                 .blocks
                 .iter()
                 .map(|b: &ResidualBlock| {
                     (
-                        Layer::new(&b.first),
+                        layer(&b.first),
                         Layer {
-                            conv: Conv::new(&b.conv),
+                            conv: Conv::new(&b.conv, direct),
                             norm: Norm::new(&b.norm),
                             relu: false,
                         },
                     )
                 })
                 .collect(),
-            up1: Layer::new(&generator.up1),
-            up2: Layer::new(&generator.up2),
-            head: Conv::new(&generator.head),
+            up1: layer(&generator.up1),
+            up2: layer(&generator.up2),
+            head: Conv::new(&generator.head, direct),
             input_skip: generator.input_skip,
             device: Device::flex(),
         }
@@ -190,9 +200,9 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(layer: &ConvNormRelu) -> Self {
+    fn new(layer: &ConvNormRelu, direct: bool) -> Self {
         Self {
-            conv: Conv::new(&layer.conv),
+            conv: Conv::new(&layer.conv, direct),
             norm: Norm::new(&layer.norm),
             relu: true,
         }
@@ -291,6 +301,8 @@ enum Method {
     Shift,
     /// im2col chunk, then one matrix product.
     Im2col,
+    /// Sums kept in registers over all channels and taps ([`direct`]).
+    Direct(direct::Tile),
 }
 
 #[derive(Clone)]
@@ -300,13 +312,14 @@ struct Conv {
     k: usize,
     stride: usize,
     method: Method,
-    /// `Shift`: `[tap][cin][cout]`; `Im2col`: `[cout][cin][tap]` (Burn's own layout).
+    /// `Shift`: `[tap][cin][cout]`; `Im2col`: `[cout][cin][tap]` (Burn's own layout); `Direct`:
+    /// [`direct::pack`]ed.
     weights: Vec<f32>,
     bias: Vec<f32>,
 }
 
 impl Conv {
-    fn new(conv: &Conv2d) -> Self {
+    fn new(conv: &Conv2d, direct: bool) -> Self {
         let [cout, cin, k, _] = conv.weight.dims();
         let stride = conv.stride[0];
         let weights = to_vec(conv.weight.val());
@@ -314,13 +327,16 @@ impl Conv {
             Some(bias) => to_vec(bias.val()),
             None => vec![0.0; cout],
         };
-        let method = if stride == 1 && cin >= SHIFT_MIN_CHANNELS {
+        let method = if stride == 1 && direct {
+            Method::Direct(direct::Tile::for_channels(cout))
+        } else if stride == 1 && cin >= SHIFT_MIN_CHANNELS {
             Method::Shift
         } else {
             Method::Im2col
         };
         let weights = match method {
             Method::Im2col => weights,
+            Method::Direct(tile) => direct::pack(&weights, cout, cin, k * k, tile.rows()),
             Method::Shift => {
                 let taps = k * k;
                 let mut out = vec![0.0; weights.len()];
@@ -397,11 +413,23 @@ impl Conv {
         } else {
             0
         };
+        let offsets: Vec<usize> = (0..k * k).map(|tap| (tap / k) * wp + tap % k).collect();
         let mut out = Map::scratch(cout, h, w);
         let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
         let moments = self.in_chunks(n, rows, |c0, nc, buf, col| {
             match self.method {
+                Method::Direct(tile) => {
+                    let layer = direct::Layer {
+                        tile,
+                        cin,
+                        cout,
+                        weights: &self.weights,
+                        offsets: &offsets,
+                        plane,
+                    };
+                    direct::chunk(&layer, &input.data, c0, nc, buf);
+                }
                 Method::Shift => {
                     for tap in 0..k * k {
                         let at = (tap / k) * wp + tap % k + c0;
@@ -691,7 +719,8 @@ impl Padded {
             })
             .collect();
         let c = planes.len();
-        let slack = 8;
+        // The shifted products read k − 1 values past the last plane, the direct tiles up to 18.
+        let slack = 32;
         let mut data = pool::take(c * plane + slack);
         for_each_slice(&mut data[..c * plane], plane, |ch, out| {
             let (src, sc, affine) = planes[ch];
@@ -925,18 +954,35 @@ mod tests {
         config.init(&Device::flex())
     }
 
+    /// Both kinds of stride-1 convolution: shifted products (native) and direct (the browser).
+    fn both_paths(g: &Generator) -> [(&'static str, CpuGenerator); 2] {
+        [
+            ("shifted", CpuGenerator::build(g, false)),
+            ("direct", CpuGenerator::build(g, true)),
+        ]
+    }
+
     #[test]
     fn matches_burn_with_and_without_input_skip() {
-        for skip in [false, true] {
-            let config = GeneratorConfig::new(8, 2).with_input_skip(Some(skip));
+        // Width 6 makes 6-, 12- and 24-channel layers: the direct path's last channel block is
+        // half empty, and the 3-channel head uses its other tile.
+        for (width, skip) in [(8, false), (8, true), (6, true)] {
+            let config = GeneratorConfig::new(width, 2).with_input_skip(Some(skip));
             let g = generator(&config);
-            let cpu = CpuGenerator::new(&g);
+            // 36 × 28 puts partial tiles and partial chunks at the ends of most layers.
             let (h, w) = (36, 28);
             let input = random_planes(3 * h * w, 7);
-            let ours = cpu.forward_with(input.clone(), h, w, &mut NormStats::live());
             let theirs = burn_forward(&g, &input, h, w, &mut NormStats::live());
-            let diff = max_diff(&ours, &theirs);
-            assert!(diff < 1e-4, "skip {skip}: max abs diff {diff}");
+            for (path, cpu) in both_paths(&g) {
+                let ours = cpu.forward_with(input.clone(), h, w, &mut NormStats::live());
+                let diff = max_diff(&ours, &theirs);
+                assert!(
+                    diff < 1e-4,
+                    "{path}, width {width}, skip {skip}: max abs diff {diff}"
+                );
+            }
+            let ours =
+                CpuGenerator::new(&g).forward_with(input.clone(), h, w, &mut NormStats::live());
             // The output is not trivially flat, so agreement means something.
             let spread = ours.iter().cloned().fold(f32::MIN, f32::max)
                 - ours.iter().cloned().fold(f32::MAX, f32::min);
@@ -952,13 +998,15 @@ mod tests {
         let default = index.default.expect("a default style");
         let pack = crate::pack::StylePack::resolve(&default, &root).expect("default pack");
         let g = pack.generator(&Device::flex()).expect("weights load");
-        let cpu = CpuGenerator::new(&g);
+        // The full-size layers span several 1024-position chunks, the last one partial.
         let (h, w) = (64, 48);
         let input = random_planes(3 * h * w, 3);
-        let ours = cpu.forward_with(input.clone(), h, w, &mut NormStats::live());
         let theirs = burn_forward(&g, &input, h, w, &mut NormStats::live());
-        let diff = max_diff(&ours, &theirs);
-        assert!(diff < 1e-4, "max abs diff {diff}");
+        for (path, cpu) in both_paths(&g) {
+            let ours = cpu.forward_with(input.clone(), h, w, &mut NormStats::live());
+            let diff = max_diff(&ours, &theirs);
+            assert!(diff < 1e-4, "{path}: max abs diff {diff}");
+        }
     }
 
     #[test]
