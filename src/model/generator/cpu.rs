@@ -6,8 +6,9 @@
 //!   reflect-padded input planes shifted by that tap's offset ("shifted gemm"). Output rows are
 //!   computed at the padded width and the few extra columns dropped, so no im2col copy exists.
 //! * Stride-2 convolutions and the 3-channel stem use im2col, one cache-sized chunk at a time.
-//! * In the browser, stride-1 convolutions are direct instead ([`direct`]): wasm's matrix
-//!   products are slow to pack, and its thin layers waste most of a product's tile.
+//! * In the browser, every convolution is direct instead ([`direct`]): wasm's matrix products
+//!   are slow to pack, and its thin layers waste most of a product's tile. A stride-2 input is
+//!   split into its four phases on the padding copy, so stride 2 reads it as stride 1 does.
 //! * Reflect padding, nearest-neighbour upsampling and the input-skip concatenation are one copy.
 //! * Instance norm, its scale and shift, and ReLU are one pass after each convolution.
 //! * Work is split into output-column chunks that run on every core (rayon); the browser has one
@@ -63,7 +64,7 @@ impl CpuGenerator {
         Self::build(generator, cfg!(target_arch = "wasm32"))
     }
 
-    /// `direct`: stride-1 convolutions use [`direct`] rather than shifted products.
+    /// `direct`: convolutions use [`direct`] rather than matrix products.
     fn build(generator: &Generator, direct: bool) -> Self {
         let layer = |l: &ConvNormRelu| Layer::new(l, direct);
         Self {
@@ -116,23 +117,23 @@ impl CpuGenerator {
             data: input,
         };
         let d = &self.device;
-        let x = self.stem.run(&Padded::new(&[input.raw()], 3, 1), stats, d);
-        let x = self.down1.run(&Padded::new(&[x.view()], 1, 1), stats, d);
-        let x = self.down2.run(&Padded::new(&[x.view()], 1, 1), stats, d);
+        let x = self.stem.run(&[input.raw()], (3, 1), stats, d);
+        let x = self.down1.run(&[x.view()], (1, 1), stats, d);
+        let x = self.down2.run(&[x.view()], (1, 1), stats, d);
         let mut x = x.materialize();
         for (first, second) in &self.blocks {
-            let y = first.run(&Padded::new(&[x.raw()], 1, 1), stats, d);
-            let y = second.run(&Padded::new(&[y.view()], 1, 1), stats, d);
+            let y = first.run(&[x.raw()], (1, 1), stats, d);
+            let y = second.run(&[y.view()], (1, 1), stats, d);
             x.add(&y);
         }
-        let x = self.up1.run(&Padded::new(&[x.raw()], 1, 2), stats, d);
-        let x = self.up2.run(&Padded::new(&[x.view()], 1, 2), stats, d);
+        let x = self.up1.run(&[x.raw()], (1, 2), stats, d);
+        let x = self.up2.run(&[x.view()], (1, 2), stats, d);
         let sources: &[Source] = if self.input_skip {
             &[x.view(), input.raw()]
         } else {
             &[x.view()]
         };
-        let (mut out, _) = self.head.forward(&Padded::new(sources, 3, 1));
+        let (mut out, _) = self.head.forward(&self.head.pad(sources, 3, 1));
         for_each_plane(&mut out, |_, plane| {
             plane.iter_mut().for_each(|v| *v = v.tanh())
         });
@@ -208,10 +209,17 @@ impl Layer {
         }
     }
 
-    /// The convolution's output with the normalisation (and ReLU) still to apply: whoever reads
-    /// it next applies them on the way, saving a pass over memory.
-    fn run(&self, input: &Padded, stats: &mut NormStats, device: &Device) -> Normed {
-        let (map, moments) = self.conv.forward(input);
+    /// The layer on `sources`, reflect-padded and upsampled by `(pad, scale)`: the convolution's
+    /// output with the normalisation (and ReLU) still to apply. Whoever reads it next applies
+    /// them on the way, saving a pass over memory.
+    fn run(
+        &self,
+        sources: &[Source],
+        (pad, scale): (usize, usize),
+        stats: &mut NormStats,
+        device: &Device,
+    ) -> Normed {
+        let (map, moments) = self.conv.forward(&self.conv.pad(sources, pad, scale));
         let (mean, var) = stats.next_or(|| {
             let mean = moments.iter().map(|m| m.mean as f32).collect();
             let var = moments.iter().map(|m| m.variance() as f32).collect();
@@ -301,7 +309,7 @@ enum Method {
     Shift,
     /// im2col chunk, then one matrix product.
     Im2col,
-    /// Sums kept in registers over all channels and taps ([`direct`]).
+    /// Sums kept in registers over all channels and taps ([`direct`]); stride 1 or 2.
     Direct(direct::Tile),
 }
 
@@ -327,7 +335,7 @@ impl Conv {
             Some(bias) => to_vec(bias.val()),
             None => vec![0.0; cout],
         };
-        let method = if stride == 1 && direct {
+        let method = if direct && stride <= 2 {
             Method::Direct(direct::Tile::for_channels(cout))
         } else if stride == 1 && cin >= SHIFT_MIN_CHANNELS {
             Method::Shift
@@ -370,8 +378,8 @@ impl Conv {
             "convolution input has the wrong channel count"
         );
         let started = timing::enabled().then(std::time::Instant::now);
-        let out = if self.stride == 1 {
-            self.stride_one(input)
+        let out = if input.phases == self.stride {
+            self.positional(input)
         } else {
             self.strided(input)
         };
@@ -395,15 +403,32 @@ impl Conv {
         out
     }
 
-    /// Output position `j = y·wp + x` runs over the padded width; columns `x >= w` are computed
-    /// and dropped, which makes every tap's input a contiguous run of each padded plane. The
-    /// last taps read up to `k − 1` values past the last plane: [`Padded`] keeps that slack.
-    fn stride_one(&self, input: &Padded) -> (Map, Vec<Moments>) {
-        let (k, cin, cout) = (self.k, self.cin, self.cout);
+    /// This convolution's input: `sources` upsampled `scale` times and reflect-padded by `pad`,
+    /// split into phases when [`Self::positional`] computes a stride-2 convolution (the direct
+    /// method), whole otherwise.
+    fn pad(&self, sources: &[Source], pad: usize, scale: usize) -> Padded {
+        let phases = match self.method {
+            Method::Direct(_) => self.stride,
+            _ => 1,
+        };
+        Padded::new(sources, pad, scale, phases)
+    }
+
+    /// Output position `j = y·wr + x` runs over the width `wr` of a padded row (of a phase plane,
+    /// for stride 2); columns `x >= w` are computed and dropped, which makes every tap's input a
+    /// contiguous run of one (phase) plane. Stride 2 needs its input in phases
+    /// ([`Padded::phased`]): tap `(ky, kx)` then reads phase `(ky mod 2, kx mod 2)` at row and
+    /// column offsets `(ky / 2, kx / 2)`, a stride-1 pattern. The last taps read a little past
+    /// the last plane: [`Padded`] keeps that slack.
+    fn positional(&self, input: &Padded) -> (Map, Vec<Moments>) {
+        let (k, s, cin, cout) = (self.k, self.stride, self.cin, self.cout);
+        assert_eq!(input.phases, s, "input phases do not match the stride");
         let (hp, wp) = (input.h, input.w);
-        let (h, w) = (hp - k + 1, wp - k + 1);
-        let n = h * wp;
-        let plane = hp * wp;
+        let (h, w) = ((hp - k) / s + 1, (wp - k) / s + 1);
+        let (hr, wr) = (hp / s, wp / s);
+        let phase = hr * wr;
+        let plane = s * s * phase;
+        let n = h * wr;
         assert!(
             input.data.len() >= cin * plane + k,
             "padded input lacks its slack"
@@ -413,7 +438,13 @@ impl Conv {
         } else {
             0
         };
-        let offsets: Vec<usize> = (0..k * k).map(|tap| (tap / k) * wp + tap % k).collect();
+        let offsets: Vec<usize> = (0..k * k)
+            .map(|tap| {
+                let (ky, kx) = (tap / k, tap % k);
+                ((ky % s) * s + kx % s) * phase + (ky / s) * wr + kx / s
+            })
+            .collect();
+        let wp = wr;
         let mut out = Map::scratch(cout, h, w);
         let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
@@ -431,8 +462,8 @@ impl Conv {
                     direct::chunk(&layer, &input.data, c0, nc, buf);
                 }
                 Method::Shift => {
-                    for tap in 0..k * k {
-                        let at = (tap / k) * wp + tap % k + c0;
+                    for (tap, &offset) in offsets.iter().enumerate() {
+                        let at = offset + c0;
                         // SAFETY: buf is [cout, nc]; the weights hold this tap's
                         // [cout, cin] block; rhs is [cin, nc] from `at`, row stride `plane`,
                         // its last element at most cin·plane + k − 2 (asserted above).
@@ -453,7 +484,7 @@ impl Conv {
                 Method::Im2col => {
                     for (r, row) in col.chunks_exact_mut(nc).enumerate() {
                         let (ci, tap) = (r / (k * k), r % (k * k));
-                        let at = ci * plane + (tap / k) * wp + tap % k + c0;
+                        let at = ci * plane + offsets[tap] + c0;
                         row.copy_from_slice(&input.data[at..at + nc]);
                     }
                     self.im2col_product(buf, col, nc);
@@ -678,11 +709,15 @@ impl Drop for Map {
     }
 }
 
-/// Reflect-padded planes `[c, h, w]` followed by a little slack for the shifted products.
+/// Reflect-padded planes `[c, h, w]` followed by a little slack for the shifted products and
+/// the direct tiles. With `phases` 2, each channel's plane is stored as its four phases instead
+/// (even rows' even columns, even rows' odd columns, odd rows' even columns, odd rows' odd
+/// columns; each `[h / 2, w / 2]`).
 struct Padded {
     c: usize,
     h: usize,
     w: usize,
+    phases: usize,
     data: Vec<f32>,
 }
 
@@ -694,8 +729,9 @@ impl Drop for Padded {
 
 impl Padded {
     /// The channels of `sources` (same size), each upsampled `scale` times (nearest neighbour)
-    /// and reflect-padded by `pad`, as one stack, with their affines applied.
-    fn new(sources: &[Source], pad: usize, scale: usize) -> Self {
+    /// and reflect-padded by `pad`, as one stack, with their affines applied; each plane split
+    /// into `phases × phases` phases (`phases` 1: whole; 2 only without upsampling).
+    fn new(sources: &[Source], pad: usize, scale: usize, phases: usize) -> Self {
         let (sh, sw) = (sources[0].map.h, sources[0].map.w);
         let (h, w) = (sh * scale, sw * scale);
         let (hp, wp) = (h + 2 * pad, w + 2 * pad);
@@ -722,18 +758,28 @@ impl Padded {
         // The shifted products read k − 1 values past the last plane, the direct tiles up to 18.
         let slack = 32;
         let mut data = pool::take(c * plane + slack);
+        assert!(
+            phases == 1 || (hp % phases == 0 && wp % phases == 0 && scale == 1),
+            "a padded plane splits into phases only whole and without upsampling"
+        );
+        let rows = Rows {
+            sw,
+            ys: &ys,
+            xs: &xs,
+            pad,
+            scale,
+            phases,
+        };
         for_each_slice(&mut data[..c * plane], plane, |ch, out| {
             let (src, sc, affine) = planes[ch];
-            for (row, &sy) in out.chunks_exact_mut(wp).zip(&ys) {
-                let line = &src[sy * sw..(sy + 1) * sw];
-                match affine {
-                    None => row.iter_mut().zip(&xs).for_each(|(v, &sx)| *v = line[sx]),
-                    Some(a) => {
-                        let (scale, shift) = (a.scale[sc], a.shift[sc]);
-                        let floor = if a.relu { 0.0 } else { f32::MIN };
-                        row.iter_mut()
-                            .zip(&xs)
-                            .for_each(|(v, &sx)| *v = (line[sx] * scale + shift).max(floor));
+            match affine {
+                None => rows.fill(out, src, |v| v),
+                Some(a) => {
+                    let (scale, shift) = (a.scale[sc], a.shift[sc]);
+                    if a.relu {
+                        rows.fill(out, src, |v| (v * scale + shift).max(0.0))
+                    } else {
+                        rows.fill(out, src, |v| v * scale + shift)
                     }
                 }
             }
@@ -742,7 +788,74 @@ impl Padded {
             c,
             h: hp,
             w: wp,
+            phases,
             data,
+        }
+    }
+}
+
+/// How [`Padded::new`] lays out one plane: source rows `ys` and columns `xs` for each padded row
+/// and column (reflected, and divided by `scale` for the upsampling).
+struct Rows<'a> {
+    /// Source width.
+    sw: usize,
+    ys: &'a [usize],
+    xs: &'a [usize],
+    pad: usize,
+    scale: usize,
+    /// 1, or 2 to lay the plane out in phases (see [`Padded`]).
+    phases: usize,
+}
+
+impl Rows<'_> {
+    /// `out` (one padded plane) from `src` (one source plane) through `f`. The interior of a row
+    /// is a straight run of its source line (each value repeated `scale` times), only the `pad`
+    /// columns at each end are looked up; a row that repeats the one before (upsampling) is
+    /// copied.
+    fn fill(&self, out: &mut [f32], src: &[f32], f: impl Fn(f32) -> f32) {
+        let (sw, pad, scale) = (self.sw, self.pad, self.scale);
+        if self.phases > 1 {
+            // Phase (py, px) holds padded rows py, py + s, … and columns px, px + s, ….
+            let s = self.phases;
+            let (hr, wr) = (self.ys.len() / s, self.xs.len() / s);
+            for (p, phase) in out.chunks_exact_mut(hr * wr).enumerate() {
+                let (py, px) = (p / s, p % s);
+                for (row, &sy) in phase
+                    .chunks_exact_mut(wr)
+                    .zip(self.ys[py..].iter().step_by(s))
+                {
+                    let line = &src[sy * sw..(sy + 1) * sw];
+                    for (o, &sx) in row.iter_mut().zip(self.xs[px..].iter().step_by(s)) {
+                        *o = f(line[sx]);
+                    }
+                }
+            }
+            return;
+        }
+        let (wp, w) = (self.xs.len(), sw * scale);
+        let mut previous = None;
+        for (r, &sy) in self.ys.iter().enumerate() {
+            if let Some((before, at)) = previous
+                && before == sy
+            {
+                out.copy_within(at..at + wp, r * wp);
+                continue;
+            }
+            let row = &mut out[r * wp..(r + 1) * wp];
+            let line = &src[sy * sw..(sy + 1) * sw];
+            let inner = &mut row[pad..pad + w];
+            if scale == 1 {
+                inner.iter_mut().zip(line).for_each(|(o, &v)| *o = f(v));
+            } else {
+                inner
+                    .chunks_exact_mut(scale)
+                    .zip(line)
+                    .for_each(|(o, &v)| o.fill(f(v)));
+            }
+            for x in (0..pad).chain(pad + w..wp) {
+                row[x] = f(line[self.xs[x]]);
+            }
+            previous = Some((sy, r * wp));
         }
     }
 }
