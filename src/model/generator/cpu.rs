@@ -919,7 +919,8 @@ fn for_each_plane(x: &mut Map, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     for_each_slice(&mut x.data, plane, f);
 }
 
-/// `f(index, slice)` for each `len`-long slice of `data`, on all cores.
+/// `f(index, slice)` for each `len`-long slice of `data`, on all cores (in wasm: in turn,
+/// [`vectorised`]).
 fn for_each_slice(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -929,10 +930,12 @@ fn for_each_slice(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + 
             .for_each(|(i, s)| f(i, s));
     }
     #[cfg(target_arch = "wasm32")]
-    data.chunks_mut(len).enumerate().for_each(|(i, s)| f(i, s));
+    data.chunks_mut(len)
+        .enumerate()
+        .for_each(|(i, s)| vectorised(|| f(i, s)));
 }
 
-/// `[f(0), …, f(count − 1)]`, computed on all cores.
+/// `[f(0), …, f(count − 1)]`, computed on all cores (in wasm: in turn, [`vectorised`]).
 fn par_map<T: Send>(count: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -940,7 +943,22 @@ fn par_map<T: Send>(count: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T
         (0..count).into_par_iter().map(f).collect()
     }
     #[cfg(target_arch = "wasm32")]
-    (0..count).map(f).collect()
+    (0..count).map(|i| vectorised(|| f(i))).collect()
+}
+
+/// Runs `f` inlined into a function compiled with wasm's 128-bit SIMD, so the compiler
+/// vectorises its loops (padding copies, bias and statistics, residual adds): the rest of the
+/// crate is built for wasm without SIMD, which would leave them scalar.
+#[cfg(target_arch = "wasm32")]
+#[inline(always)]
+fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[target_feature(enable = "simd128")]
+    fn simd<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+    // A browser without simd128 cannot instantiate the module anyway: the direct kernels and
+    // the gemm crate's wasm kernels use it.
+    simd(f)
 }
 
 /// A convolution's output, written by parallel chunks, each to pixels no other chunk touches.
