@@ -5,7 +5,7 @@
 //   (the model: bench/reference/bench.py onnx --weights W --out /tmp/tiny.onnx --side 512)
 //
 // Env: MODEL (required), RUNS (timed runs after a warm-up, default 3), PHOTO (default the 512×512
-// astronaut), THREADS2=0 to skip the 2-thread run, CHROMIUM (default /usr/bin/chromium),
+// astronaut), SITE and DUEL (below), THREADS2=0 to skip the 2-thread run, CHROMIUM (default /usr/bin/chromium),
 // DUMP=dir to write the page's decoded photo (input.rgba, 512×512×4 bytes) and the first output
 // (output.f32, float32 [1,3,512,512] little-endian) there, to check ORT against PyTorch.
 //
@@ -18,12 +18,18 @@
 // Main figure: one thread, on a page that is NOT cross-origin isolated — as our page is, so its
 // wasm runs single-threaded too (no SharedArrayBuffer). Then, for reference, numThreads = 2 on a
 // second server that adds COOP/COEP headers (cross-origin isolated), reported under "threads2".
+//
+// With SITE=dir (our built site), also "duel": our page's CPU path (its default style, 512 px) and
+// ORT's single-thread page open in the same browser, one photo each in turn, DUEL pairs (default
+// 9). This machine's speed drifts by up to 1.5× over seconds, so figures taken minutes apart do not
+// compare; turns taken in alternation do. Reported: each side's runs and medians, and the median
+// and range of the ratio within each pair.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { Site } from '../tests/browser/site.mjs';
+import { Site, afterRun } from '../tests/browser/site.mjs';
 
 if (!process.env.MODEL) {
   console.error('usage: MODEL=path/to/generator.onnx node bench/ort.mjs');
@@ -84,7 +90,64 @@ async function measure(base, threads, dump = false) {
   return result;
 }
 
-const round = (x) => (typeof x === 'number' ? Math.round(x * 10) / 10 : x);
+/** Our page and ORT's, taking turns; see the header. */
+async function duel(site, pairs) {
+  const ours = new Site(site);
+  const oursBase = await ours.start();
+  const context = await browser.newContext({ serviceWorkers: 'block' });
+  try {
+    const style = JSON.parse(fs.readFileSync(path.join(site, 'models/index.json'))).default;
+    const title = JSON.parse(fs.readFileSync(path.join(site, 'models', style, 'style.json'))).title;
+    const page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    page.on('pageerror', (e) => console.error(`[our page error] ${e.message}`));
+    await page.goto(`${oursBase}?backend=cpu`);
+    await page.locator('.style', { hasText: title }).click();
+    await page.locator('#size').selectOption('512');
+    const oursOnce = async () => {
+      const state = await afterRun(page, () => page.locator('#photo').setInputFiles(PHOTO), TIMEOUT);
+      const ms = state.info?.match(/^CPU · (\d+) ms/);
+      if (state.error || !ms) throw new Error(`our page: ${state.error ?? state.info}`);
+      return Number(ms[1]);
+    };
+    const ortPage = await context.newPage();
+    ortPage.setDefaultTimeout(TIMEOUT);
+    await ortPage.goto(plainBase);
+    await ortPage.waitForFunction(() => document.title === 'ready');
+    await ortPage.evaluate((o) => window.openBench(o), { threads: 1, model: 'model.onnx', photo: 'photo.jpg' });
+    const ortOnce = () => ortPage.evaluate(() => window.runOnce());
+    await oursOnce(); // warm-up (ORT's was in openBench)
+    const runs = [];
+    for (let i = 0; i < pairs; i++) {
+      // Who goes first alternates too.
+      let oursMs;
+      let ortMs;
+      if (i % 2 === 0) {
+        oursMs = await oursOnce();
+        ortMs = await ortOnce();
+      } else {
+        ortMs = await ortOnce();
+        oursMs = await oursOnce();
+      }
+      runs.push({ ours_ms: oursMs, ort_ms: ortMs, ratio: oursMs / ortMs });
+    }
+    const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const ratios = runs.map((r) => r.ratio);
+    return {
+      style, pairs,
+      ours_ms_median: median(runs.map((r) => r.ours_ms)),
+      ort_ms_median: median(runs.map((r) => r.ort_ms)),
+      ratio_median: median(ratios), ratio_min: Math.min(...ratios), ratio_max: Math.max(...ratios),
+      runs,
+    };
+  } finally {
+    await context.close();
+    await ours.stop();
+  }
+}
+
+// Milliseconds to 0.1; ratios (below 10) to 0.001.
+const round = (x) => (typeof x !== 'number' ? x : Math.abs(x) < 10 ? Math.round(x * 1000) / 1000 : Math.round(x * 10) / 10);
 const tidy = (r) => JSON.parse(JSON.stringify(r, (_k, v) => round(v)));
 
 let out;
@@ -97,6 +160,9 @@ try {
     delete single.dump;
   }
   out = tidy(single);
+  if (process.env.SITE) {
+    out.duel = tidy(await duel(path.resolve(process.env.SITE), Number(process.env.DUEL || 9)));
+  }
   if (process.env.THREADS2 !== '0') {
     const { ort_version, ...rest } = tidy(await measure(isolatedBase, 2));
     out.threads2 = rest;

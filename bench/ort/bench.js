@@ -39,7 +39,11 @@ const base64 = (array) => {
   return btoa(s);
 };
 
-export async function bench(ort, { threads, runs, model, photo, dump }) {
+/**
+ * Loads the photo and the model into a session; returns `once()`, one timed run (see below), and
+ * the session's creation times.
+ */
+async function prepare(ort, { threads, model, photo }) {
   // numThreads > 1 needs SharedArrayBuffer, i.e. a cross-origin-isolated page (COOP + COEP headers);
   // without it ORT falls back to one thread. Our own page is not isolated and runs wasm on one thread.
   ort.env.wasm.numThreads = threads;
@@ -78,6 +82,18 @@ export async function bench(ort, { threads, runs, model, photo, dump }) {
     if (pixels.length !== image.data.length) throw new Error(`output dims ${result[output].dims}`);
     return { run_ms: t2 - t1, total_ms: t3 - t0, dims: result[output].dims, data: result[output].data };
   };
+  return { once, image, input, output, session, session_ms, session_again_ms };
+}
+
+/** For bench/ort.mjs's interleaved runs beside our page: a session kept open, one run per call. */
+export async function open(ort, options) {
+  const { once } = await prepare(ort, options);
+  await once(); // warm-up
+  return async () => (await once()).total_ms;
+}
+
+export async function bench(ort, { threads, runs, model, photo, dump }) {
+  const { once, image, input, session, session_ms, session_again_ms } = await prepare(ort, { threads, model, photo });
   const first = await once();
   const timed = [];
   for (let i = 0; i < runs; i++) timed.push(await once());
