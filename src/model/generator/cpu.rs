@@ -416,10 +416,10 @@ impl Conv {
 
     /// Output position `j = y·wr + x` runs over the width `wr` of a padded row (of a phase plane,
     /// for stride 2); columns `x >= w` are computed and dropped, which makes every tap's input a
-    /// contiguous run of one (phase) plane. Stride 2 needs its input in phases
-    /// ([`Padded::phased`]): tap `(ky, kx)` then reads phase `(ky mod 2, kx mod 2)` at row and
-    /// column offsets `(ky / 2, kx / 2)`, a stride-1 pattern. The last taps read a little past
-    /// the last plane: [`Padded`] keeps that slack.
+    /// contiguous run of one (phase) plane. Stride 2 needs its input in phases ([`Padded::new`]
+    /// with `phases` 2): tap `(ky, kx)` then reads phase `(ky mod 2, kx mod 2)` at row and column
+    /// offsets `(ky / 2, kx / 2)`, a stride-1 pattern. The last taps read a little past the last
+    /// plane: [`Padded`] keeps that slack.
     fn positional(&self, input: &Padded) -> (Map, Vec<Moments>) {
         let (k, s, cin, cout) = (self.k, self.stride, self.cin, self.cout);
         assert_eq!(input.phases, s, "input phases do not match the stride");
@@ -920,7 +920,7 @@ fn for_each_plane(x: &mut Map, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
 }
 
 /// `f(index, slice)` for each `len`-long slice of `data`, on all cores (in wasm: in turn,
-/// [`vectorised`]).
+/// `vectorised`).
 fn for_each_slice(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -935,7 +935,7 @@ fn for_each_slice(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + 
         .for_each(|(i, s)| vectorised(|| f(i, s)));
 }
 
-/// `[f(0), …, f(count − 1)]`, computed on all cores (in wasm: in turn, [`vectorised`]).
+/// `[f(0), …, f(count − 1)]`, computed on all cores (in wasm: in turn, `vectorised`).
 fn par_map<T: Send>(count: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(not(target_arch = "wasm32"))]
     {
