@@ -444,7 +444,6 @@ impl Conv {
                 ((ky % s) * s + kx % s) * phase + (ky / s) * wr + kx / s
             })
             .collect();
-        let wp = wr;
         let mut out = Map::scratch(cout, h, w);
         let dst = Shared(out.data.as_mut_ptr());
         let dst = &dst;
@@ -494,8 +493,8 @@ impl Conv {
             let mut runs = Vec::with_capacity(nc / w + 2);
             let mut j = c0;
             while j < c0 + nc {
-                let (y, x) = (j / wp, j % wp);
-                let row_end = (j - x + wp).min(c0 + nc);
+                let (y, x) = (j / wr, j % wr);
+                let row_end = (j - x + wr).min(c0 + nc);
                 if x < w {
                     let stop = (j - x + w).min(row_end);
                     runs.push((j - c0, y * w + x, stop - j));
