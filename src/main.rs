@@ -486,6 +486,8 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
             AdversarialArg::Hinge => AdversarialLoss::Hinge,
         };
     }
+    // Before the GPU is touched: Burn reads its configuration once (see `unfused`).
+    portraitist::train::trainer::unfused();
     let device = device(backend)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg:>10} {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")

@@ -27,6 +27,29 @@ use crate::create;
 use crate::model::{Discriminator, Generator, ImageDiscriminator, LatentGenerator, Vgg19, gram};
 use crate::rng::Rng;
 
+/// Turn Burn's kernel fusion off for this process, unless `BURN_FUSION_MAX_EXPLORATIONS` (or an
+/// earlier read of Burn's configuration) decided already; returns whether fusion is off.
+///
+/// Burn 0.22.1's fusion computes parts of our training graphs wrongly on wgpu. Measured on an
+/// H100 through Vulkan (`bench_native check wgpu`, see bench/README.md): `D(x)` agrees with the
+/// CPU to 4e-6, yet the LSGAN loss `mean((D(x) - 1)²)` comes out 0.58 instead of 0.96, every
+/// gradient is off by its own size, and training turns to NaN within six steps. Unfused, all
+/// losses agree to 1e-6 and ten steps track the CPU run. Trainers call this; a program that
+/// touches a GPU before it makes a trainer calls it first, since Burn reads its configuration
+/// once. It has no effect on the CPU, which does not fuse.
+pub fn unfused() -> bool {
+    use burn::BurnConfig;
+    use burn_std::config::RuntimeConfig;
+    if std::env::var_os("BURN_FUSION_MAX_EXPLORATIONS").is_none()
+        && let Ok(config) = serde_json::from_str::<BurnConfig>(
+            r#"{"fusion": {"beam_search": {"max_explorations": 0}}}"#,
+        )
+    {
+        BurnConfig::try_set(config);
+    }
+    burn::runtime_config().fusion().beam_search.max_explorations == Some(0)
+}
+
 pub const CONFIG_FILE: &str = "config.toml";
 pub const CHECKPOINTS: &str = "checkpoints";
 
@@ -175,6 +198,7 @@ impl Trainer {
         device: &Device,
         events: &mut dyn FnMut(Event),
     ) -> Result<Self, TrainError> {
+        unfused();
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| TrainError::Io { path, source }
