@@ -9,6 +9,9 @@
 //! bench_native layers PRESET SIDE RUNS      our CPU path, each convolution's median time
 //! bench_native tiling BACKEND                a 1024² photo whole vs in 256² tiles (the page's path)
 //! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256²)
+//! bench_native check BACKEND STEPS           BACKEND against flex on the same numbers: forward
+//!                                            passes, each loss's gradients, then STEPS training
+//!                                            steps side by side (where a GPU goes wrong)
 //! ```
 //!
 //! BACKEND is `cpu` (our CPU path, which the stylizer uses on the CPU), `flex` (Burn's CPU
@@ -18,9 +21,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use image::RgbImage;
 use portraitist::model::{CpuGenerator, NormStats};
 use portraitist::pack::{Manifest, Precision, StylePack};
@@ -41,7 +44,8 @@ fn main() {
         "layers" => layers(arg(1), arg(2), arg(3).parse().unwrap_or(5)),
         "tiling" => tiling(arg(1)),
         "train" => train(arg(1), arg(2).parse().unwrap_or(5)),
-        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | layers PRESET SIDE RUNS | tiling BACKEND | train BACKEND STEPS".into()),
+        "check" => check(arg(1), arg(2).parse().unwrap_or(8)),
+        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | layers PRESET SIDE RUNS | tiling BACKEND | train BACKEND STEPS | check BACKEND STEPS".into()),
     };
     if let Err(message) = result {
         eprintln!("bench_native: {message}");
@@ -297,6 +301,8 @@ fn photos(dir: &Path, count: u32, side: u32) -> Result<()> {
 
 /// Steps/s of the real trainer (data loading included), unpaired and paired, batch 1.
 fn train(backend: &str, steps: usize) -> Result<()> {
+    // As the trainer and the CLI: unfused, decided before the GPU is touched.
+    portraitist::train::trainer::unfused();
     let device = device(backend)?;
     let dir = std::env::temp_dir().join(format!("portraitist-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -350,6 +356,263 @@ fn train(backend: &str, steps: usize) -> Result<()> {
             threads(),
             1.0 / per_step
         );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Tensors' values by dotted parameter name.
+type ByName = Vec<(String, Vec<f32>)>;
+
+/// Every float parameter of a module (or, given gradients, its gradient) by dotted name.
+struct Named<'a> {
+    path: Vec<String>,
+    grads: Option<&'a Gradients>,
+    values: ByName,
+}
+
+impl ModuleVisitor for Named<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = match self.grads {
+            Some(grads) => param.val().grad(grads),
+            None => Some(param.val()),
+        };
+        if let Some(tensor) = tensor {
+            let values = tensor
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            self.values.push((self.path.join("."), values));
+        }
+    }
+}
+
+fn named<M: Module>(module: &M, grads: Option<&Gradients>) -> ByName {
+    let mut visitor = Named {
+        path: Vec::new(),
+        grads,
+        values: Vec::new(),
+    };
+    module.visit(&mut visitor);
+    visitor.values
+}
+
+fn values(tensor: Tensor<4>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// A number for JSON: `null` where it is NaN or infinite.
+fn number(value: f32) -> String {
+    if value.is_finite() {
+        format!("{value:e}")
+    } else {
+        "null".into()
+    }
+}
+
+/// Largest difference relative to the reference's largest magnitude, and NaN/inf counts.
+fn compare(reference: &[f32], other: &[f32]) -> String {
+    let scale = reference
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-12);
+    let diff = reference
+        .iter()
+        .zip(other)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let bad = other.iter().filter(|v| !v.is_finite()).count();
+    format!(
+        "\"scale\":{},\"max_diff\":{},\"relative\":{},\"non_finite\":{bad},\"len\":{}",
+        number(scale),
+        number(diff),
+        number(diff / scale),
+        other.len().min(reference.len())
+    )
+}
+
+/// One device's forward passes and each loss term's gradients, in a fixed order.
+struct Probe {
+    forward: Vec<(&'static str, Vec<f32>)>,
+    losses: Vec<(&'static str, f32)>,
+    grads: Vec<(&'static str, ByName)>,
+}
+
+fn probe(device: &Device, config: &TrainConfig) -> Result<Probe> {
+    use portraitist::rng::Rng;
+    use portraitist::train::losses::{adversarial, l1};
+    use portraitist::train::trainer::init_weights;
+    let device = device.clone().without_autodiff().autodiff();
+    let mut rng = Rng::new(7);
+    let g = init_weights(config.generator_config().init(&device), &mut rng);
+    let d = init_weights(config.discriminator_config().init(&device), &mut rng);
+    let a = photo_tensor(config.size as u32, &device)?;
+    let b = a.clone().flip([3]) * 0.5;
+    let kind = config.adversarial;
+    let mut forward = vec![
+        ("G(a)", values(g.forward(a.clone()))),
+        ("D(b)", values(d.forward(b.clone()))),
+    ];
+    forward.push(("D(G(a))", values(d.forward(g.forward(a.clone())))));
+    type Term<'a> = Box<dyn Fn() -> Tensor<1> + 'a>;
+    let terms: Vec<(&'static str, Term)> = vec![
+        (
+            "g_adv",
+            Box::new(|| adversarial(kind, d.forward(g.forward(a.clone())), true)),
+        ),
+        ("l1", Box::new(|| l1(g.forward(a.clone()), b.clone()))),
+        (
+            "d_real",
+            Box::new(|| adversarial(kind, d.forward(b.clone()), true)),
+        ),
+        (
+            "d_fake",
+            Box::new(|| adversarial(kind, d.forward(g.forward(a.clone()).detach()), false)),
+        ),
+    ];
+    let mut losses = Vec::new();
+    let mut grads = Vec::new();
+    for (name, term) in terms {
+        let loss = term();
+        let value = loss
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        losses.push((name, value.first().copied().unwrap_or(f32::NAN)));
+        let gradients = loss.backward();
+        let mut all = named(&g, Some(&gradients));
+        for (path, v) in named(&d, Some(&gradients)) {
+            all.push((format!("D.{path}"), v));
+        }
+        grads.push((name, all));
+    }
+    Ok(Probe {
+        forward,
+        losses,
+        grads,
+    })
+}
+
+/// BACKEND against flex: the same networks, inputs and losses, compared number by number, then
+/// `steps` steps of the real trainer on each, side by side. Prints one JSON object per line.
+fn check(backend: &str, steps: usize) -> Result<()> {
+    // As the trainer: unfused unless BURN_FUSION_MAX_EXPLORATIONS says otherwise (set it to a
+    // large number to see what fusion does).
+    let unfused = portraitist::train::trainer::unfused();
+    println!("{{\"backend\":\"{backend}\",\"unfused\":{unfused}}}");
+    let reference = Device::flex();
+    let other = device(backend)?;
+    let config = TrainConfig {
+        preset: Preset::Tiny,
+        size: 128,
+        steps: 100_000,
+        sample_every: 1_000_000,
+        checkpoint_every: 1_000_000,
+        ..TrainConfig::for_mode(Mode::Unpaired)
+    };
+    let (want, got) = (probe(&reference, &config)?, probe(&other, &config)?);
+    for ((name, r), (_, o)) in want.forward.iter().zip(&got.forward) {
+        println!("{{\"forward\":\"{name}\",{}}}", compare(r, o));
+    }
+    for ((name, r), (_, o)) in want.losses.iter().zip(&got.losses) {
+        println!(
+            "{{\"loss\":\"{name}\",\"flex\":{},\"{backend}\":{}}}",
+            number(*r),
+            number(*o)
+        );
+    }
+    for ((term, r), (_, o)) in want.grads.iter().zip(&got.grads) {
+        for ((path, r), (_, o)) in r.iter().zip(o) {
+            println!(
+                "{{\"grad_of\":\"{term}\",\"param\":\"{path}\",{}}}",
+                compare(r, o)
+            );
+        }
+    }
+
+    // The trainer itself, step by step on both devices.
+    let dir = std::env::temp_dir().join(format!("portraitist-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for folder in ["a", "b"] {
+        photos(&dir.join(folder), 4, 300)?;
+    }
+    let sources = Sources::Unpaired {
+        content: dir.join("a"),
+        style: dir.join("b"),
+    };
+    let mut trainers = Vec::new();
+    for (i, device) in [&reference, &other].into_iter().enumerate() {
+        let trainer = Trainer::new(
+            &sources,
+            &dir.join(format!("run{i}")),
+            config.clone(),
+            false,
+            device,
+            &mut |_: Event| {},
+        )
+        .map_err(|e| e.to_string())?;
+        trainers.push(trainer);
+    }
+    for step in 1..=steps {
+        let mut line = format!("{{\"step\":{step}");
+        let mut weights = Vec::new();
+        for (trainer, name) in trainers.iter_mut().zip(["flex", backend]) {
+            let mut losses = String::new();
+            let result = trainer.run(Some(1), &mut |event| {
+                if let Event::Step { losses: l, .. } = event {
+                    losses = l
+                        .iter()
+                        .map(|(n, v)| format!("\"{n}\":{}", number(*v)))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                }
+            });
+            line += &format!(",\"{name}\":{{{losses}}}");
+            if let Err(e) = result {
+                line += &format!(",\"{name}_error\":{:?}", e.to_string());
+            }
+            weights.push(
+                trainer
+                    .generator()
+                    .map(|g| named(&g, None))
+                    .unwrap_or_default(),
+            );
+        }
+        // The generator parameter that differs most (relative to its own scale).
+        let worst = weights[0]
+            .iter()
+            .zip(&weights[1])
+            .map(|((path, r), (_, o))| {
+                let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+                let diff = r.iter().zip(o).fold(0f32, |m, (a, b)| {
+                    if (a - b).is_nan() {
+                        f32::INFINITY
+                    } else {
+                        m.max((a - b).abs())
+                    }
+                });
+                (diff / scale, path.clone())
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((relative, path)) = worst {
+            line += &format!(
+                ",\"worst_param\":\"{path}\",\"worst_relative\":{}",
+                number(relative)
+            );
+        }
+        println!("{line}}}");
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
