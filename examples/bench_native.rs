@@ -62,9 +62,14 @@ fn device(name: &str) -> Result<Device> {
         #[allow(deprecated)] // measured on purpose: the reference flex replaces
         "ndarray" => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Device::wgpu_options()
-            .init()
-            .map_err(|e| format!("no usable GPU through wgpu: {e}")),
+        // BENCH_WGPU_MEMORY=exclusive: one buffer per allocation instead of the adaptive pool.
+        "wgpu" => match std::env::var("BENCH_WGPU_MEMORY").as_deref() {
+            Ok("exclusive") => Device::wgpu_options()
+                .memory_config(burn::tensor::wgpu::MemoryConfiguration::ExclusivePages),
+            _ => Device::wgpu_options(),
+        }
+        .init()
+        .map_err(|e| format!("no usable GPU through wgpu: {e}")),
         other => Err(format!("backend `{other}` is not in this build")),
     }
 }
@@ -199,25 +204,36 @@ fn infer(backend: &str, sizes: &str, runs: usize, presets: &str) -> Result<()> {
                 .try_to_vec::<f32>()
                 .map_err(|e| format!("{e:?}"))?;
             let s = side as usize;
-            let forward = || match &cpu {
-                Some(cpu) => drop(cpu.forward_with(planes.clone(), s, s, &mut NormStats::live())),
-                None => drop(network.forward(input.clone()).into_data()),
+            // Milliseconds to the output in memory, and (on Burn's devices) the part of them
+            // until the device is done computing, before the output is read back.
+            let forward = || {
+                let started = Instant::now();
+                let ms = || started.elapsed().as_secs_f64() * 1000.0;
+                match &cpu {
+                    Some(cpu) => {
+                        drop(cpu.forward_with(planes.clone(), s, s, &mut NormStats::live()));
+                        (ms(), ms())
+                    }
+                    None => {
+                        let output = network.forward(input.clone());
+                        let _ = device.sync();
+                        let computed = ms();
+                        drop(output.into_data());
+                        (ms(), computed)
+                    }
+                }
             };
             // Warm-up: allocations, thread pools, kernel compilation on GPUs.
             forward();
-            let times: Vec<f64> = (0..runs.max(1))
-                .map(|_| {
-                    let started = Instant::now();
-                    forward();
-                    started.elapsed().as_secs_f64() * 1000.0
-                })
-                .collect();
+            let (times, computed): (Vec<f64>, Vec<f64>) =
+                (0..runs.max(1)).map(|_| forward()).unzip();
             println!(
-                "{{\"backend\":\"{backend}\",\"preset\":\"{}\",\"side\":{side},\"threads\":{},\"ms_median\":{:.2},\"ms_min\":{:.2},\"runs\":{}}}",
+                "{{\"backend\":\"{backend}\",\"preset\":\"{}\",\"side\":{side},\"threads\":{},\"ms_median\":{:.2},\"ms_min\":{:.2},\"ms_computed_median\":{:.2},\"runs\":{}}}",
                 preset.name(),
                 threads(),
                 median(times.clone()),
                 times.iter().copied().fold(f64::INFINITY, f64::min),
+                median(computed),
                 times.len()
             );
         }
