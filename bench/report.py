@@ -259,10 +259,22 @@ def main():
         print(f"\n## GPU: Burn wgpu (Vulkan) vs PyTorch CUDA\n")
         print(f"Measured separately with `bench/gpu-run` on {day}: {gpu_name} ({cpu_line}); the JSON is in "
               "`bench/gpu/` (our build machines have no GPU, so `bench/run` does not repeat it). Batch 1, float32, "
-              "median of the timed runs after warm-up; Burn's autotune cache was filled by a first pass. Each of "
-              "Burn's runs waits for the device before the output is read back (`Device::sync`); the read-back "
-              "itself is under 0.4 ms of these times.\n")
+              "median of the timed runs after warm-up; Burn's autotune cache was filled by a first pass.")
         burn = {(r["preset"], r["side"]): r for r in lines("gpu-infer-burn.jsonl", GPU)}
+        readback = [r["ms_median"] - r["ms_computed_median"] for r in burn.values() if "ms_computed_median" in r]
+        if readback:
+            print(f"Each of Burn's runs waits for the device before the output is read back (`Device::sync`); the "
+                  f"read-back itself is at most {max(readback):.2f} ms of these times.")
+        memory = lines("gpu-infer-memory.jsonl", GPU)
+        pools = {}
+        for r in memory:
+            pools.setdefault(r["memory"].split()[0], {}).setdefault((r["preset"], r["side"]), []).append(r["ms_median"])
+        if {"adaptive", "exclusive"} <= pools.keys():
+            gaps = [abs(pools["exclusive"][k][0] / min(v) - 1) for k, v in pools["adaptive"].items() if k in pools["exclusive"]]
+            print(f"wgpu's memory pool makes no difference here: with one buffer per allocation "
+                  f"(`BENCH_WGPU_MEMORY=exclusive`) the medians were within {100 * max(gaps):.0f} % of the adaptive "
+                  "pool's (`gpu-infer-memory.jsonl`).")
+        print()
         sizes = {12: "tiny", 16: "small", 64: "large"}
         rows = []
         for run in lines("gpu-infer-torch.jsonl", GPU):
@@ -286,31 +298,51 @@ def main():
         print(table(["mode", "preset", "side", "Burn wgpu", "PyTorch CUDA", "Burn ÷ PyTorch (time)"], rows))
         if error:
             print(f"\nBurn's training on wgpu stopped, so the missing figures were not taken: `{error}`")
-        fused, unfused = lines("check-fused.jsonl", GPU), lines("check-unfused.jsonl", GPU)
-        if fused and unfused:
-            losses = lambda run: {r["loss"]: (r["flex"], r.get("wgpu")) for r in run if "loss" in r}
-            steps = lambda run: next((r["step"] for r in run if "wgpu_error" in r), None)
-            rows = [[name, f"{cpu:.6f}", f"{losses(fused).get(name, (0, 0))[1]:.6f}", f"{gpu:.6f}"]
-                    for name, (cpu, gpu) in losses(unfused).items()]
-            print("\nTraining runs with Burn's kernel fusion off (`train::trainer::unfused`). `bench_native check "
-                  "wgpu 10` computes the same losses of the same networks on the CPU (flex) and the GPU, then "
-                  "trains both side by side (`bench/gpu/check-*.jsonl`):\n")
-            print(table(["loss", "CPU", "GPU, fused", "GPU, unfused"], rows))
-            forward = next((r for r in fused if r.get("forward") == "G(a)"), None)
-            if forward:
-                print(f"\nThe networks' outputs agree fused as well (the generator's, to {forward['relative']:.0e} of its "
-                      "largest value, computed fused on the training device): inference (the table above) keeps fusion on.")
-            ran = [r for r in unfused if "step" in r and "wgpu_error" not in r]
-            apart = lambda r: max(abs(r["wgpu"][k] - v) / abs(v) for k, v in r["flex"].items())
-            grads = sorted(r["relative"] for r in unfused if "grad_of" in r and r["scale"] > 1e-4)
-            print(f"\nFused, the GPU's run stopped with NaN at step {steps(fused)} (that check ran with "
-                  "`CUBECL_AUTOTUNE_LEVEL=minimal`; with default autotuning `bench_native train` stopped at step 6 in "
-                  "two earlier runs). Unfused, every gradient "
-                  f"tensor agrees with the CPU's to {100 * grads[-1]:.1f} % of its largest value (median "
-                  f"{100 * grads[len(grads) // 2]:.2f} %; tensors whose largest value is under 1e-4, such as biases "
-                  f"before a normalisation, left out), and all {len(ran)} steps ran: the losses were "
-                  f"{apart(ran[0]):.0e} apart (relative) at step 1 and up to {100 * max(map(apart, ran)):.0f} % "
-                  f"by step {len(ran)}, as two GAN runs drift apart from small differences.")
+        check_section(lines("check-fused.jsonl", GPU), lines("check-unfused.jsonl", GPU))
+
+
+def check_section(fused, unfused):
+    """`bench_native check` on the GPU, fused (before the fix) and unfused."""
+    if not fused or not unfused:
+        return
+    backend = next((r["backend"] for r in unfused if "unfused" in r), "wgpu")
+    value = lambda v: f"{v:.6f}" if isinstance(v, (int, float)) else "NaN/inf"
+    losses = lambda run: {r["loss"]: (r["flex"], r.get(backend)) for r in run if "loss" in r}
+    failed_at = next((r["step"] for r in fused if f"{backend}_error" in r), None)
+    rows = [[name, value(cpu), value(losses(fused).get(name, (None, "–"))[1]), value(gpu)]
+            for name, (cpu, gpu) in losses(unfused).items()]
+    print("\nTraining runs with Burn's kernel fusion off (`train::trainer::unfused`). `bench_native check "
+          f"{backend} 10` computes the same losses of the same networks on the CPU (flex) and the GPU, then "
+          "trains both side by side (`bench/gpu/check-*.jsonl`):\n")
+    print(table(["loss", "CPU", "GPU, fused", "GPU, unfused"], rows))
+    forward = next((r for r in fused if r.get("forward") == "G(a)" and "relative" in r), None)
+    if forward and forward["relative"] is not None:
+        print(f"\nThe networks' outputs agree fused as well (the generator's, to {forward['relative']:.0e} of its "
+              "largest value, computed fused on the training device): inference (the table above) keeps fusion on.")
+    if failed_at is not None:
+        print(f"\nFused, the GPU's run stopped with NaN at step {failed_at} (that check ran with "
+              "`CUBECL_AUTOTUNE_LEVEL=minimal`; with default autotuning `bench_native train` stopped at step 6 in "
+              "two earlier runs).")
+
+    def apart(step):
+        """Largest relative difference of one step's losses (infinite where the GPU has none)."""
+        gaps = [abs(step[backend][k] - v) / abs(v) if isinstance(step[backend].get(k), (int, float)) else float("inf")
+                for k, v in step["flex"].items() if isinstance(v, (int, float)) and v != 0]
+        return max(gaps, default=float("inf"))
+
+    grads = sorted(r["relative"] for r in unfused
+                   if "grad_of" in r and isinstance(r.get("scale"), (int, float)) and r["scale"] > 1e-4
+                   and isinstance(r.get("relative"), (int, float)))
+    ran = [r for r in unfused if "step" in r and f"{backend}_error" not in r and backend in r]
+    if grads:
+        print(f"\nUnfused, every gradient tensor agrees with the CPU's to {100 * grads[-1]:.1f} % of its largest value "
+              f"(median {100 * grads[len(grads) // 2]:.2f} %; tensors whose largest value is under 1e-4, such as "
+              "biases before a normalisation, left out).")
+    if ran:
+        print(f"All {len(ran)} unfused steps ran: the losses were {apart(ran[0]):.0e} apart (relative) at step 1 "
+              f"and up to {100 * max(map(apart, ran)):.0f} % by step {ran[-1]['step']}, as two GAN runs drift apart "
+              "from small differences.")
+
 
 if __name__ == "__main__":
     main()

@@ -14,9 +14,9 @@
 //!                                            steps side by side (where a GPU goes wrong)
 //! ```
 //!
-//! BACKEND is `cpu` (our CPU path, which the stylizer uses on the CPU), `flex` (Burn's CPU
-//! backend), `ndarray` (needs `--features ndarray`) or `wgpu` (needs `--features wgpu` or
-//! `vulkan`). SIZES is a comma list such as `256,512,1024`.
+//! BACKEND is `cpu` (our CPU path, which the stylizer uses on the CPU; `infer` only), `flex`
+//! (Burn's CPU backend), `ndarray` (needs `--features ndarray`) or `wgpu` (needs `--features
+//! wgpu` or `vulkan`). SIZES is a comma list such as `256,512,1024`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -44,7 +44,7 @@ fn main() {
         "layers" => layers(arg(1), arg(2), arg(3).parse().unwrap_or(5)),
         "tiling" => tiling(arg(1)),
         "train" => train(arg(1), arg(2).parse().unwrap_or(5)),
-        "check" => check(arg(1), arg(2).parse().unwrap_or(8)),
+        "check" => check(arg(1), arg(2).parse().unwrap_or(10)),
         _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | layers PRESET SIDE RUNS | tiling BACKEND | train BACKEND STEPS | check BACKEND STEPS".into()),
     };
     if let Err(message) = result {
@@ -66,7 +66,12 @@ fn device(name: &str) -> Result<Device> {
         "wgpu" => match std::env::var("BENCH_WGPU_MEMORY").as_deref() {
             Ok("exclusive") => Device::wgpu_options()
                 .memory_config(burn::tensor::wgpu::MemoryConfiguration::ExclusivePages),
-            _ => Device::wgpu_options(),
+            Ok("adaptive") | Err(_) => Device::wgpu_options(),
+            Ok(other) => {
+                return Err(format!(
+                    "BENCH_WGPU_MEMORY=`{other}`: expected `exclusive` or `adaptive`"
+                ));
+            }
         }
         .init()
         .map_err(|e| format!("no usable GPU through wgpu: {e}")),
@@ -206,27 +211,32 @@ fn infer(backend: &str, sizes: &str, runs: usize, presets: &str) -> Result<()> {
             let s = side as usize;
             // Milliseconds to the output in memory, and (on Burn's devices) the part of them
             // until the device is done computing, before the output is read back.
-            let forward = || {
+            let forward = || -> Result<(f64, f64)> {
                 let started = Instant::now();
                 let ms = || started.elapsed().as_secs_f64() * 1000.0;
-                match &cpu {
+                Ok(match &cpu {
                     Some(cpu) => {
                         drop(cpu.forward_with(planes.clone(), s, s, &mut NormStats::live()));
                         (ms(), ms())
                     }
                     None => {
                         let output = network.forward(input.clone());
-                        let _ = device.sync();
+                        device
+                            .sync()
+                            .map_err(|e| format!("the device failed: {e:?}"))?;
                         let computed = ms();
                         drop(output.into_data());
                         (ms(), computed)
                     }
-                }
+                })
             };
             // Warm-up: allocations, thread pools, kernel compilation on GPUs.
-            forward();
-            let (times, computed): (Vec<f64>, Vec<f64>) =
-                (0..runs.max(1)).map(|_| forward()).unzip();
+            forward()?;
+            let (times, computed): (Vec<f64>, Vec<f64>) = (0..runs.max(1))
+                .map(|_| forward())
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .unzip();
             println!(
                 "{{\"backend\":\"{backend}\",\"preset\":\"{}\",\"side\":{side},\"threads\":{},\"ms_median\":{:.2},\"ms_min\":{:.2},\"ms_computed_median\":{:.2},\"runs\":{}}}",
                 preset.name(),
@@ -437,8 +447,16 @@ fn number(value: f32) -> String {
     }
 }
 
-/// Largest difference relative to the reference's largest magnitude, and NaN/inf counts.
+/// Largest difference relative to the reference's largest magnitude, and NaN/inf counts; an
+/// `error` where the two do not have the same number of values (a failed read-back gives none).
 fn compare(reference: &[f32], other: &[f32]) -> String {
+    if reference.len() != other.len() {
+        return format!(
+            "\"error\":\"{} values against {}\"",
+            other.len(),
+            reference.len()
+        );
+    }
     let scale = reference
         .iter()
         .fold(0f32, |m, v| m.max(v.abs()))
@@ -550,7 +568,12 @@ fn check(backend: &str, steps: usize) -> Result<()> {
         );
     }
     for ((term, r), (_, o)) in want.grads.iter().zip(&got.grads) {
-        for ((path, r), (_, o)) in r.iter().zip(o) {
+        for (path, r) in r {
+            // By name: a parameter without a gradient on one side is missing from that list.
+            let o = o
+                .iter()
+                .find(|(p, _)| p == path)
+                .map_or(&[][..], |(_, v)| v);
             println!(
                 "{{\"grad_of\":\"{term}\",\"param\":\"{path}\",{}}}",
                 compare(r, o)
@@ -584,6 +607,7 @@ fn check(backend: &str, steps: usize) -> Result<()> {
     for step in 1..=steps {
         let mut line = format!("{{\"step\":{step}");
         let mut weights = Vec::new();
+        let mut failed = false;
         for (trainer, name) in trainers.iter_mut().zip(["flex", backend]) {
             let mut losses = String::new();
             let result = trainer.run(Some(1), &mut |event| {
@@ -598,6 +622,7 @@ fn check(backend: &str, steps: usize) -> Result<()> {
             line += &format!(",\"{name}\":{{{losses}}}");
             if let Err(e) = result {
                 line += &format!(",\"{name}_error\":{:?}", e.to_string());
+                failed = true;
             }
             weights.push(
                 trainer
@@ -606,12 +631,15 @@ fn check(backend: &str, steps: usize) -> Result<()> {
                     .unwrap_or_default(),
             );
         }
-        // The generator parameter that differs most (relative to its own scale).
+        // The generator parameter that differs most, relative to its own largest value (a NaN
+        // counts as infinitely far, printed as null); parameters still near zero (under 1e-4,
+        // such as the biases before a normalisation, which get no gradient) are left out.
         let worst = weights[0]
             .iter()
             .zip(&weights[1])
+            .filter(|((_, r), _)| r.iter().any(|v| v.abs() >= 1e-4))
             .map(|((path, r), (_, o))| {
-                let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+                let scale = r.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let diff = r.iter().zip(o).fold(0f32, |m, (a, b)| {
                     if (a - b).is_nan() {
                         f32::INFINITY
@@ -629,6 +657,9 @@ fn check(backend: &str, steps: usize) -> Result<()> {
             );
         }
         println!("{line}}}");
+        if failed {
+            break; // a failed trainer has nothing more to compare
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -487,7 +487,12 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
         };
     }
     // Before the GPU is touched: Burn reads its configuration once (see `unfused`).
-    portraitist::train::trainer::unfused();
+    if !portraitist::train::trainer::unfused() && matches!(backend, Backend::Wgpu) {
+        eprintln!(
+            "warning: Burn's kernel fusion is on (BURN_FUSION_MAX_EXPLORATIONS or burn.toml): on wgpu it \
+             has computed training losses wrongly and turned runs to NaN"
+        );
+    }
     let device = device(backend)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg:>10} {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")

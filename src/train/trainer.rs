@@ -27,8 +27,8 @@ use crate::create;
 use crate::model::{Discriminator, Generator, ImageDiscriminator, LatentGenerator, Vgg19, gram};
 use crate::rng::Rng;
 
-/// Turn Burn's kernel fusion off for this process, unless `BURN_FUSION_MAX_EXPLORATIONS` (or an
-/// earlier read of Burn's configuration) decided already; returns whether fusion is off.
+/// Turn Burn's kernel fusion off for this process, unless `BURN_FUSION_MAX_EXPLORATIONS` (or a
+/// `burn.toml` that sets `max_explorations`) decides otherwise; returns whether fusion is off.
 ///
 /// Burn 0.22.1's fusion computes parts of our training graphs wrongly on wgpu. Measured on an
 /// H100 through Vulkan (`bench_native check wgpu`, see bench/README.md): `D(x)` agrees with the
@@ -36,16 +36,21 @@ use crate::rng::Rng;
 /// gradient is off by its own size, and training turns to NaN within six steps. Unfused, all
 /// losses agree to 1e-6 and ten steps track the CPU run. Trainers call this; a program that
 /// touches a GPU before it makes a trainer calls it first, since Burn reads its configuration
-/// once. It has no effect on the CPU, which does not fuse.
+/// once (afterwards this can only report). It has no effect on the CPU, which does not fuse.
+/// Burn's other settings (its `burn.toml`, its `BURN_*` variables) are kept.
 pub fn unfused() -> bool {
     use burn::BurnConfig;
     use burn_std::config::RuntimeConfig;
-    if std::env::var_os("BURN_FUSION_MAX_EXPLORATIONS").is_none()
-        && let Ok(config) = serde_json::from_str::<BurnConfig>(
-            r#"{"fusion": {"beam_search": {"max_explorations": 0}}}"#,
-        )
-    {
-        BurnConfig::try_set(config);
+    // What Burn would load by itself, with fusion turned off where nothing above decided.
+    let config = BurnConfig::from_current_dir().override_from_env();
+    if let Ok(mut value) = serde_json::to_value(&config) {
+        let cap = &mut value["fusion"]["beam_search"]["max_explorations"];
+        if cap.is_null() {
+            *cap = 0.into();
+        }
+        if let Ok(config) = serde_json::from_value::<BurnConfig>(value) {
+            BurnConfig::try_set(config);
+        }
     }
     burn::runtime_config().fusion().beam_search.max_explorations == Some(0)
 }
