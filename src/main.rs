@@ -419,6 +419,11 @@ fn device(backend: Backend) -> Result<Device> {
     }
 }
 
+/// "1 photo", "2 photos".
+fn plural(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
 fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
     let from_flags = args
         .mode
@@ -506,14 +511,14 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
         }
         Event::Loaded { summary } => {
             for (folder, count) in &summary.folders {
-                say(&bar, format!("{folder}: {count} photos"));
+                say(&bar, format!("{folder}: {}", plural(*count, "photo")));
             }
             if !summary.skipped.is_empty() {
                 say(
                     &bar,
                     format!(
-                        "skipped {} unreadable files (listed in run.log)",
-                        summary.skipped.len()
+                        "skipped {} (listed in run.log)",
+                        plural(summary.skipped.len(), "unreadable file")
                     ),
                 );
             }
@@ -559,8 +564,8 @@ fn train(args: &TrainArgs, backend: Backend) -> Result<()> {
     trainer.run(None, &mut events)?;
     bar.finish_and_clear();
     println!(
-        "trained {} steps; samples and losses in {}. Export with: portraitist export --run {} --id ID --title TITLE --out models/ID",
-        trainer.step(),
+        "trained {}; samples and losses in {}. Export with: portraitist export --run {} --id ID --title TITLE --out models/ID",
+        plural(trainer.step() as usize, "step"),
         args.out.display(),
         args.out.display()
     );
