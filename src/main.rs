@@ -648,9 +648,8 @@ fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> 
     }
     bar.finish_and_clear();
     println!(
-        "wrote {} portrait{} ({side}×{side}) to {}",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
+        "wrote {} ({side}×{side}) to {}",
+        plural(names.len(), "portrait"),
         args.out.display()
     );
     Ok(())
