@@ -29,7 +29,8 @@ use portraitist::train::{AdversarialLoss, Event, Mode, Sources, TrainConfig, Tra
     about = "Portrait styles learned by a GAN, applied offline"
 )]
 struct Cli {
-    /// Folder of style packs (with index.json).
+    /// Folder of style packs (with index.json); they add to the built-in styles and override
+    /// built-in ones of the same id.
     #[arg(
         long,
         global = true,
@@ -656,15 +657,21 @@ fn generate(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> 
 }
 
 fn list_styles(models: &Path) -> Result<()> {
-    let index = Index::load(models)?;
+    let index = Index::available(models)?;
     if index.styles.is_empty() {
         println!(
-            "No styles in {} (train one with `portraitist train`).",
+            "No styles in {} and none built in (train one with `portraitist train`).",
             models.display()
         );
         return Ok(());
     }
+    let in_folder = Index::load(models)?;
     for entry in &index.styles {
+        let builtin = if in_folder.styles.iter().any(|s| s.id == entry.id) {
+            ""
+        } else {
+            " [built in]"
+        };
         let default = if index.default.as_deref() == Some(&entry.id) {
             " (default)"
         } else {
@@ -674,7 +681,7 @@ fn list_styles(models: &Path) -> Result<()> {
             PackKind::Transfer => "",
             PackKind::Noise => " [noise: new portraits with `portraitist generate`]",
         };
-        println!("{:<16} {}{default}{kind}", entry.id, entry.title);
+        println!("{:<16} {}{default}{builtin}{kind}", entry.id, entry.title);
         if !entry.description.is_empty() {
             println!("{:<16} {}", "", entry.description);
         }
@@ -794,9 +801,9 @@ fn write_evaluation(
     }
     println!("report: {}", args.out.join("report.md").display());
     if args.record {
-        let dir = pack
-            .dir()
-            .context("the pack has no folder to record into")?;
+        let dir = pack.dir().context(
+            "a built-in pack has no folder to record into: give --style the pack's folder",
+        )?;
         portraitist::pack::save_evaluation(
             dir,
             EvaluationSummary {

@@ -20,6 +20,9 @@ use crate::create::Creator;
 use crate::model::{Generator, GeneratorConfig, LatentGenerator, LatentGeneratorConfig};
 use crate::stylize::{Normalization, Stylizer};
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod builtin;
+
 /// The manifest format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 /// The manifest's file name inside a pack folder.
@@ -230,7 +233,8 @@ impl StylePack {
         self.dir.as_deref()
     }
 
-    /// Find a pack by id in a models folder, or load it from a path.
+    /// Load a pack from a path, else find it by id in a models folder, else (natively) among the
+    /// built-in packs.
     pub fn resolve(style: &str, models_dir: &Path) -> Result<Self, PackError> {
         let as_path = Path::new(style);
         if as_path.is_dir() || as_path.is_file() {
@@ -239,6 +243,10 @@ impl StylePack {
         let dir = models_dir.join(style);
         if valid_id(style) && dir.join(MANIFEST_FILE).is_file() {
             return Self::load(&dir);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(pack) = builtin::pack(style) {
+            return pack;
         }
         Err(PackError::UnknownStyle(style.to_string()))
     }
@@ -573,6 +581,21 @@ impl Index {
         }
         let bytes = read_limited(&path, MAX_JSON_BYTES as u64)?;
         Self::parse(&path.display().to_string(), &bytes)
+    }
+
+    /// The packs a native front end offers: the models folder's index, then the built-in packs it
+    /// does not override. The folder's default wins; else the built-in default.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn available(models_dir: &Path) -> Result<Self, PackError> {
+        let mut index = Self::load(models_dir)?;
+        let shipped = builtin::index();
+        for entry in shipped.styles {
+            if !index.styles.iter().any(|s| s.id == entry.id) {
+                index.styles.push(entry);
+            }
+        }
+        index.default = index.default.or(shipped.default);
+        Ok(index)
     }
 
     /// Add or replace a pack's entry and write the index atomically.

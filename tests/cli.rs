@@ -342,10 +342,89 @@ fn styles_lists_registered_packs() {
         "{listing}"
     );
 
+    let line = listing.lines().find(|l| l.starts_with("pattern")).unwrap();
+    assert!(
+        !line.contains("[built in]"),
+        "a folder's pack is not marked built in: {listing}"
+    );
+
+    // An empty folder still offers the shipped styles, compiled into the binary.
     let empty = tempdir().unwrap();
     let run = portraitist(&["styles"], empty.path());
     assert!(run.status.success());
-    assert!(String::from_utf8_lossy(&run.stdout).contains("No styles"));
+    let listing = String::from_utf8_lossy(&run.stdout);
+    let shipped = Index::load(&common::repo_models()).unwrap();
+    assert!(!shipped.styles.is_empty(), "the repository ships styles");
+    for entry in &shipped.styles {
+        assert!(
+            listing.contains(&entry.id) && listing.contains(&entry.title),
+            "lists the built-in `{}`: {listing}",
+            entry.id
+        );
+    }
+    assert!(listing.contains("[built in]"), "{listing}");
+}
+
+/// An installed binary run from any folder, with no models folder given, uses its shipped styles.
+#[test]
+fn the_binary_stylizes_with_a_shipped_style_from_outside_the_repository() {
+    let shipped = Index::load(&common::repo_models()).unwrap();
+    let style = shipped
+        .styles
+        .iter()
+        .find(|s| s.kind == portraitist::pack::PackKind::Transfer)
+        .expect("the repository ships a transfer style");
+    let elsewhere = tempdir().unwrap();
+    let input = common::fixture("astronaut.jpg");
+    let run = Command::new(env!("CARGO_BIN_EXE_portraitist"))
+        .current_dir(elsewhere.path())
+        .env_remove("PORTRAITIST_MODELS")
+        .args(["stylize", "--style", &style.id])
+        .arg(&input)
+        .args(["--out", "out"])
+        .output()
+        .expect("the binary runs");
+    assert!(run.status.success(), "{}", stderr(&run));
+    let written = elsewhere.path().join("out").join("astronaut.png");
+    let result = image::open(&written).unwrap().into_rgb8();
+    assert_eq!(result.dimensions(), common::astronaut().dimensions());
+
+    // The same pack from the repository's folder gives the same pixels.
+    let from_folder = tempdir().unwrap();
+    let run = portraitist(
+        &[
+            "stylize",
+            "--style",
+            &style.id,
+            input.to_str().unwrap(),
+            "--out",
+            from_folder.path().to_str().unwrap(),
+        ],
+        &common::repo_models(),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let reference = image::open(from_folder.path().join("astronaut.png"))
+        .unwrap()
+        .into_rgb8();
+    assert_eq!(result, reference, "built-in and folder packs agree");
+}
+
+/// A models folder overrides a built-in pack of the same id.
+#[test]
+fn a_models_folder_overrides_a_built_in_style() {
+    let shipped = Index::load(&common::repo_models()).unwrap();
+    let id = &shipped.styles[0].id;
+    let models = tempdir().unwrap();
+    let manifest = common::random_pack(&models.path().join(id), id, 5);
+    Index::register(models.path(), &manifest).unwrap();
+    let pack = portraitist::StylePack::resolve(id, models.path()).unwrap();
+    assert_eq!(pack.dir(), Some(models.path().join(id).as_path()));
+    assert_eq!(pack.manifest.title, manifest.title);
+    // Without the folder the built-in one is found, with no folder of its own.
+    let empty = tempdir().unwrap();
+    let builtin = portraitist::StylePack::resolve(id, empty.path()).unwrap();
+    assert_eq!(builtin.dir(), None);
+    assert_eq!(builtin.manifest.title, shipped.styles[0].title);
 }
 
 #[test]

@@ -14,6 +14,11 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The repository's shipped style packs (also compiled into the binary).
+pub fn repo_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
 pub fn astronaut() -> RgbImage {
     image::open(fixture("astronaut.jpg"))
         .expect("fixture decodes")
