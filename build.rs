@@ -23,7 +23,10 @@ fn main() {
     } else {
         code.push_str("pub static INDEX: Option<&[u8]> = None;\n");
     }
-    code.push_str("pub static PACKS: &[(&str, &[(&str, &[u8])])] = &[\n");
+    code.push_str("/// A file of a pack: its name and bytes.\npub type File = (&'static str, &'static [u8]);\n");
+    code.push_str(
+        "/// Each pack folder's name and files.\npub static PACKS: &[(&str, &[File])] = &[\n",
+    );
     let mut packs: Vec<_> = fs::read_dir(&models)
         .map(|dir| dir.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
