@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use image::{Rgb, RgbImage};
-use portraitist::stylize::{Look, Normalization, blend, hot_paths};
+use portraitist::stylize::{Blend, Normalization, blend, hot_paths};
 
 fn photo(side: u32) -> RgbImage {
     RgbImage::from_fn(side, side, |x, y| {
@@ -45,7 +45,7 @@ fn pixel_paths(c: &mut Criterion) {
             .collect();
         let styled = RgbImage::from_raw(side, side, styled).expect("same size");
         for (name, keep_colors) in [("blend", false), ("blend_keep_colors", true)] {
-            let look = Look {
+            let look = Blend {
                 strength: 0.7,
                 keep_colors,
             };

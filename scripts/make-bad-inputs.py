@@ -3,7 +3,7 @@
 
 Every kind of broken or unusual photo a user may hand the app: empty, not an image, truncated, corrupt,
 too small, absurdly large headers, formats we do not read, and the unusual-but-valid (16-bit, greyscale,
-CMYK, palette with transparency, animations, all eight EXIF orientations). `tests/bad_inputs.rs` checks
+CMYK, palette with transparency, animations, all eight EXIF orientations). `tests/suite/bad_inputs.rs` checks
 that `image_io::decode` gives exactly the outcome in expected.json for each file, and that the CLI names
 every refused file with its message and never panics.
 

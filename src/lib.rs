@@ -4,12 +4,14 @@
 //! * [`stylize`]: the one inference path (photo → network → photo), tiling and blending.
 //! * [`create`]: the noise path's inference (seed → latent → new portrait), latent walks.
 //! * [`pack`]: style packs (manifest + weights), the contract between training and front ends.
+//! * [`atomic`]: files written whole or not at all.
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
 //! * `train` (native only): data, losses, the training loop, checkpoints, reports.
 //! * `eval` (native only): content, style and ground-truth figures for a style, and a report.
 //!
 //! The core takes a Burn [`burn::tensor::Device`] and never names a backend; front ends pick one.
 
+pub mod atomic;
 pub mod create;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
@@ -26,4 +28,4 @@ pub mod web;
 pub use create::Creator;
 pub use model::{Generator, GeneratorConfig, Preset};
 pub use pack::{Manifest, PackError, StylePack};
-pub use stylize::{Look, Stylizer, blend};
+pub use stylize::{Blend, Stylizer, blend};

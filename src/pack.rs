@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
+use burn::tensor::{Bytes, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -329,7 +328,7 @@ impl StylePack {
     /// Write a pack folder: weights (`generator.bpk`) and `style.json`, filling in the weights'
     /// file name, size and checksum. `generator` is the network the manifest describes (a
     /// [`Generator`] or a [`LatentGenerator`]). `precision` picks the storage precision; see
-    /// [`choose_precision`] for the rule shipped styles follow.
+    /// `train::precision::choose_precision` for the rule shipped styles follow.
     pub fn save<M: Module>(
         dir: &Path,
         mut manifest: Manifest,
@@ -621,62 +620,8 @@ impl Index {
     }
 }
 
-/// Pick the storage precision for a generator: half precision when the outputs of both
-/// precisions on a fixed probe image stay within 1/255 of each other, else full precision.
-pub fn choose_precision(generator: &Generator, device: &Device) -> (Precision, f32) {
-    let probe = probe_image(device);
-    compare_precisions(generator, |g| g.forward(probe.clone()))
-}
-
-/// [`choose_precision`] for a noise generator, probed with the latents of seeds 0–3.
-pub fn choose_latent_precision(generator: &LatentGenerator, device: &Device) -> (Precision, f32) {
-    let latent = generator.latent_size();
-    let values: Vec<f32> = (0..4)
-        .flat_map(|s| crate::create::latent(s, latent))
-        .collect();
-    let z = Tensor::<2>::from_data(TensorData::new(values, [4, latent]), device);
-    compare_precisions(generator, |g| g.forward(z.clone()))
-}
-
-fn compare_precisions<M: Module>(
-    network: &M,
-    forward: impl Fn(&M) -> Tensor<4>,
-) -> (Precision, f32) {
-    let full = forward(network);
-    let half = network
-        .clone()
-        .map(&mut CastFloats(DType::F16))
-        .map(&mut CastFloats(DType::F32));
-    let half = forward(&half);
-    // Outputs are in [-1, 1]; one 8-bit level is 2/255 there.
-    let diff: f32 = (full - half).abs().max().into_scalar();
-    let max_diff_8bit = diff * 127.5;
-    let precision = if max_diff_8bit <= 1.0 {
-        Precision::F16
-    } else {
-        Precision::F32
-    };
-    (precision, max_diff_8bit)
-}
-
-/// A deterministic 64×64 image with gradients and edges, for precision checks.
-fn probe_image(device: &Device) -> Tensor<4> {
-    let side = 64;
-    let data: Vec<f32> = (0..3 * side * side)
-        .map(|i| {
-            let (c, y, x) = (i / (side * side), (i / side) % side, i % side);
-            let v = ((x * (c + 1) + y * 3) % 97) as f32 / 48.0 - 1.0;
-            if (x / 8 + y / 8) % 2 == 0 {
-                v
-            } else {
-                -v * 0.5
-            }
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(data, [1, 3, side, side]), device)
-}
-
-struct CastFloats(DType);
+/// Casts every float parameter to one dtype (half-precision storage, and its check in export).
+pub(crate) struct CastFloats(pub(crate) DType);
 
 impl ModuleMapper for CastFloats {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -751,30 +696,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackError> {
     fs::read(path).map_err(io)
 }
 
-/// Write through a temporary file in the same folder and rename it over the target, so a crash
-/// never leaves a half-written file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
-    let io = |source| PackError::Io {
+/// [`atomic::write`](crate::atomic::write), its error naming the file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
+    crate::atomic::write(path, bytes).map_err(|source| PackError::Io {
         path: path.into(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    })
 }

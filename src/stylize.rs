@@ -50,14 +50,35 @@ pub enum RenderError {
     /// Reading a result back from the device failed (e.g. a lost GPU).
     #[error("the {backend} backend failed while running the style: {message}")]
     Backend { backend: String, message: String },
-    /// The front end's [`Pause`] asked to stop.
+    /// The front end's [`CancelToken`] asked to stop.
     #[error("cancelled")]
     Cancelled,
 }
 
-/// Returned by a [`Pause`] to stop the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
+/// A request to stop a run, shared by the front end (which cancels) and the stylizer (which
+/// stops at the next tile). Clones share one flag; the run that stops for it clears it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask the current run (if any) to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forget an earlier request: a new run is starting.
+    pub fn clear(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Default tile (window) side for native runs: a photo larger than this runs in tiles. Browsers
 /// use smaller tiles to stay inside WebGPU's buffer limits.
@@ -69,9 +90,8 @@ pub const DEFAULT_TILE: usize = 2048;
 pub const STATS_SIDE: usize = 1024;
 
 /// Something to await between tiles, so a single-threaded front end (the browser) can repaint
-/// and handle input during a long run; `Err(Cancelled)` stops the run.
-pub type Pause =
-    fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Cancelled>>>>;
+/// and handle input during a long run.
+pub type Yield = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
 /// A loaded generator ready to stylize photos on one device.
 #[derive(Debug, Clone)]
@@ -80,7 +100,8 @@ pub struct Stylizer {
     config: GeneratorConfig,
     normalization: Normalization,
     device: Device,
-    pause: Option<Pause>,
+    yield_now: Option<Yield>,
+    cancel: CancelToken,
 }
 
 impl Stylizer {
@@ -102,21 +123,32 @@ impl Stylizer {
             config,
             normalization,
             device,
-            pause: None,
+            yield_now: None,
+            cancel: CancelToken::new(),
         }
     }
 
-    /// Await `pause` before the network runs and after every tile.
-    pub fn with_pause(mut self, pause: Pause) -> Self {
-        self.pause = Some(pause);
+    /// Await `yield_now` before the network runs and after every tile.
+    pub fn with_yield(mut self, yield_now: Yield) -> Self {
+        self.yield_now = Some(yield_now);
+        self
+    }
+
+    /// Stop with [`RenderError::Cancelled`] at the next tile once `cancel` is cancelled.
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
         self
     }
 
     async fn breathe(&self) -> Result<(), RenderError> {
-        match self.pause {
-            Some(pause) => pause().await.map_err(|Cancelled| RenderError::Cancelled),
-            None => Ok(()),
+        if let Some(yield_now) = self.yield_now {
+            yield_now().await;
         }
+        if self.cancel.is_cancelled() {
+            self.cancel.clear();
+            return Err(RenderError::Cancelled);
+        }
+        Ok(())
     }
 
     pub fn device(&self) -> &Device {
@@ -329,14 +361,14 @@ enum Engine {
 
 /// Strength and colour options applied after the network.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Look {
+pub struct Blend {
     /// 0 returns the original exactly, 1 the full style.
     pub strength: f32,
     /// Keep the original's colours (chroma) and take only the brightness from the style.
     pub keep_colors: bool,
 }
 
-impl Default for Look {
+impl Default for Blend {
     fn default() -> Self {
         Self {
             strength: 1.0,
@@ -346,13 +378,13 @@ impl Default for Look {
 }
 
 /// Combine an original photo with its full-strength stylized version (same size).
-pub fn blend(original: &RgbImage, styled: &RgbImage, look: Look) -> RgbImage {
+pub fn blend(original: &RgbImage, styled: &RgbImage, settings: Blend) -> RgbImage {
     assert_eq!(
         original.dimensions(),
         styled.dimensions(),
         "blend needs images of one size"
     );
-    let strength = look.strength.clamp(0.0, 1.0);
+    let strength = settings.strength.clamp(0.0, 1.0);
     let mut out = original.clone();
     if strength == 0.0 {
         return out;
@@ -360,7 +392,7 @@ pub fn blend(original: &RgbImage, styled: &RgbImage, look: Look) -> RgbImage {
     for (o, s) in out.pixels_mut().zip(styled.pixels()) {
         let orig = o.0.map(f32::from);
         let mut style = s.0.map(f32::from);
-        if look.keep_colors {
+        if settings.keep_colors {
             let [_, cb, cr] = to_ycbcr(orig);
             let [y, _, _] = to_ycbcr(style);
             style = from_ycbcr([y, cb, cr]);
@@ -606,7 +638,7 @@ fn feather(p: usize, start: usize, end: usize, len: usize) -> f32 {
 /// The pixel paths around the network, for `benches/hot_paths.rs` (not a stable API).
 #[doc(hidden)]
 pub mod hot_paths {
-    use super::*;
+    use super::{Normalization, Padding, Planes, RgbImage};
 
     /// Photo → the network's normalised, padded input planes (the whole-image path).
     pub fn photo_to_input(photo: &RgbImage, norm: &Normalization) -> Vec<f32> {

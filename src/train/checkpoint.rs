@@ -15,7 +15,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::pack::write_atomic;
+use crate::atomic::write as write_atomic;
 use crate::rng::Rng;
 
 const STATE_FILE: &str = "state.json";
@@ -109,9 +109,9 @@ impl Writer {
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        write_atomic(&dir.join(LATEST), name.as_bytes()).map_err(|e| CheckpointError::Io {
+        write_atomic(&dir.join(LATEST), name.as_bytes()).map_err(|source| CheckpointError::Io {
             path: dir.join(LATEST),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
         prune(dir, keep);
         Ok(final_dir)

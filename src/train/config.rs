@@ -8,6 +8,7 @@ use crate::model::{
 };
 
 /// How generated images are scored against real ones.
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdversarialLoss {
@@ -22,6 +23,7 @@ pub enum AdversarialLoss {
 }
 
 /// Which pairing of the two folders the run learns from.
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -31,6 +33,18 @@ pub enum Mode {
     Paired,
     /// One folder of portraits: the textbook GAN, noise z → new portrait.
     Noise,
+}
+
+/// Settings given on a command line, each replacing the config's own when present.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    /// A preset also drops an explicit `generator` shape, so the preset decides the size.
+    pub preset: Option<Preset>,
+    pub size: Option<usize>,
+    pub steps: Option<u64>,
+    pub batch: Option<usize>,
+    pub seed: Option<u64>,
+    pub adversarial: Option<AdversarialLoss>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +145,20 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// This config with the command line's settings in place of its own.
+    pub fn with_overrides(mut self, o: &ConfigOverrides) -> Self {
+        if let Some(preset) = o.preset {
+            self.preset = preset;
+            self.generator = None;
+        }
+        self.size = o.size.unwrap_or(self.size);
+        self.steps = o.steps.unwrap_or(self.steps);
+        self.batch = o.batch.unwrap_or(self.batch);
+        self.seed = o.seed.unwrap_or(self.seed);
+        self.adversarial = o.adversarial.unwrap_or(self.adversarial);
+        self
+    }
+
     /// Defaults for a mode: the transfer modes share [`TrainConfig::default`]; noise mode
     /// trains the CPU preset at 64 px on batches of 16 with the seeds' BCE loss.
     pub fn for_mode(mode: Mode) -> Self {
@@ -322,6 +350,30 @@ mod tests {
     fn defaults_round_trip_through_toml() {
         let config = TrainConfig::default();
         assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_give_and_a_preset_drops_the_explicit_shape() {
+        let base = TrainConfig {
+            generator: Some(GeneratorConfig::new(8, 2)),
+            ..TrainConfig::default()
+        };
+        let same = base.clone().with_overrides(&ConfigOverrides::default());
+        assert_eq!(same, base);
+        let changed = base.clone().with_overrides(&ConfigOverrides {
+            preset: Some(Preset::Tiny),
+            steps: Some(7),
+            adversarial: Some(AdversarialLoss::Hinge),
+            ..ConfigOverrides::default()
+        });
+        assert_eq!(changed.preset, Preset::Tiny);
+        assert_eq!(changed.generator, None);
+        assert_eq!(changed.steps, 7);
+        assert_eq!(changed.adversarial, AdversarialLoss::Hinge);
+        assert_eq!(
+            (changed.size, changed.batch, changed.seed),
+            (base.size, base.batch, base.seed)
+        );
     }
 
     #[test]

@@ -9,14 +9,12 @@ use image::RgbImage;
 
 use super::checkpoint::{self, Reader};
 use super::config::{Mode, TrainConfig};
+use super::precision::{choose_latent_precision, choose_precision};
 use super::report::{self, LossLog};
 use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::image_io::{self, OutputFormat};
-use crate::pack::{
-    DataSource, Index, Manifest, Precision, StylePack, TrainingSummary, choose_latent_precision,
-    choose_precision, write_atomic,
-};
-use crate::stylize::{self, Look};
+use crate::pack::{DataSource, Index, Manifest, Precision, StylePack, TrainingSummary};
+use crate::stylize::{self, Blend};
 
 /// The portrait used for previews when none is given: Grace Hopper (US Navy, public domain).
 const PREVIEW_PORTRAIT: &[u8] = include_bytes!("../../tests/fixtures/grace_hopper.jpg");
@@ -59,29 +57,26 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         diff,
     );
     manifest.preview = Some(PREVIEW_FILE.into());
-    let manifest = StylePack::save(request.out, manifest, &generator, precision)
-        .map_err(|e| TrainError::Usage(e.to_string()))?;
+    let manifest = StylePack::save(request.out, manifest, &generator, precision)?;
 
     let photo = match request.preview_photo {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(io(path.to_path_buf()))?;
-            image_io::decode(&bytes)
-                .map_err(|e| TrainError::Usage(format!("{}: {e}", path.display())))?
+            image_io::decode(&bytes).map_err(|source| TrainError::Decode {
+                path: path.to_path_buf(),
+                source,
+            })?
         }
         None => image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes"),
     };
-    let pack = StylePack::load(request.out).map_err(|e| TrainError::Usage(e.to_string()))?;
-    let stylizer = pack
-        .stylizer(&device)
-        .map_err(|e| TrainError::Usage(e.to_string()))?;
+    let pack = StylePack::load(request.out)?;
+    let stylizer = pack.stylizer(&device)?;
     let preview = preview(&photo, &stylizer)?;
-    let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88))
-        .map_err(|e| TrainError::Usage(e.to_string()))?;
-    write_atomic(&request.out.join(PREVIEW_FILE), &jpeg)
-        .map_err(|e| TrainError::Usage(e.to_string()))?;
+    let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88))?;
+    write_file(&request.out.join(PREVIEW_FILE), &jpeg)?;
 
     if let Some(models) = request.out.parent() {
-        Index::register(models, &manifest).map_err(|e| TrainError::Usage(e.to_string()))?;
+        Index::register(models, &manifest)?;
     }
     Ok(manifest)
 }
@@ -110,7 +105,6 @@ fn export_noise(
     reader: &Reader,
     device: &Device,
 ) -> Result<Manifest, TrainError> {
-    let usage = |e: &dyn std::fmt::Display| TrainError::Usage(e.to_string());
     let latent = config.latent_generator_config();
     let generator = reader.module("ema", latent.init(device))?;
     let (precision, diff) = choose_latent_precision(&generator, device);
@@ -125,12 +119,11 @@ fn export_noise(
         diff,
     );
     manifest.preview = Some(PREVIEW_FILE.into());
-    let manifest =
-        StylePack::save(request.out, manifest, &generator, precision).map_err(|e| usage(&e))?;
-    let pack = StylePack::load(request.out).map_err(|e| usage(&e))?;
-    let creator = pack.creator(device).map_err(|e| usage(&e))?;
+    let manifest = StylePack::save(request.out, manifest, &generator, precision)?;
+    let pack = StylePack::load(request.out)?;
+    let creator = pack.creator(device)?;
     let seeds: Vec<u64> = (0..8).collect();
-    let images = pollster::block_on(creator.render_seeds(&seeds)).map_err(|e| usage(&e))?;
+    let images = pollster::block_on(creator.render_seeds(&seeds))?;
     let side = PREVIEW_HEIGHT / 2;
     let filter = image::imageops::FilterType::Lanczos3;
     let tiles: Vec<RgbImage> = images
@@ -138,11 +131,10 @@ fn export_noise(
         .map(|image| image::imageops::resize(image, side, side, filter))
         .collect();
     let rows: Vec<Vec<RgbImage>> = tiles.chunks(4).map(<[RgbImage]>::to_vec).collect();
-    let jpeg =
-        image_io::encode(&report::grid(&rows), OutputFormat::Jpeg(88)).map_err(|e| usage(&e))?;
-    write_atomic(&request.out.join(PREVIEW_FILE), &jpeg).map_err(|e| usage(&e))?;
+    let jpeg = image_io::encode(&report::grid(&rows), OutputFormat::Jpeg(88))?;
+    write_file(&request.out.join(PREVIEW_FILE), &jpeg)?;
     if let Some(models) = request.out.parent() {
-        Index::register(models, &manifest).map_err(|e| usage(&e))?;
+        Index::register(models, &manifest)?;
     }
     Ok(manifest)
 }
@@ -157,10 +149,8 @@ fn preview(photo: &RgbImage, stylizer: &stylize::Stylizer) -> Result<RgbImage, T
         PREVIEW_HEIGHT,
         image::imageops::FilterType::Lanczos3,
     );
-    let styled = stylizer
-        .render_blocking(&small, None, &mut |_, _| {})
-        .map_err(|e| TrainError::Usage(e.to_string()))?;
-    let styled = stylize::blend(&small, &styled, Look::default());
+    let styled = stylizer.render_blocking(&small, None, &mut |_, _| {})?;
+    let styled = stylize::blend(&small, &styled, Blend::default());
     Ok(report::grid(&[vec![small, styled]]))
 }
 
@@ -253,17 +243,16 @@ pub fn export_safetensors(
     source: &WeightsSource,
     out: &Path,
 ) -> Result<SafetensorsExport, TrainError> {
-    let usage = |e: &dyn std::fmt::Display| TrainError::Usage(e.to_string());
     let device = Device::flex();
     let bytes = match *source {
         WeightsSource::Pack { style, models_dir } => {
-            let pack = StylePack::resolve(style, models_dir).map_err(|e| usage(&e))?;
+            let pack = StylePack::resolve(style, models_dir)?;
             if let Some(config) = pack.manifest.latent_generator.clone() {
-                let generator = pack.latent_generator(&device).map_err(|e| usage(&e))?;
+                let generator = pack.latent_generator(&device)?;
                 safetensors_bytes(&generator, LATENT_GENERATOR_METADATA, json(&config))?
             } else {
-                let config = pack.transfer_config().map_err(|e| usage(&e))?.clone();
-                let generator = pack.generator(&device).map_err(|e| usage(&e))?;
+                let config = pack.transfer_config()?.clone();
+                let generator = pack.generator(&device)?;
                 safetensors_bytes(&generator, GENERATOR_METADATA, json(&config))?
             }
         }
@@ -284,7 +273,7 @@ pub fn export_safetensors(
         }
     };
     let (bytes, parameters) = bytes;
-    write_atomic(out, &bytes).map_err(|e| usage(&e))?;
+    write_file(out, &bytes)?;
     Ok(SafetensorsExport {
         parameters,
         bytes: bytes.len() as u64,
@@ -309,4 +298,12 @@ fn safetensors_bytes<M: Module>(
         .get_bytes()
         .map_err(|e| TrainError::Usage(format!("could not write SafeTensors: {e}")))?;
     Ok((bytes, network.num_params()))
+}
+
+/// [`crate::atomic::write`], its error naming the file.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    crate::atomic::write(path, bytes).map_err(|source| TrainError::Io {
+        path: path.into(),
+        source,
+    })
 }

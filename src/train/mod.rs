@@ -6,6 +6,7 @@ pub mod data;
 pub mod export;
 pub mod looks;
 pub mod losses;
+pub mod precision;
 pub mod report;
 pub mod trainer;
 

@@ -36,8 +36,7 @@ impl LossLog {
             }
             _ => header,
         };
-        crate::pack::write_atomic(path, keep.as_bytes())
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        crate::atomic::write(path, keep.as_bytes())?;
         Ok(Self {
             path: path.to_path_buf(),
             columns: columns.to_vec(),
@@ -193,5 +192,5 @@ pub fn plot_losses(log: &LossLog, path: &Path) -> Result<(), String> {
     let image = RgbImage::from_raw(w, h, buffer).ok_or("plot buffer size")?;
     let png = crate::image_io::encode(&image, crate::image_io::OutputFormat::Png)
         .map_err(|e| e.to_string())?;
-    crate::pack::write_atomic(path, &png).map_err(|e| e.to_string())
+    crate::atomic::write(path, &png).map_err(|e| e.to_string())
 }

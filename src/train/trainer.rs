@@ -83,6 +83,17 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Pack(#[from] crate::pack::PackError),
+    #[error(transparent)]
+    Render(#[from] crate::stylize::RenderError),
+    #[error("cannot encode the image: {0}")]
+    Encode(#[from] image::ImageError),
+    #[error("{path}: {source}")]
+    Decode {
+        path: PathBuf,
+        source: crate::image_io::DecodeError,
+    },
     #[error(
         "{path}: the perceptual/style losses need VGG19 weights ({message}); run scripts/convert-vgg19.py to \
          create them, or set perceptual_weight and style_weight to 0"
@@ -243,10 +254,10 @@ impl Trainer {
             )));
         }
         std::fs::create_dir_all(run_dir.join("samples")).map_err(io(run_dir))?;
-        crate::pack::write_atomic(&config_path, config.to_toml().as_bytes()).map_err(|e| {
+        crate::atomic::write(&config_path, config.to_toml().as_bytes()).map_err(|source| {
             TrainError::Io {
                 path: config_path.clone(),
-                source: std::io::Error::other(e.to_string()),
+                source,
             }
         })?;
 
@@ -531,9 +542,9 @@ impl Trainer {
                 path: path.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-        crate::pack::write_atomic(&path, &png).map_err(|e| TrainError::Io {
+        crate::atomic::write(&path, &png).map_err(|source| TrainError::Io {
             path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
         // The plot is a convenience; a plotting failure must not stop training.
         let _ = report::plot_losses(&self.log, &self.run_dir.join("losses.png"));

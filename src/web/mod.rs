@@ -1,10 +1,17 @@
 //! The browser front end (wasm only): a Leptos app over the same `Stylizer` and `StylePack` as
-//! the CLI. `app` holds the components, `backend` picks WebGPU or the CPU, `browser` wraps the
-//! few Web APIs the app needs (fetch, files, canvas, downloads).
+//! the CLI. `app`, `style_card`, `create_view` and `camera` are the components, `state` the page's
+//! signals and session, `runner` the work behind them (stylize, cancel, GPU fallback, downloads);
+//! `backend` picks WebGPU or the CPU, `browser` wraps the few Web APIs the app needs (fetch,
+//! files, canvas, downloads).
 
 mod app;
 mod backend;
 mod browser;
+mod camera;
+mod create_view;
+mod runner;
+mod state;
+mod style_card;
 
 pub use app::App;
 

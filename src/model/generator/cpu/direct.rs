@@ -195,7 +195,9 @@ unsafe fn tile<const R: usize, const V: usize>(
 /// Four `f32` lanes: wasm's `v128`, or a plain array elsewhere (which the compiler vectorises).
 mod lanes {
     #[cfg(target_arch = "wasm32")]
-    use core::arch::wasm32::*;
+    use core::arch::wasm32::{
+        f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128_load32_splat, v128_store,
+    };
 
     #[derive(Clone, Copy)]
     pub(super) struct F4(

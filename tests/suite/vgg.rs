@@ -1,6 +1,6 @@
 //! VGG19 features for the optional perceptual and style losses.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 //! The `portraitist` binary end to end: real photos in, files out, clear messages for bad input.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
@@ -94,7 +94,7 @@ fn cli_output_equals_the_library_output() {
     let expected = portraitist::blend(
         &photo,
         &styled,
-        portraitist::Look {
+        portraitist::Blend {
             strength: 0.6,
             keep_colors: true,
         },
@@ -633,4 +633,19 @@ fn eval_writes_a_report_a_contact_sheet_and_records_the_figures_in_the_pack() {
         "{}",
         stderr(&missing)
     );
+}
+
+/// `train --style-photos` names a folder of photos; `--style`, its older name, still works.
+#[test]
+fn train_takes_style_photos_and_the_old_flag_name() {
+    let models = models();
+    for flag in ["--style-photos", "--style"] {
+        let run = portraitist(&["train", flag, "nowhere", "--out", "run"], models.path());
+        assert!(!run.status.success());
+        let said = stderr(&run);
+        assert!(
+            said.contains("give --content and --style-photos"),
+            "{flag}: parsed, then asks for the content folder: {said}"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Training: learning a known style, exact resume, broken data, export → stylize.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
@@ -391,7 +391,7 @@ fn cli_trains_exports_and_the_pack_stylizes() {
         "train",
         "--content",
         &s(&content),
-        "--style",
+        "--style-photos",
         &s(&style),
         "--out",
         &s(&run),

@@ -1,13 +1,14 @@
 //! Style packs: round trip, verification, and every way a pack can be wrong.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
 use burn::tensor::Device;
 use portraitist::Stylizer;
-use portraitist::pack::{Index, Manifest, PackError, Precision, StylePack, choose_precision};
+use portraitist::pack::{Index, Manifest, PackError, Precision, StylePack};
 use portraitist::stylize::Normalization;
+use portraitist::train::precision::choose_precision;
 use tempfile::tempdir;
 
 fn render(stylizer: &Stylizer) -> image::RgbImage {

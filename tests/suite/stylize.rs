@@ -1,16 +1,13 @@
 //! The Stylizer and its blending: what both front ends rely on.
 
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use image::RgbImage;
 use portraitist::Stylizer;
 use portraitist::stylize::{
-    self, Cancelled, Look, Normalization, RenderError, from_ycbcr, to_ycbcr,
+    self, Blend, CancelToken, Normalization, RenderError, from_ycbcr, to_ycbcr,
 };
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn stylizer(seed: u64) -> Stylizer {
     stylizer_of(common::test_config(), seed)
@@ -69,17 +66,10 @@ fn tiled_matches_whole(s: Stylizer) {
     assert!(max <= 1, "tiled differs from whole by up to {max} levels");
 }
 
-static PAUSES: AtomicUsize = AtomicUsize::new(0);
-
-/// Lets two network runs through, then cancels.
-fn cancel_on_third_pause() -> Pin<Box<dyn Future<Output = Result<(), Cancelled>>>> {
-    let n = PAUSES.fetch_add(1, Ordering::SeqCst);
-    Box::pin(async move { if n < 2 { Ok(()) } else { Err(Cancelled) } })
-}
-
 #[test]
-fn a_pause_can_cancel_a_tiled_run_between_tiles() {
-    let s = stylizer(2).with_pause(cancel_on_third_pause);
+fn a_cancel_token_stops_a_tiled_run_between_tiles_and_the_next_run_completes() {
+    let token = CancelToken::new();
+    let s = stylizer(2).with_cancel(token.clone());
     let photo = image::imageops::resize(
         &common::astronaut(),
         400,
@@ -87,11 +77,17 @@ fn a_pause_can_cancel_a_tiled_run_between_tiles() {
         image::imageops::FilterType::Triangle,
     );
     let mut tiles_done = 0;
-    let result = s.render_blocking(&photo, Some(s.min_tile()), &mut |done, _| tiles_done = done);
+    let result = s.render_blocking(&photo, Some(s.min_tile()), &mut |done, _| {
+        tiles_done = done;
+        if done == 1 {
+            token.cancel();
+        }
+    });
     assert!(matches!(result, Err(RenderError::Cancelled)), "{result:?}");
-    // One pause before the statistics run, one before the first tile, the third cancels.
-    assert_eq!(tiles_done, 1);
-    assert_eq!(PAUSES.load(Ordering::SeqCst), 3);
+    assert_eq!(tiles_done, 1, "stops at the tile after the request");
+    assert!(!token.is_cancelled(), "the stopped run used up the request");
+    let again = s.render_blocking(&photo, Some(s.min_tile()), &mut |_, _| {});
+    assert!(again.is_ok(), "{again:?}");
 }
 
 #[test]
@@ -103,7 +99,7 @@ fn strength_zero_returns_the_input_exactly() {
     let out = stylize::blend(
         &photo,
         &styled,
-        Look {
+        Blend {
             strength: 0.0,
             keep_colors: true,
         },
@@ -117,12 +113,12 @@ fn strength_interpolates_between_photo_and_style() {
     let styled = stylizer(4)
         .render_blocking(&photo, None, &mut |_, _| {})
         .unwrap();
-    let full = stylize::blend(&photo, &styled, Look::default());
+    let full = stylize::blend(&photo, &styled, Blend::default());
     assert_eq!(full, styled);
     let half = stylize::blend(
         &photo,
         &styled,
-        Look {
+        Blend {
             strength: 0.5,
             keep_colors: false,
         },
@@ -161,12 +157,12 @@ fn keep_colors_keeps_the_input_chroma_and_the_style_brightness() {
     let kept = stylize::blend(
         &photo,
         &styled,
-        Look {
+        Blend {
             strength: 1.0,
             keep_colors: true,
         },
     );
-    let plain = stylize::blend(&photo, &styled, Look::default());
+    let plain = stylize::blend(&photo, &styled, Blend::default());
     let kept_distance = mean_chroma_distance(&kept, &photo);
     let plain_distance = mean_chroma_distance(&plain, &photo);
     assert!(

@@ -1,6 +1,6 @@
 //! Decoding user photos: orientation, formats, and clear refusals.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

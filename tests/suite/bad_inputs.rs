@@ -2,7 +2,7 @@
 //! or unusual photo either decodes correctly or is refused with a message naming the problem; never
 //! a panic, never an allocation sized by a lying header.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -1,7 +1,7 @@
 //! The noise GAN: learning a known two-colour distribution without collapsing to one colour,
 //! exact resume, and `train --mode noise` → `export` → `generate` through the CLI.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The networks: shapes, sizes, presets.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};

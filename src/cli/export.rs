@@ -1,0 +1,98 @@
+//! `portraitist export`: a training run turned into a style pack, or weights for PyTorch.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use portraitist::train::export::{ExportRequest, WeightsSource, export, export_safetensors};
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The training run's folder.
+    #[arg(long, required_unless_present = "style", conflicts_with = "style")]
+    run: Option<PathBuf>,
+    /// With `--format safetensors`: a style pack (id or folder) to export instead of a run.
+    #[arg(long)]
+    style: Option<String>,
+    /// `pack`: a style pack folder for the CLI and the web app. `safetensors`: the generator's
+    /// weights as one .safetensors file (f32; its shape in the metadata) for PyTorch and other tools.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Pack)]
+    format: ExportFormat,
+    /// Pack id: lowercase letters, digits, - and _ (pack format).
+    #[arg(long)]
+    id: Option<String>,
+    /// Pack title (pack format).
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Step of the checkpoint to export (default: the latest).
+    #[arg(long)]
+    checkpoint: Option<u64>,
+    /// Pack folder, normally models/ID (the models folder's index.json is updated); or the
+    /// .safetensors file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Photo to stylize for the preview (default: a built-in public-domain portrait).
+    #[arg(long)]
+    preview: Option<PathBuf>,
+    /// Licence of each data folder, in the order content, style (repeat the flag).
+    #[arg(long = "licence")]
+    licences: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    Pack,
+    Safetensors,
+}
+
+pub fn run(args: &ExportArgs, models: &Path) -> Result<ExitCode> {
+    if args.format == ExportFormat::Safetensors {
+        let source = match (&args.run, &args.style) {
+            (Some(run_dir), _) => WeightsSource::Run {
+                run_dir,
+                checkpoint: args.checkpoint,
+            },
+            (None, Some(style)) => WeightsSource::Pack {
+                style,
+                models_dir: models,
+            },
+            (None, None) => bail!("give --run DIR or --style ID"),
+        };
+        let written = export_safetensors(&source, &args.out)?;
+        println!(
+            "wrote {} ({} parameters, {} bytes, f32)",
+            args.out.display(),
+            written.parameters,
+            written.bytes
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(run), Some(id), Some(title)) = (&args.run, &args.id, &args.title) else {
+        bail!(
+            "a style pack is exported from a training run: give --run DIR --id ID --title TITLE \
+             (--style only works with --format safetensors)"
+        );
+    };
+    let manifest = export(&ExportRequest {
+        run_dir: run,
+        checkpoint: args.checkpoint,
+        id,
+        title,
+        description: &args.description,
+        out: &args.out,
+        preview_photo: args.preview.as_deref(),
+        licences: &args.licences,
+    })?;
+    println!(
+        "exported `{}` ({} steps, {:?} weights, {} bytes) to {}",
+        manifest.id,
+        manifest.training.steps,
+        manifest.weights.dtype,
+        manifest.weights.bytes,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,40 @@
+//! `portraitist styles`: the built-in packs and those of the models folder.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use portraitist::pack::{Index, PackKind};
+
+pub fn run(models: &Path) -> Result<()> {
+    let index = Index::available(models)?;
+    if index.styles.is_empty() {
+        println!(
+            "No styles in {} and none built in (train one with `portraitist train`).",
+            models.display()
+        );
+        return Ok(());
+    }
+    let in_folder = Index::load(models)?;
+    for entry in &index.styles {
+        let builtin = if in_folder.styles.iter().any(|s| s.id == entry.id) {
+            ""
+        } else {
+            " [built in]"
+        };
+        let default = if index.default.as_deref() == Some(&entry.id) {
+            " (default)"
+        } else {
+            ""
+        };
+        let kind = match entry.kind {
+            PackKind::Transfer => "",
+            PackKind::Noise => " [noise: new portraits with `portraitist generate`]",
+        };
+        println!("{:<16} {}{default}{builtin}{kind}", entry.id, entry.title);
+        if !entry.description.is_empty() {
+            println!("{:<16} {}", "", entry.description);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! The integration tests, one module per part of the product, in one binary (each test binary
+//! links Burn: one link instead of nine). `tests/fusion.rs` stays apart: it must be the first in
+//! its process to read Burn's configuration.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_inputs;
+mod cli;
+mod image_io;
+mod model;
+mod noise;
+mod pack;
+mod stylize;
+mod train;
+mod vgg;
