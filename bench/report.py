@@ -98,7 +98,7 @@ def main():
                 ["OS", f"{platform.system()} {platform.release()}"],
                 ["Rust", command("rustc", "--version")],
                 ["Burn", f"{lock_version('burn')} (flex and ndarray CPU backends)"],
-                ["our CPU path", f"src/model/generator/cpu.rs: natively matrix products by gemm {lock_version('gemm')}; in the browser direct convolutions (cpu/direct.rs)"],
+                ["our CPU path", f"src/engine/cpu/: natively matrix products by gemm {lock_version('gemm')}; in the browser direct convolutions (direct.rs)"],
                 ["PyTorch", f"{torch_version} on the CPU, {threads} threads, convolutions via {roof.get('conv', '?')}"],
                 ["numpy", f"{roof.get('numpy', '?')} ({roof.get('numpy_blas', '?')})"],
                 ["Chromium", web.get("chromium", "?")],

@@ -25,7 +25,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use image::RgbImage;
-use portraitist::model::{CpuGenerator, NormStats};
+use portraitist::engine::CpuGenerator;
+use portraitist::model::NormStats;
 use portraitist::pack::{Manifest, Precision, StylePack};
 use portraitist::stylize::Normalization;
 use portraitist::train::export::{WeightsSource, export_safetensors};
@@ -483,9 +484,9 @@ struct Probe {
 }
 
 fn probe(device: &Device, config: &TrainConfig) -> Result<Probe> {
+    use portraitist::learn::step::init_weights;
     use portraitist::rng::Rng;
     use portraitist::train::losses::{adversarial, l1};
-    use portraitist::train::trainer::init_weights;
     let device = device.clone().without_autodiff().autodiff();
     let mut rng = Rng::new(7);
     let g = init_weights(config.generator_config().init(&device), &mut rng);

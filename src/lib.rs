@@ -1,11 +1,14 @@
 //! Portraitist: portrait-photography styles learned by a GAN, applied offline.
 //!
 //! * [`model`]: the generator and discriminator networks.
+//! * [`engine`]: our own CPU inference engine for the generator (the stylizer's CPU path).
 //! * [`stylize`]: the one inference path (photo → network → photo), tiling and blending.
 //! * [`create`]: the noise path's inference (seed → latent → new portrait), latent walks.
 //! * [`pack`]: style packs (manifest + weights), the contract between training and front ends.
 //! * [`atomic`]: files written whole or not at all.
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
+//! * `learn`: the training configuration, losses and one step per mode, platform-neutral
+//!   (natively always; in wasm with the `learn` feature).
 //! * `train` (native only): data, losses, the training loop, checkpoints, reports.
 //! * `eval` (native only): content, style and ground-truth figures for a style, and a report.
 //!
@@ -13,9 +16,12 @@
 
 pub mod atomic;
 pub mod create;
+pub mod engine;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod image_io;
+#[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
+pub mod learn;
 pub mod model;
 pub mod pack;
 pub mod rng;

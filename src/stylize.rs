@@ -15,7 +15,8 @@ use image::RgbImage;
 use image::imageops::{self, FilterType};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CpuGenerator, Generator, GeneratorConfig, NormStats};
+use crate::engine::CpuGenerator;
+use crate::model::{Generator, GeneratorConfig, NormStats};
 
 /// Per-channel normalisation of 0..1 pixel values: `(v - mean) / std`. The pack records it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -19,9 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use super::norm::{NormStats, StatNorm};
 
-mod cpu;
-pub use cpu::{ConvTiming, CpuGenerator};
-
 /// The generator's shape. Stored in every style pack, so a pack says which network its weights fit.
 #[derive(Config, Debug, PartialEq, Eq)]
 pub struct GeneratorConfig {
@@ -132,9 +129,9 @@ impl GeneratorConfig {
 
 /// Reflect-pad, convolve, instance-normalise, ReLU.
 #[derive(Module, Debug)]
-struct ConvNormRelu {
-    conv: Conv2d,
-    norm: StatNorm,
+pub(crate) struct ConvNormRelu {
+    pub(crate) conv: Conv2d,
+    pub(crate) norm: StatNorm,
     pad: usize,
 }
 
@@ -157,10 +154,10 @@ impl ConvNormRelu {
 }
 
 #[derive(Module, Debug)]
-struct ResidualBlock {
-    first: ConvNormRelu,
-    conv: Conv2d,
-    norm: StatNorm,
+pub(crate) struct ResidualBlock {
+    pub(crate) first: ConvNormRelu,
+    pub(crate) conv: Conv2d,
+    pub(crate) norm: StatNorm,
 }
 
 impl ResidualBlock {
@@ -182,14 +179,14 @@ impl ResidualBlock {
 /// Image-to-image generator; build it with [`GeneratorConfig::init`].
 #[derive(Module, Debug)]
 pub struct Generator {
-    stem: ConvNormRelu,
-    down1: ConvNormRelu,
-    down2: ConvNormRelu,
-    blocks: Vec<ResidualBlock>,
-    up1: ConvNormRelu,
-    up2: ConvNormRelu,
-    head: Conv2d,
-    input_skip: bool,
+    pub(crate) stem: ConvNormRelu,
+    pub(crate) down1: ConvNormRelu,
+    pub(crate) down2: ConvNormRelu,
+    pub(crate) blocks: Vec<ResidualBlock>,
+    pub(crate) up1: ConvNormRelu,
+    pub(crate) up2: ConvNormRelu,
+    pub(crate) head: Conv2d,
+    pub(crate) input_skip: bool,
 }
 
 impl Generator {

@@ -1,13 +1,13 @@
 //! Network definitions. Nothing here knows about training, files or user interfaces.
 
 mod discriminator;
-mod generator;
+pub(crate) mod generator;
 mod latent;
-mod norm;
+pub(crate) mod norm;
 mod vgg;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
-pub use generator::{ConvTiming, CpuGenerator, Generator, GeneratorConfig, Preset};
+pub use generator::{Generator, GeneratorConfig, Preset};
 pub use latent::{
     ImageDiscriminator, ImageDiscriminatorConfig, LatentGenerator, LatentGeneratorConfig, slerp,
 };

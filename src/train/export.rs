@@ -8,11 +8,11 @@ use burn::tensor::Device;
 use image::RgbImage;
 
 use super::checkpoint::{self, Reader};
-use super::config::{Mode, TrainConfig};
 use super::precision::{choose_latent_precision, choose_precision};
 use super::report::{self, LossLog};
 use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::image_io::{self, OutputFormat};
+use crate::learn::config::{Mode, TrainConfig};
 use crate::pack::{DataSource, Index, Manifest, Precision, StylePack, TrainingSummary};
 use crate::stylize::{self, Blend};
 

@@ -13,18 +13,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
 use image::RgbImage;
 
 use super::checkpoint::{self, CheckpointError, Progress};
-use super::config::{Mode, TrainConfig};
 use super::data::{self, Crop, DataError, ImageFolder, PairedFolder, Skipped};
-use super::losses::{adversarial, generator_adversarial, l1};
 use super::report::{self, LossLog};
 use crate::create;
-use crate::model::{Discriminator, Generator, ImageDiscriminator, LatentGenerator, Vgg19, gram};
+use crate::learn::config::{Mode, TrainConfig};
+use crate::learn::step::{Nets, TransferNets, noise_step, transfer_step};
+use crate::learn::{Losses, StepError};
+use crate::model::{Generator, LatentGenerator, Vgg19};
 use crate::rng::Rng;
 
 /// Turn Burn's kernel fusion off for this process, unless `BURN_FUSION_MAX_EXPLORATIONS` (or a
@@ -83,6 +83,8 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Step(#[from] StepError),
     #[error(transparent)]
     Pack(#[from] crate::pack::PackError),
     #[error(transparent)]
@@ -155,37 +157,6 @@ enum Data {
     },
     Paired(PairedFolder),
     Noise(ImageFolder),
-}
-
-enum Nets {
-    Transfer(Box<TransferNets>),
-    Noise(Box<NoiseNets>),
-}
-
-/// Noise mode: the generator, its judge, and the generator's moving average (kept off the
-/// autodiff graph).
-struct NoiseNets {
-    g: LatentGenerator,
-    opt_g: ModuleOptimizer,
-    d: ImageDiscriminator,
-    opt_d: ModuleOptimizer,
-    ema: LatentGenerator,
-}
-
-struct TransferNets {
-    g: Generator,
-    opt_g: ModuleOptimizer,
-    d: Discriminator,
-    opt_d: ModuleOptimizer,
-    /// Unpaired mode only: the way back and its judge.
-    back: Option<Back>,
-}
-
-struct Back {
-    f: Generator,
-    opt_f: ModuleOptimizer,
-    d_content: Discriminator,
-    opt_d_content: ModuleOptimizer,
 }
 
 pub struct Trainer {
@@ -457,7 +428,7 @@ impl Trainer {
         Ok(path)
     }
 
-    fn train_step(&mut self) -> Result<Vec<(&'static str, f32)>, TrainError> {
+    fn train_step(&mut self) -> Result<Losses, TrainError> {
         let values = match &mut self.nets {
             Nets::Transfer(nets) => {
                 let (input, target) = batch(&self.data, &self.config, &mut self.rng, &self.device);
@@ -486,7 +457,16 @@ impl Trainer {
                 )?
             }
         };
-        Ok(self.log.columns().iter().copied().zip(values).collect())
+        // The step names its losses; the log's columns were fixed when the run began.
+        let names: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
+        if names != self.log.columns() {
+            return Err(TrainError::Usage(format!(
+                "the step's losses ({}) are not the log's columns ({})",
+                names.join(", "),
+                self.log.columns().join(", ")
+            )));
+        }
+        Ok(values)
     }
 
     /// `samples/step-NNNNNNN.png` and the loss plot. Transfer runs show each fixed sample as
@@ -552,128 +532,6 @@ impl Trainer {
     }
 }
 
-/// One transfer step: generators first (adversarial + cycle/identity or L1, + VGG losses),
-/// then the discriminators on real and (detached) generated images.
-fn transfer_step(
-    nets: &mut TransferNets,
-    input: Tensor<4>,
-    target: Tensor<4>,
-    lr: f64,
-    config: &TrainConfig,
-    vgg: Option<&Vgg19>,
-    device: &Device,
-) -> Result<Vec<f32>, TrainError> {
-    let kind = config.adversarial;
-    Ok(match &mut nets.back {
-        Some(back) => {
-            let (a, b) = (input, target);
-            let fake_b = nets.g.forward(a.clone());
-            let fake_a = back.f.forward(b.clone());
-            let g_adv = generator_adversarial(kind, nets.d.forward(fake_b.clone()));
-            let f_adv = generator_adversarial(kind, back.d_content.forward(fake_a.clone()));
-            let cycle = l1(back.f.forward(fake_b.clone()), a.clone())
-                + l1(nets.g.forward(fake_a.clone()), b.clone());
-            let identity = if config.identity_weight > 0.0 {
-                l1(nets.g.forward(b.clone()), b.clone()) + l1(back.f.forward(a.clone()), a.clone())
-            } else {
-                Tensor::zeros([1], device)
-            };
-            let (perceptual, style) = vgg_losses(vgg, config, &fake_b, &a, &b, device);
-            let loss = g_adv.clone()
-                + f_adv.clone()
-                + cycle.clone() * config.cycle_weight
-                + identity.clone() * (config.cycle_weight * config.identity_weight)
-                + perceptual.clone() * config.perceptual_weight
-                + style.clone() * config.style_weight;
-            let mut grads = loss.backward();
-            let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-            let grads_f = GradientsParams::from_module(&mut grads, &back.f);
-            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-            back.f = back.opt_f.step(lr, back.f.clone(), grads_f);
-
-            let d_style = (adversarial(kind, nets.d.forward(b), true)
-                + adversarial(kind, nets.d.forward(fake_b.detach()), false))
-                * 0.5;
-            let d_content = (adversarial(kind, back.d_content.forward(a), true)
-                + adversarial(kind, back.d_content.forward(fake_a.detach()), false))
-                * 0.5;
-            let mut grads = (d_style.clone() + d_content.clone()).backward();
-            let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-            let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
-            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-            back.d_content = back
-                .opt_d_content
-                .step(lr, back.d_content.clone(), grads_dc);
-            let mut losses = vec![g_adv, f_adv, cycle, identity, d_style, d_content];
-            if vgg.is_some() {
-                losses.extend([perceptual, style]);
-            }
-            read_scalars(losses)?
-        }
-        None => {
-            let (before, after) = (input, target);
-            let fake = nets.g.forward(before.clone());
-            let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
-            let g_adv = generator_adversarial(kind, nets.d.forward(pair(fake.clone())));
-            let l1_loss = l1(fake.clone(), after.clone());
-            let (perceptual, style) = vgg_losses(vgg, config, &fake, &after, &after, device);
-            let loss = g_adv.clone()
-                + l1_loss.clone() * config.l1_weight
-                + perceptual.clone() * config.perceptual_weight
-                + style.clone() * config.style_weight;
-            let mut grads = loss.backward();
-            let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-            let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
-                + adversarial(kind, nets.d.forward(pair(fake.detach())), false))
-                * 0.5;
-            let mut grads = d_loss.backward();
-            let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-            let mut losses = vec![g_adv, l1_loss, d_loss];
-            if vgg.is_some() {
-                losses.extend([perceptual, style]);
-            }
-            read_scalars(losses)?
-        }
-    })
-}
-
-/// Perceptual (feature L1 to `content`) and style (Gram distance to `style`) losses of `output`;
-/// zeros without a VGG network.
-fn vgg_losses(
-    vgg: Option<&Vgg19>,
-    config: &TrainConfig,
-    output: &Tensor<4>,
-    content: &Tensor<4>,
-    style: &Tensor<4>,
-    device: &Device,
-) -> (Tensor<1>, Tensor<1>) {
-    let Some(vgg) = vgg else {
-        return (Tensor::zeros([1], device), Tensor::zeros([1], device));
-    };
-    let out = vgg.features(output.clone()).0;
-    let mut perceptual = Tensor::zeros([1], device);
-    if config.perceptual_weight > 0.0 {
-        let reference = vgg.features(content.clone().detach()).0;
-        for (o, r) in out.iter().zip(reference) {
-            perceptual = perceptual + (o.clone() - r.detach()).abs().mean();
-        }
-    }
-    let mut style_loss = Tensor::zeros([1], device);
-    if config.style_weight > 0.0 {
-        let reference = vgg.features(style.clone().detach()).0;
-        for (o, r) in out.iter().zip(reference) {
-            let (go, gr) = (gram(o), gram(&r).detach());
-            // Compare with the mean style Gram matrix of the batch.
-            let gr = gr.mean_dim(0);
-            let [b, c, _] = go.dims();
-            style_loss = style_loss + (go - gr.expand([b, c, c])).square().mean();
-        }
-    }
-    (perceptual, style_loss)
-}
-
 /// A batch drawn with the run's random state: (input, target) for transfer runs, (real
 /// portraits, the same) for noise runs.
 fn batch(
@@ -716,118 +574,6 @@ fn batch(
         data::to_tensor(&targets, device)
     };
     (inputs, targets)
-}
-
-/// One noise step, as in the seeds: the discriminator learns to tell `real` portraits from
-/// generated ones, then the generator learns to fool it on fresh noise; the moving average
-/// follows the generator. Returns g_adv, d and the mean real and fake scores.
-fn noise_step(
-    nets: &mut NoiseNets,
-    real: Tensor<4>,
-    lr: f64,
-    step: u64,
-    config: &TrainConfig,
-    rng: &mut Rng,
-    device: &Device,
-) -> Result<Vec<f32>, TrainError> {
-    let kind = config.adversarial;
-    let mut noise = || {
-        let values: Vec<f32> = (0..config.batch * config.latent_size)
-            .map(|_| rng.normal())
-            .collect();
-        Tensor::<2>::from_data(
-            TensorData::new(values, [config.batch, config.latent_size]),
-            device,
-        )
-    };
-    let fake = nets.g.forward(noise()).detach();
-    let real_scores = nets.d.forward(real);
-    let fake_scores = nets.d.forward(fake);
-    let d_loss = adversarial(kind, real_scores.clone(), true)
-        + adversarial(kind, fake_scores.clone(), false);
-    let mut grads = d_loss.backward();
-    let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-
-    let z = noise();
-    let fake = nets.g.forward(z.clone());
-    let g_adv = generator_adversarial(kind, nets.d.forward(fake.clone()));
-    let seeking = mode_seeking(fake, z, device);
-    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
-    let mut grads = g_loss.backward();
-    let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-
-    // A short warm-up (decay (1+t)/(10+t)) so early averages do not cling to the random start.
-    let decay = config
-        .ema_decay
-        .min((1.0 + step as f32) / (10.0 + step as f32));
-    nets.ema = moving_average(nets.ema.clone(), &nets.g.valid(), decay);
-    read_scalars(vec![
-        g_adv,
-        d_loss,
-        real_scores.mean().reshape([1]),
-        fake_scores.mean().reshape([1]),
-        seeking,
-    ])
-}
-
-/// The mode-seeking term of MSGAN (Mao et al. 2019): for pairs of samples, the inverse of how
-/// far apart their images are relative to how far apart their noise vectors are. Minimising it
-/// makes the generator use its noise, against mode collapse. Zero for a batch of one.
-fn mode_seeking(fake: Tensor<4>, z: Tensor<2>, device: &Device) -> Tensor<1> {
-    let [batch, ..] = fake.dims();
-    let half = batch / 2;
-    if half == 0 {
-        return Tensor::zeros([1], device);
-    }
-    let images = (fake.clone().narrow(0, 0, half) - fake.narrow(0, half, half))
-        .abs()
-        .mean();
-    let noise = (z.clone().narrow(0, 0, half) - z.narrow(0, half, half))
-        .abs()
-        .mean();
-    (images / noise + 1e-5).recip()
-}
-
-/// `average · decay + current · (1 - decay)`, parameter by parameter.
-fn moving_average<M: Module>(average: M, current: &M, decay: f32) -> M {
-    struct Collect(Vec<TensorData>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.val().into_data());
-        }
-    }
-    struct Blend {
-        current: std::vec::IntoIter<TensorData>,
-        decay: f32,
-    }
-    impl ModuleMapper for Blend {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let decay = self.decay;
-            let next = self.current.next();
-            param.map(|t| match next {
-                Some(data) => {
-                    let current = Tensor::<D>::from_data(data, &t.device());
-                    t * decay + current * (1.0 - decay)
-                }
-                None => t,
-            })
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    current.visit(&mut collect);
-    average.map(&mut Blend {
-        current: collect.0.into_iter(),
-        decay,
-    })
-}
-
-fn read_scalars(losses: Vec<Tensor<1>>) -> Result<Vec<f32>, TrainError> {
-    let all = Tensor::cat(losses.into_iter().map(|t| t.detach()).collect(), 0);
-    all.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| TrainError::Usage(format!("reading losses from the device failed: {e:?}")))
 }
 
 impl Data {
@@ -876,34 +622,6 @@ fn write_run_log(run_dir: &Path, summary: &DataSummary) -> std::io::Result<()> {
 }
 
 impl Nets {
-    fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
-        match config.mode {
-            Mode::Unpaired | Mode::Paired => {
-                Nets::Transfer(Box::new(TransferNets::init(config, device, rng)))
-            }
-            Mode::Noise => {
-                let mut init_rng = rng.fork(0x1417);
-                let g = init_weights_with(
-                    config.latent_generator_config().init(device),
-                    &mut init_rng,
-                    InitScale::He,
-                );
-                let d = init_weights_with(
-                    config.image_discriminator_config().init(device),
-                    &mut init_rng,
-                    InitScale::He,
-                );
-                Nets::Noise(Box::new(NoiseNets {
-                    ema: g.valid(),
-                    g,
-                    opt_g: adam(config),
-                    d,
-                    opt_d: adam(config),
-                }))
-            }
-        }
-    }
-
     fn load(self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
         Ok(match self {
             Nets::Transfer(nets) => Nets::Transfer(Box::new(nets.load(reader)?)),
@@ -920,35 +638,7 @@ impl Nets {
     }
 }
 
-fn adam(config: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(config.beta1 as f32)
-        .with_beta_2(config.beta2 as f32)
-        .with_epsilon(1e-8)
-        .init()
-}
-
 impl TransferNets {
-    fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
-        let g_config = config.generator_config();
-        let d_config = config.discriminator_config();
-        let mut init_rng = rng.fork(0x1417);
-        let adam = || adam(config);
-        let back = (config.mode == Mode::Unpaired).then(|| Back {
-            f: init_weights(g_config.init(device), &mut init_rng),
-            opt_f: adam(),
-            d_content: init_weights(d_config.init(device), &mut init_rng),
-            opt_d_content: adam(),
-        });
-        Self {
-            g: init_weights(g_config.init(device), &mut init_rng),
-            opt_g: adam(),
-            d: init_weights(d_config.init(device), &mut init_rng),
-            opt_d: adam(),
-            back,
-        }
-    }
-
     fn load(mut self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
         self.g = reader.module("g", self.g)?;
         self.opt_g = reader.optimizer("g", self.opt_g)?;
@@ -963,72 +653,4 @@ impl TransferNets {
         }
         Ok(self)
     }
-}
-
-/// How large initial weights are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitScale {
-    /// N(0, 0.02), as in DCGAN, pix2pix and CycleGAN (networks with normalisation layers).
-    Dcgan,
-    /// N(0, 2 / fan-in) (He et al.): keeps activations at scale through layers without
-    /// normalisation, such as the noise mode's discriminator.
-    He,
-}
-
-/// Initialise weights from the run's own random stream, as in pix2pix/CycleGAN: convolution
-/// weights N(0, 0.02), biases 0, norm scales 1 and shifts 0. Using our generator (not the
-/// backend's) makes a run's start depend on its seed alone.
-pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
-    init_weights_with(module, rng, InitScale::Dcgan)
-}
-
-/// [`init_weights`] with a choice of weight scale.
-pub fn init_weights_with<M: Module>(module: M, rng: &mut Rng, scale: InitScale) -> M {
-    struct Init<'a> {
-        rng: &'a mut Rng,
-        path: Vec<String>,
-        scale: InitScale,
-    }
-    impl ModuleMapper for Init<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let field = self.path.last().map(String::as_str).unwrap_or("");
-            let rng = &mut *self.rng;
-            let scale = self.scale;
-            param.map(|t| {
-                let shape = t.shape();
-                let n = shape.num_elements();
-                // Convolutions are [out, in, k, k], linear layers [in, out].
-                let fan_in = match D {
-                    4 => shape.as_slice()[1..].iter().product::<usize>(),
-                    _ => shape.as_slice()[0],
-                };
-                let std = match scale {
-                    InitScale::Dcgan => 0.02f32,
-                    InitScale::He => (2.0 / fan_in.max(1) as f32).sqrt(),
-                };
-                let values: Vec<f32> = match field {
-                    "weight" if D > 1 => (0..n).map(|_| std * rng.normal()).collect(),
-                    "gamma" => vec![1.0; n],
-                    _ => vec![0.0; n],
-                };
-                let fresh = Tensor::from_data(TensorData::new(values, shape), &t.device());
-                if t.is_require_grad() {
-                    fresh.require_grad()
-                } else {
-                    fresh
-                }
-            })
-        }
-    }
-    module.map(&mut Init {
-        rng,
-        path: Vec::new(),
-        scale,
-    })
 }

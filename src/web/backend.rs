@@ -1,5 +1,7 @@
-//! Which device runs the styles: WebGPU where the browser has an adapter, else the CPU (`flex`
-//! compiled to wasm). `?backend=cpu` or `?backend=webgpu` forces one.
+//! Which device runs the styles: WebGPU where the browser has a hardware adapter, else the CPU
+//! path compiled to wasm. A software adapter (the browser's fallback, e.g. Chromium's SwiftShader
+//! on a machine without a usable GPU) is passed over: it is about 50 times slower than the CPU
+//! path. `?backend=cpu` or `?backend=webgpu` forces one.
 //!
 //! A GPU can go away mid-run (driver reset, another tab's crash, the browser reclaiming it). The
 //! WebGPU device is watched: its loss, or any error the GPU reports, is recorded here (instead of
@@ -31,6 +33,17 @@ pub async fn init(forced: Option<Backend>) -> (Device, Backend, Option<String>) 
         return (Device::flex(), Backend::Cpu, None);
     }
     match Device::wgpu_options().init_with_setup_async().await {
+        Ok((_, setup))
+            if forced != Some(Backend::WebGpu)
+                && setup.adapter.get_info().device_type
+                    == burn::tensor::wgpu::wgpu::DeviceType::Cpu =>
+        {
+            (
+                Device::flex(),
+                Backend::Cpu,
+                Some("the browser's WebGPU adapter is a software fallback; using the CPU".into()),
+            )
+        }
         Ok((device, setup)) => {
             setup.device.set_device_lost_callback(|reason, message| {
                 record_failure(format!("the GPU device was lost ({reason:?}: {message})"))

@@ -248,6 +248,24 @@ for (const backend of ['webgpu', 'cpu']) {
   });
 }
 
+test('without ?backend the page uses WebGPU on a hardware adapter and the CPU on a software one', async () => {
+  const { context, page } = await openPage(base);
+  try {
+    const fallback = await page.evaluate(async () => {
+      const adapter = await navigator.gpu?.requestAdapter();
+      return adapter ? Boolean(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) : null;
+    });
+    await pickTestStyle(page);
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null);
+    const info = await page.locator('#backend').textContent();
+    const expected = fallback === false ? /^WebGPU · / : /^CPU · /;
+    assert.match(info, expected, `adapter fallback: ${fallback}; the page ran on ${info}`);
+  } finally {
+    await context.close();
+  }
+});
+
 test('every shipped style is offered, the default is chosen, and each gives the native CLI\'s result', async () => {
   const index = JSON.parse(fs.readFileSync(path.join('models', 'index.json'), 'utf8'));
   const shipped = index.styles.filter((s) => (s.kind ?? 'transfer') === 'transfer');

@@ -8,7 +8,10 @@ use crate::model::{
 };
 
 /// How generated images are scored against real ones.
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(
+    all(feature = "cli", not(target_arch = "wasm32")),
+    derive(clap::ValueEnum)
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdversarialLoss {
@@ -23,7 +26,10 @@ pub enum AdversarialLoss {
 }
 
 /// Which pairing of the two folders the run learns from.
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(
+    all(feature = "cli", not(target_arch = "wasm32")),
+    derive(clap::ValueEnum)
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -259,11 +265,13 @@ impl TrainConfig {
         self.learning_rate * (1.0 - (step - start) / remaining).max(0.0)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("configs always serialise")
     }
 
     /// Read a config; keys it leaves out take the defaults of its `mode` ([`Self::for_mode`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let user: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
         let mode = match user.get("mode") {

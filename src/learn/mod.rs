@@ -1,0 +1,10 @@
+//! Learning, platform-neutral: the training configuration, the losses and one step per mode.
+//! Native training (`train`) adds data folders, checkpoints, samples and reports around it; the
+//! browser can build it with the `learn` feature.
+
+pub mod config;
+pub mod losses;
+pub mod step;
+
+pub use config::{AdversarialLoss, Mode, TrainConfig};
+pub use step::{Losses, StepError};

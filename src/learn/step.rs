@@ -1,0 +1,426 @@
+//! One training step per mode, on any device: CycleGAN (unpaired), pix2pix (paired) and the
+//! noise GAN, with their networks, optimisers, losses and weight initialisation. No files, no
+//! clock, no threads: the native `train::Trainer` feeds it batches and keeps checkpoints, and it
+//! builds for wasm32 (`--features learn`) for training in the page. Each step returns its losses
+//! with their names.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::config::{Mode, TrainConfig};
+use super::losses::{adversarial, generator_adversarial, l1};
+use crate::model::{Discriminator, Generator, ImageDiscriminator, LatentGenerator, Vgg19, gram};
+use crate::rng::Rng;
+
+/// A step's losses, named as in `losses.csv` ([`TrainConfig::loss_columns`]).
+pub type Losses = Vec<(&'static str, f32)>;
+
+/// Why a step gave no losses.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("reading losses from the device failed: {0}")]
+    ReadBack(String),
+}
+
+pub enum Nets {
+    Transfer(Box<TransferNets>),
+    Noise(Box<NoiseNets>),
+}
+
+/// Noise mode: the generator, its judge, and the generator's moving average (kept off the
+/// autodiff graph).
+pub struct NoiseNets {
+    pub(crate) g: LatentGenerator,
+    pub(crate) opt_g: ModuleOptimizer,
+    pub(crate) d: ImageDiscriminator,
+    pub(crate) opt_d: ModuleOptimizer,
+    pub(crate) ema: LatentGenerator,
+}
+
+pub struct TransferNets {
+    pub(crate) g: Generator,
+    pub(crate) opt_g: ModuleOptimizer,
+    pub(crate) d: Discriminator,
+    pub(crate) opt_d: ModuleOptimizer,
+    /// Unpaired mode only: the way back and its judge.
+    pub(crate) back: Option<Back>,
+}
+
+pub struct Back {
+    pub(crate) f: Generator,
+    pub(crate) opt_f: ModuleOptimizer,
+    pub(crate) d_content: Discriminator,
+    pub(crate) opt_d_content: ModuleOptimizer,
+}
+
+/// One transfer step: generators first (adversarial + cycle/identity or L1, + VGG losses),
+/// then the discriminators on real and (detached) generated images.
+pub fn transfer_step(
+    nets: &mut TransferNets,
+    input: Tensor<4>,
+    target: Tensor<4>,
+    lr: f64,
+    config: &TrainConfig,
+    vgg: Option<&Vgg19>,
+    device: &Device,
+) -> Result<Losses, StepError> {
+    let kind = config.adversarial;
+    Ok(match &mut nets.back {
+        Some(back) => {
+            let (a, b) = (input, target);
+            let fake_b = nets.g.forward(a.clone());
+            let fake_a = back.f.forward(b.clone());
+            let g_adv = generator_adversarial(kind, nets.d.forward(fake_b.clone()));
+            let f_adv = generator_adversarial(kind, back.d_content.forward(fake_a.clone()));
+            let cycle = l1(back.f.forward(fake_b.clone()), a.clone())
+                + l1(nets.g.forward(fake_a.clone()), b.clone());
+            let identity = if config.identity_weight > 0.0 {
+                l1(nets.g.forward(b.clone()), b.clone()) + l1(back.f.forward(a.clone()), a.clone())
+            } else {
+                Tensor::zeros([1], device)
+            };
+            let (perceptual, style) = vgg_losses(vgg, config, &fake_b, &a, &b, device);
+            let loss = g_adv.clone()
+                + f_adv.clone()
+                + cycle.clone() * config.cycle_weight
+                + identity.clone() * (config.cycle_weight * config.identity_weight)
+                + perceptual.clone() * config.perceptual_weight
+                + style.clone() * config.style_weight;
+            let mut grads = loss.backward();
+            let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+            let grads_f = GradientsParams::from_module(&mut grads, &back.f);
+            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+            back.f = back.opt_f.step(lr, back.f.clone(), grads_f);
+
+            let d_style = (adversarial(kind, nets.d.forward(b), true)
+                + adversarial(kind, nets.d.forward(fake_b.detach()), false))
+                * 0.5;
+            let d_content = (adversarial(kind, back.d_content.forward(a), true)
+                + adversarial(kind, back.d_content.forward(fake_a.detach()), false))
+                * 0.5;
+            let mut grads = (d_style.clone() + d_content.clone()).backward();
+            let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+            let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
+            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+            back.d_content = back
+                .opt_d_content
+                .step(lr, back.d_content.clone(), grads_dc);
+            let mut losses = vec![
+                ("g_adv", g_adv),
+                ("f_adv", f_adv),
+                ("cycle", cycle),
+                ("identity", identity),
+                ("d_style", d_style),
+                ("d_content", d_content),
+            ];
+            if vgg.is_some() {
+                losses.extend([("perceptual", perceptual), ("style", style)]);
+            }
+            read_losses(losses)?
+        }
+        None => {
+            let (before, after) = (input, target);
+            let fake = nets.g.forward(before.clone());
+            let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
+            let g_adv = generator_adversarial(kind, nets.d.forward(pair(fake.clone())));
+            let l1_loss = l1(fake.clone(), after.clone());
+            let (perceptual, style) = vgg_losses(vgg, config, &fake, &after, &after, device);
+            let loss = g_adv.clone()
+                + l1_loss.clone() * config.l1_weight
+                + perceptual.clone() * config.perceptual_weight
+                + style.clone() * config.style_weight;
+            let mut grads = loss.backward();
+            let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+            let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
+                + adversarial(kind, nets.d.forward(pair(fake.detach())), false))
+                * 0.5;
+            let mut grads = d_loss.backward();
+            let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+            let mut losses = vec![("g_adv", g_adv), ("l1", l1_loss), ("d", d_loss)];
+            if vgg.is_some() {
+                losses.extend([("perceptual", perceptual), ("style", style)]);
+            }
+            read_losses(losses)?
+        }
+    })
+}
+
+/// Perceptual (feature L1 to `content`) and style (Gram distance to `style`) losses of `output`;
+/// zeros without a VGG network.
+pub fn vgg_losses(
+    vgg: Option<&Vgg19>,
+    config: &TrainConfig,
+    output: &Tensor<4>,
+    content: &Tensor<4>,
+    style: &Tensor<4>,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    let Some(vgg) = vgg else {
+        return (Tensor::zeros([1], device), Tensor::zeros([1], device));
+    };
+    let out = vgg.features(output.clone()).0;
+    let mut perceptual = Tensor::zeros([1], device);
+    if config.perceptual_weight > 0.0 {
+        let reference = vgg.features(content.clone().detach()).0;
+        for (o, r) in out.iter().zip(reference) {
+            perceptual = perceptual + (o.clone() - r.detach()).abs().mean();
+        }
+    }
+    let mut style_loss = Tensor::zeros([1], device);
+    if config.style_weight > 0.0 {
+        let reference = vgg.features(style.clone().detach()).0;
+        for (o, r) in out.iter().zip(reference) {
+            let (go, gr) = (gram(o), gram(&r).detach());
+            // Compare with the mean style Gram matrix of the batch.
+            let gr = gr.mean_dim(0);
+            let [b, c, _] = go.dims();
+            style_loss = style_loss + (go - gr.expand([b, c, c])).square().mean();
+        }
+    }
+    (perceptual, style_loss)
+}
+
+/// One noise step, as in the seeds: the discriminator learns to tell `real` portraits from
+/// generated ones, then the generator learns to fool it on fresh noise; the moving average
+/// follows the generator. Returns g_adv, d and the mean real and fake scores.
+pub fn noise_step(
+    nets: &mut NoiseNets,
+    real: Tensor<4>,
+    lr: f64,
+    step: u64,
+    config: &TrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> Result<Losses, StepError> {
+    let kind = config.adversarial;
+    let mut noise = || {
+        let values: Vec<f32> = (0..config.batch * config.latent_size)
+            .map(|_| rng.normal())
+            .collect();
+        Tensor::<2>::from_data(
+            TensorData::new(values, [config.batch, config.latent_size]),
+            device,
+        )
+    };
+    let fake = nets.g.forward(noise()).detach();
+    let real_scores = nets.d.forward(real);
+    let fake_scores = nets.d.forward(fake);
+    let d_loss = adversarial(kind, real_scores.clone(), true)
+        + adversarial(kind, fake_scores.clone(), false);
+    let mut grads = d_loss.backward();
+    let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+
+    let z = noise();
+    let fake = nets.g.forward(z.clone());
+    let g_adv = generator_adversarial(kind, nets.d.forward(fake.clone()));
+    let seeking = mode_seeking(fake, z, device);
+    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
+    let mut grads = g_loss.backward();
+    let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+
+    // A short warm-up (decay (1+t)/(10+t)) so early averages do not cling to the random start.
+    let decay = config
+        .ema_decay
+        .min((1.0 + step as f32) / (10.0 + step as f32));
+    nets.ema = moving_average(nets.ema.clone(), &nets.g.valid(), decay);
+    read_losses(vec![
+        ("g_adv", g_adv),
+        ("d", d_loss),
+        ("d_real", real_scores.mean().reshape([1])),
+        ("d_fake", fake_scores.mean().reshape([1])),
+        ("mode_seeking", seeking),
+    ])
+}
+
+/// The mode-seeking term of MSGAN (Mao et al. 2019): for pairs of samples, the inverse of how
+/// far apart their images are relative to how far apart their noise vectors are. Minimising it
+/// makes the generator use its noise, against mode collapse. Zero for a batch of one.
+pub fn mode_seeking(fake: Tensor<4>, z: Tensor<2>, device: &Device) -> Tensor<1> {
+    let [batch, ..] = fake.dims();
+    let half = batch / 2;
+    if half == 0 {
+        return Tensor::zeros([1], device);
+    }
+    let images = (fake.clone().narrow(0, 0, half) - fake.narrow(0, half, half))
+        .abs()
+        .mean();
+    let noise = (z.clone().narrow(0, 0, half) - z.narrow(0, half, half))
+        .abs()
+        .mean();
+    (images / noise + 1e-5).recip()
+}
+
+/// `average · decay + current · (1 - decay)`, parameter by parameter.
+pub fn moving_average<M: Module>(average: M, current: &M, decay: f32) -> M {
+    struct Collect(Vec<TensorData>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().into_data());
+        }
+    }
+    struct Blend {
+        current: std::vec::IntoIter<TensorData>,
+        decay: f32,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let decay = self.decay;
+            let next = self.current.next();
+            param.map(|t| match next {
+                Some(data) => {
+                    let current = Tensor::<D>::from_data(data, &t.device());
+                    t * decay + current * (1.0 - decay)
+                }
+                None => t,
+            })
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    current.visit(&mut collect);
+    average.map(&mut Blend {
+        current: collect.0.into_iter(),
+        decay,
+    })
+}
+
+fn read_losses(named: Vec<(&'static str, Tensor<1>)>) -> Result<Losses, StepError> {
+    let (names, values): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach())).unzip();
+    let values = Tensor::cat(values, 0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| StepError::ReadBack(format!("{e:?}")))?;
+    Ok(names.into_iter().zip(values).collect())
+}
+
+pub fn adam(config: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(config.beta1 as f32)
+        .with_beta_2(config.beta2 as f32)
+        .with_epsilon(1e-8)
+        .init()
+}
+
+/// How large initial weights are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitScale {
+    /// N(0, 0.02), as in DCGAN, pix2pix and CycleGAN (networks with normalisation layers).
+    Dcgan,
+    /// N(0, 2 / fan-in) (He et al.): keeps activations at scale through layers without
+    /// normalisation, such as the noise mode's discriminator.
+    He,
+}
+
+/// Initialise weights from the run's own random stream, as in pix2pix/CycleGAN: convolution
+/// weights N(0, 0.02), biases 0, norm scales 1 and shifts 0. Using our generator (not the
+/// backend's) makes a run's start depend on its seed alone.
+pub fn init_weights<M: Module>(module: M, rng: &mut Rng) -> M {
+    init_weights_with(module, rng, InitScale::Dcgan)
+}
+
+/// [`init_weights`] with a choice of weight scale.
+pub fn init_weights_with<M: Module>(module: M, rng: &mut Rng, scale: InitScale) -> M {
+    struct Init<'a> {
+        rng: &'a mut Rng,
+        path: Vec<String>,
+        scale: InitScale,
+    }
+    impl ModuleMapper for Init<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let field = self.path.last().map(String::as_str).unwrap_or("");
+            let rng = &mut *self.rng;
+            let scale = self.scale;
+            param.map(|t| {
+                let shape = t.shape();
+                let n = shape.num_elements();
+                // Convolutions are [out, in, k, k], linear layers [in, out].
+                let fan_in = match D {
+                    4 => shape.as_slice()[1..].iter().product::<usize>(),
+                    _ => shape.as_slice()[0],
+                };
+                let std = match scale {
+                    InitScale::Dcgan => 0.02f32,
+                    InitScale::He => (2.0 / fan_in.max(1) as f32).sqrt(),
+                };
+                let values: Vec<f32> = match field {
+                    "weight" if D > 1 => (0..n).map(|_| std * rng.normal()).collect(),
+                    "gamma" => vec![1.0; n],
+                    _ => vec![0.0; n],
+                };
+                let fresh = Tensor::from_data(TensorData::new(values, shape), &t.device());
+                if t.is_require_grad() {
+                    fresh.require_grad()
+                } else {
+                    fresh
+                }
+            })
+        }
+    }
+    module.map(&mut Init {
+        rng,
+        path: Vec::new(),
+        scale,
+    })
+}
+
+impl Nets {
+    pub fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
+        match config.mode {
+            Mode::Unpaired | Mode::Paired => {
+                Nets::Transfer(Box::new(TransferNets::init(config, device, rng)))
+            }
+            Mode::Noise => {
+                let mut init_rng = rng.fork(0x1417);
+                let g = init_weights_with(
+                    config.latent_generator_config().init(device),
+                    &mut init_rng,
+                    InitScale::He,
+                );
+                let d = init_weights_with(
+                    config.image_discriminator_config().init(device),
+                    &mut init_rng,
+                    InitScale::He,
+                );
+                Nets::Noise(Box::new(NoiseNets {
+                    ema: g.valid(),
+                    g,
+                    opt_g: adam(config),
+                    d,
+                    opt_d: adam(config),
+                }))
+            }
+        }
+    }
+}
+
+impl TransferNets {
+    pub fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
+        let g_config = config.generator_config();
+        let d_config = config.discriminator_config();
+        let mut init_rng = rng.fork(0x1417);
+        let adam = || adam(config);
+        let back = (config.mode == Mode::Unpaired).then(|| Back {
+            f: init_weights(g_config.init(device), &mut init_rng),
+            opt_f: adam(),
+            d_content: init_weights(d_config.init(device), &mut init_rng),
+            opt_d_content: adam(),
+        });
+        Self {
+            g: init_weights(g_config.init(device), &mut init_rng),
+            opt_g: adam(),
+            d: init_weights(d_config.init(device), &mut init_rng),
+            opt_d: adam(),
+            back,
+        }
+    }
+}
