@@ -6,6 +6,16 @@ use std::fmt::Write;
 use std::path::Path;
 use std::{env, fs};
 
+/// A path in the package as an expression of the compiling crate's `CARGO_MANIFEST_DIR`, not of
+/// this script's: a second checkout that shares the target dir (and this script's cached output)
+/// then still reads its own files.
+fn in_package(relative: &str) -> String {
+    format!(
+        "concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?})",
+        format!("/{relative}")
+    )
+}
+
 fn main() {
     let root = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let models = Path::new(&root).join("models");
@@ -16,8 +26,8 @@ fn main() {
     if index.is_file() {
         writeln!(
             code,
-            "pub static INDEX: Option<&[u8]> = Some(include_bytes!({:?}));",
-            index.display()
+            "pub static INDEX: Option<&[u8]> = Some(include_bytes!({}));",
+            in_package("models/index.json")
         )
         .unwrap();
     } else {
@@ -52,8 +62,8 @@ fn main() {
                 .expect("pack files have UTF-8 names");
             writeln!(
                 code,
-                "        ({name:?}, include_bytes!({:?})),",
-                file.display()
+                "        ({name:?}, include_bytes!({})),",
+                in_package(&format!("models/{id}/{name}"))
             )
             .unwrap();
         }

@@ -1,9 +1,10 @@
 //! The Burn side of `bench/run` (see bench/README.md). Prints one JSON object per line.
 //!
 //! ```text
-//! bench_native weights OUT_DIR [STYLE…]      tiny/small packs (fixed seeds) and shipped styles
-//!                                            exported as SafeTensors, with a photo and Burn's
-//!                                            output on it for the reference
+//! bench_native weights OUT_DIR [NAME…]       tiny/small (and any other preset NAME) at fixed
+//!                                            seeds and shipped styles NAME, exported as
+//!                                            SafeTensors (the layer table in the metadata), with
+//!                                            a photo and Burn's output on it for the reference
 //! bench_native infer BACKEND SIZES RUNS [PRESETS]   ms per image, generator forward, batch 1
 //!                                            (PRESETS: comma list, default `tiny,small`)
 //! bench_native layers PRESET SIDE RUNS      our CPU path, each convolution's median time
@@ -147,14 +148,23 @@ fn weights(out: &Path, styles: &[String]) -> Result<()> {
     let device = Device::flex();
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut models: Vec<(String, PathBuf)> = Vec::new();
-    for preset in PRESETS {
+    let mut presets = PRESETS.to_vec();
+    let mut named = Vec::new();
+    for name in styles {
+        match name.parse::<Preset>() {
+            Ok(preset) if !presets.contains(&preset) => presets.push(preset),
+            Ok(_) => {}
+            Err(_) => named.push(name),
+        }
+    }
+    for preset in presets {
         let dir = out.join(format!("pack-{}", preset.name()));
         let manifest = Manifest::new(preset.name(), preset.name(), preset.generator());
         StylePack::save(&dir, manifest, &generator(preset, &device), Precision::F32)
             .map_err(|e| e.to_string())?;
         models.push((preset.name().to_string(), dir));
     }
-    for style in styles {
+    for style in named {
         models.push((style.clone(), Path::new("models").join(style)));
     }
     for (name, dir) in models {

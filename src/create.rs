@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
 use crate::model::{LatentGenerator, LatentGeneratorConfig};
+use crate::pack::{PackError, StylePack};
 use crate::rng::Rng;
 use crate::stylize::RenderError;
 
@@ -48,6 +49,15 @@ impl Creator {
             config,
             device,
         }
+    }
+
+    /// A creator with a (noise) pack's network, on `device`.
+    pub fn from_pack(pack: &StylePack, device: &Device) -> Result<Self, PackError> {
+        Ok(Self::new(
+            pack.latent_generator(device)?,
+            pack.noise_config()?.clone(),
+            device.clone(),
+        ))
     }
 
     pub fn config(&self) -> &LatentGeneratorConfig {

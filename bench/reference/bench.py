@@ -4,9 +4,12 @@ stdout; progress goes to stderr.
   check  --weights W.safetensors --data CHECK.safetensors   same output as Burn? (exit 1 if not)
   infer  --weights W --sizes 256,512,1024 --threads N --runs R   ms per image, GFLOP/s
   roof   --threads N                                      sgemm GFLOP/s (numpy/OpenBLAS, torch.mm)
-  train  --preset tiny --side 128 --threads N --steps S   training steps/s, unpaired and paired
+  train  --weights W --side 128 --threads N --steps S     training steps/s, unpaired and paired
   onnx   --weights W --out model.onnx --side 512          export for ONNX Runtime (Web)
-  init   --preset tiny --out W.safetensors                random weights, to try it without Burn
+
+Every generator comes from a SafeTensors file written by Burn's export (`portraitist export
+--format safetensors`, or `bench_native weights`): its metadata holds the layer table the network
+is built from (models.py).
 """
 
 import argparse
@@ -21,7 +24,6 @@ import time
 # before their BLAS and OpenMP runtimes load.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CHECK_TOLERANCE = 1e-3
-PRESETS = ("tiny", "small", "large")  # models.PRESETS, named here before torch loads
 
 
 def log(message):
@@ -110,7 +112,7 @@ def infer(args):
             x = (torch.rand(1, model.config["channels"], side, side) * 2 - 1).to(device)
             times = timed(lambda: forward(x), args.runs, args.warmup)
             median = statistics.median(times)
-            gflop = models.generator_flops(model.config, side, side) / 1e9
+            gflop = models.generator_flops(model.layers, side, side) / 1e9
             log(f"infer {side}²: {median * 1e3:.1f} ms")
             results.append({
                 "side": side,
@@ -174,6 +176,7 @@ def train(args):
 
     setup = torch_setup(args.threads)
     device = torch.device(args.device)
+    name = os.path.splitext(os.path.basename(args.weights))[0]
     # TrainConfig::default() (src/train/config.rs) for the unpaired and paired modes.
     defaults = {
         "adversarial": "lsgan",
@@ -188,11 +191,11 @@ def train(args):
         "discriminator_width": 32,
         "discriminator_layers": 3,
     }
-    preset = models.PRESETS[args.preset]
     seed = torch.Generator().manual_seed(1)
 
     def generator():
-        return models.init_weights(models.Generator(preset["width"], preset["blocks"]), seed).to(device)
+        # The file's network and weights (Burn's, from a fixed seed).
+        return models.load(args.weights).train().to(device)
 
     def discriminator(channels):
         return models.init_weights(
@@ -274,7 +277,7 @@ def train(args):
     for mode, step in (("unpaired", unpaired_step), ("paired", paired_step)):
         times = timed(step, args.steps, args.warmup)
         per_step = sum(times) / len(times)
-        log(f"train {mode} {args.preset} {args.side}²: {1 / per_step:.2f} steps/s")
+        log(f"train {mode} {name} {args.side}²: {1 / per_step:.2f} steps/s")
         results[mode] = {
             "s_per_step": per_step,
             "steps_per_s": 1 / per_step,
@@ -283,7 +286,7 @@ def train(args):
     return {
         **setup,
         "device": device_name(device),
-        "preset": args.preset,
+        "preset": name,
         "side": args.side,
         "batch": 1,
         "steps": args.steps,
@@ -351,23 +354,6 @@ def export_onnx(args):
     return result, 1 if failed else 0
 
 
-def init(args):
-    import torch
-
-    import models
-
-    preset = models.PRESETS[args.preset]
-    model = models.Generator(preset["width"], preset["blocks"], input_skip=args.input_skip or None)
-    models.init_weights(model, torch.Generator().manual_seed(args.seed))
-    # Perturb the norms too, so a check exercises gamma and beta.
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(("gamma", "beta", "bias")):
-                param.add_(torch.randn(param.shape) * 0.1)
-    models.save(model, args.out)
-    return {"out": args.out, "config": model.config}, 0
-
-
 def sizes(text):
     return [int(s) for s in text.split(",")]
 
@@ -397,7 +383,7 @@ def parse():
     p.set_defaults(run=roof)
 
     p = commands.add_parser("train", help="training steps/s, unpaired and paired")
-    p.add_argument("--preset", choices=PRESETS, default="tiny")
+    p.add_argument("--weights", required=True, help="the generator (trained from these weights)")
     p.add_argument("--side", type=int, default=128)
     p.add_argument("--threads", type=int)
     p.add_argument("--steps", type=int, default=6)
@@ -413,12 +399,6 @@ def parse():
     p.add_argument("--static", action="store_true", help="fix the input at --side (no dynamic H/W)")
     p.set_defaults(run=export_onnx, threads=None)
 
-    p = commands.add_parser("init", help="write randomly initialised generator weights")
-    p.add_argument("--preset", choices=PRESETS, default="tiny")
-    p.add_argument("--input-skip", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.set_defaults(run=init, threads=None)
     return parser.parse_args()
 
 

@@ -1,7 +1,8 @@
 """PyTorch mirrors of portraitist's networks, for the benchmarks' correctness anchor and timings.
 
-The math follows `src/model/generator.rs`, `src/model/norm.rs` and `src/model/discriminator.rs`
-exactly, and parameter names are Burn's module paths joined with '.', so the SafeTensors files
+The generator is built from the layer table Burn's export writes into the SafeTensors metadata
+(see `Generator`); the norm and discriminator follow `src/model/norm.rs` and
+`src/model/discriminator.rs` exactly, and parameter names are Burn's module paths joined with '.', so the SafeTensors files
 written by `portraitist export --format safetensors` load with `load_state_dict(strict=True)`.
 """
 
@@ -10,18 +11,12 @@ import json
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 EPSILON = 1e-5
-# Metadata key under which Burn's export stores the generator's shape (JSON).
+# Metadata keys under which Burn's export stores the generator's shape and its layer table (JSON).
 GENERATOR_METADATA = "portraitist.generator"
-# `Preset::generator` in src/model/generator.rs.
-PRESETS = {
-    "tiny": {"width": 12, "blocks": 5},
-    "small": {"width": 16, "blocks": 6},
-    "large": {"width": 64, "blocks": 9},
-}
+LAYERS_METADATA = "portraitist.layers"
 
 
 def reflect(x, pad):
@@ -41,61 +36,51 @@ class StatNorm(nn.Module):
         return F.instance_norm(x, weight=self.gamma, bias=self.beta, eps=EPSILON)
 
 
-class ConvNormRelu(nn.Module):
-    """Reflect-pad, convolve (no padding), instance-normalise, ReLU."""
-
-    def __init__(self, cin, cout, kernel, stride):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
-        self.norm = StatNorm(cout)
-        self.pad = kernel // 2
-
-    def forward(self, x):
-        return F.relu(self.norm(self.conv(reflect(x, self.pad))))
-
-
-class ResidualBlock(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.first = ConvNormRelu(channels, channels, 3, 1)
-        self.conv = nn.Conv2d(channels, channels, 3)
-        self.norm = StatNorm(channels)
-
-    def forward(self, x):
-        return x + self.norm(self.conv(reflect(self.first(x), 1)))
+def _attach(root, path, module):
+    """Register `module` under the dotted `path` (e.g. `blocks.0.first.conv`), creating the
+    containers on the way, so that parameter names are Burn's module paths."""
+    *parents, name = path.split(".")
+    for part in parents:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.add_module(name, module)
 
 
 class Generator(nn.Module):
-    """Encoder → residual blocks → nearest-upsampling decoder → tanh; input sides multiple of 4."""
+    """The generator its layer table describes: `GeneratorConfig::layers` in
+    src/model/generator.rs, which Burn's export stores in the SafeTensors metadata. Nothing about
+    the network's shape is written here: this walks the table as Burn's forward pass does."""
 
-    def __init__(self, width, blocks, channels=3, input_skip=None):
+    def __init__(self, layers, config=None):
         super().__init__()
-        self.config = {
-            "width": width,
-            "blocks": blocks,
-            "channels": channels,
-            "input_skip": input_skip,
-        }
-        self.input_skip = bool(input_skip)
-        w = width
-        self.stem = ConvNormRelu(channels, w, 7, 1)
-        self.down1 = ConvNormRelu(w, 2 * w, 3, 2)
-        self.down2 = ConvNormRelu(2 * w, 4 * w, 3, 2)
-        self.blocks = nn.ModuleList(ResidualBlock(4 * w) for _ in range(blocks))
-        self.up1 = ConvNormRelu(4 * w, 2 * w, 3, 1)
-        self.up2 = ConvNormRelu(2 * w, w, 3, 1)
-        self.head = nn.Conv2d(w + channels if self.input_skip else w, channels, 7)
+        self.layers = layers
+        self.config = config or {}
+        for layer in layers:
+            conv = nn.Conv2d(layer["cin"], layer["cout"], layer["kernel"], stride=layer["stride"])
+            _attach(self, layer["conv"], conv)
+            if layer["norm"]:
+                _attach(self, layer["norm"], StatNorm(layer["cout"]))
 
     def forward(self, x):
-        image = x
-        x = self.down2(self.down1(self.stem(x)))
-        for block in self.blocks:
-            x = block(x)
-        x = self.up1(F.interpolate(x, scale_factor=2, mode="nearest"))
-        x = self.up2(F.interpolate(x, scale_factor=2, mode="nearest"))
-        if self.input_skip:
-            x = torch.cat([x, image], dim=1)
-        return torch.tanh(self.head(reflect(x, 3)))
+        image, kept = x, None
+        for layer in self.layers:
+            if layer["residual"] == "open":
+                kept = x
+            if layer["upsample"]:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            if layer["concat_input"]:
+                x = torch.cat([x, image], dim=1)
+            x = self.get_submodule(layer["conv"])(reflect(x, layer["pad"]))
+            if layer["norm"]:
+                x = self.get_submodule(layer["norm"])(x)
+            if layer["activation"] == "relu":
+                x = F.relu(x)
+            elif layer["activation"] == "tanh":
+                x = torch.tanh(x)
+            if layer["residual"] == "close":
+                x = kept + x
+        return x
 
 
 class Stage(nn.Module):
@@ -147,63 +132,33 @@ def init_weights(module, generator=None):
     return module
 
 
-def config_from_tensors(tensors):
-    """Generator shape read off the weights, for files without the metadata entry."""
-    stem = tensors["stem.conv.weight"]
-    width, channels = stem.shape[0], stem.shape[1]
-    blocks = len({name.split(".")[1] for name in tensors if name.startswith("blocks.")})
-    input_skip = tensors["head.weight"].shape[1] != width
-    return {
-        "width": width,
-        "blocks": blocks,
-        "channels": channels,
-        "input_skip": True if input_skip else None,
-    }
-
-
 def load(path):
-    """The generator stored in a SafeTensors file written by Burn, in eval mode (float32)."""
+    """The generator stored in a SafeTensors file written by Burn's export, in eval mode (float32)."""
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata() or {}
         tensors = {name: f.get_tensor(name).float() for name in f.keys()}
-    if GENERATOR_METADATA in metadata:
-        config = json.loads(metadata[GENERATOR_METADATA])
-    else:
-        config = config_from_tensors(tensors)
-    model = Generator(
-        config["width"],
-        config["blocks"],
-        config.get("channels", 3),
-        config.get("input_skip"),
-    )
+    if LAYERS_METADATA not in metadata:
+        raise SystemExit(
+            f"{path} has no layer table ({LAYERS_METADATA} in its metadata): "
+            "export it again with `portraitist export --format safetensors`"
+        )
+    layers = json.loads(metadata[LAYERS_METADATA])
+    config = json.loads(metadata.get(GENERATOR_METADATA, "{}"))
+    model = Generator(layers, config)
     model.load_state_dict(tensors, strict=True)
     return model.eval()
 
 
-def save(model, path):
-    """Write a generator like Burn's export does (names, float32, shape in the metadata)."""
-    tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
-    save_file(tensors, path, metadata={GENERATOR_METADATA: json.dumps(model.config)})
-
-
-def generator_flops(config, height, width):
+def generator_flops(layers, height, width):
     """Forward FLOPs (2 × multiply-adds) of the generator's convolutions for one image.
 
     Norms, activations, padding, upsampling and biases are left out: together they are a few
     operations per activation, against tens to hundreds per activation in the convolutions.
     """
-    w, c = config["width"], config["channels"]
-    head_in = w + c if config.get("input_skip") else w
-    full = height * width  # pixels at full resolution
-    half = full // 4
-    quarter = full // 16
-    macs = (
-        full * w * c * 7 * 7  # stem
-        + half * 2 * w * w * 3 * 3  # down1 (output at half resolution)
-        + quarter * 4 * w * 2 * w * 3 * 3  # down2
-        + config["blocks"] * 2 * quarter * (4 * w) ** 2 * 3 * 3  # residual blocks
-        + half * 2 * w * 4 * w * 3 * 3  # up1
-        + full * w * 2 * w * 3 * 3  # up2
-        + full * c * head_in * 7 * 7  # head
-    )
+    macs, pixels = 0, height * width  # pixels of the current layer's input
+    for layer in layers:
+        if layer["upsample"]:
+            pixels *= 4
+        pixels //= layer["stride"] ** 2
+        macs += pixels * layer["cout"] * layer["cin"] * layer["kernel"] ** 2
     return 2 * macs

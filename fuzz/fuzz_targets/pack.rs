@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use image::RgbImage;
 use libfuzzer_sys::fuzz_target;
-use portraitist::GeneratorConfig;
+use portraitist::{GeneratorConfig, Stylizer};
 use portraitist::pack::{Index, Manifest, Precision, StylePack, sha256_hex};
 
 fn config() -> GeneratorConfig {
@@ -47,7 +47,7 @@ fn load(weights: Vec<u8>) {
     let pack = StylePack::from_bytes("fuzz/style.json", &json, weights)
         .expect("the checksum was written for these bytes");
     let device = Device::flex();
-    if let Ok(stylizer) = pack.stylizer(&device) {
+    if let Ok(stylizer) = Stylizer::from_pack(&pack, &device) {
         let photo = RgbImage::from_pixel(20, 12, image::Rgb([90, 140, 200]));
         let out = stylizer
             .render_blocking(&photo, None, &mut |_, _| {})

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use portraitist::create::Creator;
 use portraitist::eval::{self, Truth};
 use portraitist::image_io::{self, OutputFormat};
 use portraitist::pack::{EvaluationSummary, PackKind, StylePack};
+use portraitist::stylize::Stylizer;
 use portraitist::train::looks::LookName;
 
 use super::grade::look_name;
@@ -95,7 +97,7 @@ fn write_evaluation(
 /// `eval` of a noise pack: realism, diversity, memorisation (src/eval/noise.rs).
 fn evaluate_noise(args: &EvalArgs, pack: &StylePack, backend: Backend) -> Result<()> {
     let device = device(backend)?;
-    let creator = pack.creator(&device)?;
+    let creator = Creator::from_pack(pack, &device)?;
     let real = load_folder(&args.photos, "held-out portraits")?;
     let training = args
         .training
@@ -145,7 +147,7 @@ pub fn run(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
         return evaluate_noise(args, &pack, backend);
     }
     let device = device(backend)?;
-    let stylizer = pack.stylizer(&device)?;
+    let stylizer = Stylizer::from_pack(&pack, &device)?;
     let load = load_folder;
     let photos = load(&args.photos, "photos")?;
     let style_set = args

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 
-use portraitist::create;
+use portraitist::create::{self, Creator};
 use portraitist::image_io::{self, OutputFormat};
 use portraitist::pack::StylePack;
 
@@ -45,7 +45,7 @@ const MAX_SHEET_PIXELS: u64 = 100_000_000;
 
 pub fn run(args: &GenerateArgs, models: &Path, backend: Backend) -> Result<()> {
     let pack = StylePack::resolve(&args.style, models)?;
-    let creator = pack.creator(&device(backend)?)?;
+    let creator = Creator::from_pack(&pack, &device(backend)?)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let (names, latents): (Vec<String>, Vec<Vec<f32>>) = match args.interpolate {

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use portraitist::image_io::{self, OutputFormat};
 use portraitist::pack::StylePack;
-use portraitist::stylize::{self, Blend, DEFAULT_TILE};
+use portraitist::stylize::{self, Blend, DEFAULT_TILE, Stylizer};
 
 use super::{Backend, describe, device};
 
@@ -65,7 +65,7 @@ fn unit_interval(s: &str) -> Result<f32, String> {
 pub fn run(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<ExitCode> {
     let pack = StylePack::resolve(&args.style, models)?;
     let device = device(backend)?;
-    let stylizer = pack.stylizer(&device)?;
+    let stylizer = Stylizer::from_pack(&pack, &device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let format = match args.format {

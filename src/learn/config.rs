@@ -150,6 +150,17 @@ impl Default for TrainConfig {
     }
 }
 
+/// Why a training config cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, an unknown key, or a value of the wrong type.
+    #[error("{0}")]
+    Parse(String),
+    /// Well-formed, but a value is out of its range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl TrainConfig {
     /// This config with the command line's settings in place of its own.
     pub fn with_overrides(mut self, o: &ConfigOverrides) -> Self {
@@ -272,13 +283,16 @@ impl TrainConfig {
 
     /// Read a config; keys it leaves out take the defaults of its `mode` ([`Self::for_mode`]).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let user: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let parse = |e: &dyn std::fmt::Display| ConfigError::Parse(e.to_string());
+        let user: toml::Table = toml::from_str(text).map_err(|e| parse(&e))?;
         let mode = match user.get("mode") {
-            Some(value) => Mode::deserialize(value.clone()).map_err(|e| format!("mode: {e}"))?,
+            Some(value) => {
+                Mode::deserialize(value.clone()).map_err(|e| parse(&format!("mode: {e}")))?
+            }
             None => Mode::Unpaired,
         };
-        let mut table = toml::Table::try_from(Self::for_mode(mode)).map_err(|e| e.to_string())?;
+        let mut table = toml::Table::try_from(Self::for_mode(mode)).map_err(|e| parse(&e))?;
         table.extend(user);
         // The generator's `channels` has a default in code but none in serde: a config that names
         // only width and blocks (as the README shows) gets the image's three channels.
@@ -287,15 +301,14 @@ impl TrainConfig {
                 .entry("channels")
                 .or_insert(toml::Value::Integer(3));
         }
-        let config: Self = table
-            .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
+        let config: Self = table.try_into().map_err(|e: toml::de::Error| parse(&e))?;
         config.validate()?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        let fail = |m: String| Err(m);
+    /// Whether every value is in its range; the error names the first that is not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |m: String| Err(ConfigError::Invalid(m));
         if self.size < 32
             || self.size > 2048
             || !self.size.is_multiple_of(GeneratorConfig::MULTIPLE)
@@ -341,7 +354,7 @@ impl TrainConfig {
         if self.mode == Mode::Noise {
             self.latent_generator_config()
                 .check()
-                .map_err(|e| format!("noise mode: {e}"))?;
+                .map_err(|e| ConfigError::Invalid(format!("noise mode: {e}")))?;
             if !(0.0..1.0).contains(&self.ema_decay) {
                 return fail("ema_decay must be in [0, 1)".into());
             }
@@ -390,12 +403,11 @@ mod tests {
         assert_eq!(config.steps, 10);
         assert_eq!(config.preset, Preset::Tiny);
         assert_eq!(config.learning_rate, 2e-4);
-        assert!(
-            TrainConfig::from_toml("stepz = 10")
-                .unwrap_err()
-                .contains("stepz")
-        );
-        assert!(TrainConfig::from_toml("size = 30").is_err());
+        let err = TrainConfig::from_toml("stepz = 10").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+        assert!(err.to_string().contains("stepz"), "{err}");
+        let err = TrainConfig::from_toml("size = 30").unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
     }
 
     #[test]
@@ -407,7 +419,8 @@ mod tests {
         assert_eq!(config.adversarial, AdversarialLoss::Bce);
         assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
         let err = TrainConfig::from_toml("mode = \"noise\"\nsize = 48\n").unwrap_err();
-        assert!(err.contains("48"), "{err}");
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("48"), "{err}");
         assert!(TrainConfig::from_toml("mode = \"sideways\"").is_err());
     }
 

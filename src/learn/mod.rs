@@ -6,5 +6,5 @@ pub mod config;
 pub mod losses;
 pub mod step;
 
-pub use config::{AdversarialLoss, Mode, TrainConfig};
+pub use config::{AdversarialLoss, ConfigError, Mode, TrainConfig};
 pub use step::{Losses, StepError};

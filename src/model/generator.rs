@@ -3,6 +3,9 @@
 //! Reflect padding everywhere (no dark borders), instance norm, nearest-neighbour upsampling
 //! followed by a convolution (no transposed-convolution checkerboard), tanh output in [-1, 1].
 //! Fully convolutional: any height and width that are multiples of 4 (and at least 16).
+//!
+//! The layer sequence is written once, in [`GeneratorConfig::layers`]; everything that runs or
+//! measures the network walks that table.
 
 use std::fmt;
 use std::str::FromStr;
@@ -100,34 +103,164 @@ impl GeneratorConfig {
         self.input_skip.unwrap_or(false)
     }
 
-    pub fn init(&self, device: &Device) -> Generator {
-        let w = self.width;
+    /// The network, layer by layer in forward order: its one description. Burn's forward pass,
+    /// the CPU engine, the receptive radius and the SafeTensors export (which the PyTorch
+    /// reference in `bench/reference` builds its network from) all walk this list.
+    pub fn layers(&self) -> Vec<Layer> {
+        let (w, c) = (self.width, self.channels);
+        let conv_norm_relu = |name: &str, cin, cout, kernel, stride| Layer {
+            conv: format!("{name}.conv"),
+            norm: Some(format!("{name}.norm")),
+            cin,
+            cout,
+            kernel,
+            stride,
+            pad: kernel / 2,
+            upsample: false,
+            concat_input: false,
+            activation: Activation::Relu,
+            residual: Residual::None,
+        };
+        let mut layers = vec![
+            conv_norm_relu("stem", c, w, 7, 1),
+            conv_norm_relu("down1", w, 2 * w, 3, 2),
+            conv_norm_relu("down2", 2 * w, 4 * w, 3, 2),
+        ];
+        for i in 0..self.blocks {
+            let block = format!("blocks.{i}");
+            layers.push(Layer {
+                residual: Residual::Open,
+                ..conv_norm_relu(&format!("{block}.first"), 4 * w, 4 * w, 3, 1)
+            });
+            layers.push(Layer {
+                conv: format!("{block}.conv"),
+                norm: Some(format!("{block}.norm")),
+                activation: Activation::None,
+                residual: Residual::Close,
+                ..conv_norm_relu("", 4 * w, 4 * w, 3, 1)
+            });
+        }
+        for (name, cin, cout) in [("up1", 4 * w, 2 * w), ("up2", 2 * w, w)] {
+            layers.push(Layer {
+                upsample: true,
+                ..conv_norm_relu(name, cin, cout, 3, 1)
+            });
+        }
         let skip = self.has_input_skip();
-        let head_in = if skip { w + self.channels } else { w };
+        layers.push(Layer {
+            conv: "head".into(),
+            norm: None,
+            cin: if skip { w + c } else { w },
+            concat_input: skip,
+            activation: Activation::Tanh,
+            ..conv_norm_relu("", w, c, 7, 1)
+        });
+        layers
+    }
+
+    pub fn init(&self, device: &Device) -> Generator {
+        let layers = self.layers();
+        let layer = |conv: &str| {
+            layers
+                .iter()
+                .find(|l| l.conv == conv)
+                .unwrap_or_else(|| panic!("the generator has a layer `{conv}`"))
+        };
+        let part = |name: &str| ConvNormRelu::new(layer(&format!("{name}.conv")), device);
         Generator {
-            stem: ConvNormRelu::new(self.channels, w, 7, 1, device),
-            down1: ConvNormRelu::new(w, 2 * w, 3, 2, device),
-            down2: ConvNormRelu::new(2 * w, 4 * w, 3, 2, device),
+            stem: part("stem"),
+            down1: part("down1"),
+            down2: part("down2"),
             blocks: (0..self.blocks)
-                .map(|_| ResidualBlock::new(4 * w, device))
+                .map(|i| {
+                    let second = layer(&format!("blocks.{i}.conv"));
+                    ResidualBlock {
+                        first: part(&format!("blocks.{i}.first")),
+                        conv: second.init_conv(device),
+                        norm: StatNorm::new(second.cout, device),
+                    }
+                })
                 .collect(),
-            up1: ConvNormRelu::new(4 * w, 2 * w, 3, 1, device),
-            up2: ConvNormRelu::new(2 * w, w, 3, 1, device),
-            head: Conv2dConfig::new([head_in, self.channels], [7, 7]).init(device),
-            input_skip: skip,
+            up1: part("up1"),
+            up2: part("up2"),
+            head: layer("head").init_conv(device),
+            input_skip: self.has_input_skip(),
         }
     }
 
     /// How far, in input pixels, an output pixel can see. A tile needs this much context on each
     /// side for its interior to match the whole-image result.
     pub fn receptive_radius(&self) -> usize {
-        // stem 3 + down 1 + down 2 + blocks 2·(1·4) each + up 2 + up 1 + head 3, plus the
-        // nearest-neighbour upsampling's rounding (1 pixel at each of two scales).
-        3 + 1 + 2 + 8 * self.blocks + 2 + 1 + 3 + 3
+        // `scale`: input pixels per pixel of the layer's input.
+        let (mut radius, mut scale) = (0, 1);
+        for layer in self.layers() {
+            if layer.upsample {
+                scale /= 2;
+                // Nearest-neighbour upsampling rounds positions down: one more pixel.
+                radius += scale;
+            }
+            radius += layer.pad * scale;
+            scale *= layer.stride;
+        }
+        radius
     }
 }
 
-/// Reflect-pad, convolve, instance-normalise, ReLU.
+/// One convolution of the generator and what comes with it, in forward order: reflect padding
+/// (after an optional upsampling), the convolution, an optional instance norm, the activation,
+/// and where a residual connection starts or ends. See [`GeneratorConfig::layers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// Module path of the convolution's weights (`stem.conv`, `blocks.0.conv`, `head`): its
+    /// tensors are `<conv>.weight` and `<conv>.bias` in the exported SafeTensors file.
+    pub conv: String,
+    /// Module path of the instance norm after it (`<norm>.gamma`, `<norm>.beta`), if any.
+    pub norm: Option<String>,
+    /// Input channels, the input image's included when `concat_input`.
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    /// Reflect padding on each side, before the (unpadded) convolution.
+    pub pad: usize,
+    /// Nearest-neighbour ×2 upsampling before the padding.
+    pub upsample: bool,
+    /// The network's input image is appended to this layer's input channels.
+    pub concat_input: bool,
+    pub activation: Activation,
+    pub residual: Residual,
+}
+
+/// What follows a layer's convolution (and norm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    None,
+    Relu,
+    Tanh,
+}
+
+/// A layer's part in a residual connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Residual {
+    None,
+    /// This layer's input is kept, to be added back later.
+    Open,
+    /// The kept input is added to this layer's output (after its activation).
+    Close,
+}
+
+impl Layer {
+    fn init_conv(&self, device: &Device) -> Conv2d {
+        Conv2dConfig::new([self.cin, self.cout], [self.kernel, self.kernel])
+            .with_stride([self.stride, self.stride])
+            .with_padding(PaddingConfig2d::Valid)
+            .init(device)
+    }
+}
+
+/// Convolution, instance norm (ReLU is the table's to apply).
 #[derive(Module, Debug)]
 pub(crate) struct ConvNormRelu {
     pub(crate) conv: Conv2d,
@@ -136,20 +269,12 @@ pub(crate) struct ConvNormRelu {
 }
 
 impl ConvNormRelu {
-    fn new(cin: usize, cout: usize, kernel: usize, stride: usize, device: &Device) -> Self {
+    fn new(layer: &Layer, device: &Device) -> Self {
         Self {
-            conv: Conv2dConfig::new([cin, cout], [kernel, kernel])
-                .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Valid)
-                .init(device),
-            norm: StatNorm::new(cout, device),
-            pad: kernel / 2,
+            conv: layer.init_conv(device),
+            norm: StatNorm::new(layer.cout, device),
+            pad: layer.pad,
         }
-    }
-
-    fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
-        let x = self.conv.forward(reflect(x, self.pad));
-        relu(self.norm.forward(x, stats))
     }
 }
 
@@ -160,23 +285,9 @@ pub(crate) struct ResidualBlock {
     pub(crate) norm: StatNorm,
 }
 
-impl ResidualBlock {
-    fn new(channels: usize, device: &Device) -> Self {
-        Self {
-            first: ConvNormRelu::new(channels, channels, 3, 1, device),
-            conv: Conv2dConfig::new([channels, channels], [3, 3]).init(device),
-            norm: StatNorm::new(channels, device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
-        let y = self.first.forward(x.clone(), stats);
-        let y = self.norm.forward(self.conv.forward(reflect(y, 1)), stats);
-        x + y
-    }
-}
-
-/// Image-to-image generator; build it with [`GeneratorConfig::init`].
+/// Image-to-image generator; build it with [`GeneratorConfig::init`]. Its fields hold the weights
+/// under the module paths that packs and checkpoints store; the computation is the table of
+/// [`GeneratorConfig::layers`], which finds each layer's weights by path ([`Generator::part`]).
 #[derive(Module, Debug)]
 pub struct Generator {
     pub(crate) stem: ConvNormRelu,
@@ -190,6 +301,38 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// The shape these weights have.
+    pub fn config(&self) -> GeneratorConfig {
+        let [width, channels, _, _] = self.stem.conv.weight.dims();
+        GeneratorConfig::new(width, self.blocks.len())
+            .with_channels(channels)
+            .with_input_skip(Some(self.input_skip))
+    }
+
+    /// The convolution and norm a table entry names.
+    pub(crate) fn part(&self, layer: &Layer) -> (&Conv2d, Option<&StatNorm>) {
+        let path: Vec<&str> = layer.conv.split('.').collect();
+        let (conv, norm) = match path.as_slice() {
+            ["stem", "conv"] => (&self.stem.conv, Some(&self.stem.norm)),
+            ["down1", "conv"] => (&self.down1.conv, Some(&self.down1.norm)),
+            ["down2", "conv"] => (&self.down2.conv, Some(&self.down2.norm)),
+            ["up1", "conv"] => (&self.up1.conv, Some(&self.up1.norm)),
+            ["up2", "conv"] => (&self.up2.conv, Some(&self.up2.norm)),
+            ["blocks", i, rest @ ..] => {
+                let block = &self.blocks[i.parse::<usize>().expect("a block index")];
+                match rest {
+                    ["first", "conv"] => (&block.first.conv, Some(&block.first.norm)),
+                    ["conv"] => (&block.conv, Some(&block.norm)),
+                    _ => panic!("no generator layer `{}`", layer.conv),
+                }
+            }
+            ["head"] => (&self.head, None),
+            _ => panic!("no generator layer `{}`", layer.conv),
+        };
+        debug_assert_eq!(norm.is_some(), layer.norm.is_some(), "{}", layer.conv);
+        (conv, norm)
+    }
+
     /// `[batch, channels, height, width]` in [-1, 1] → same shape in [-1, 1].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.forward_with(x, &mut NormStats::live())
@@ -198,20 +341,33 @@ impl Generator {
     /// Forward pass that records or replays instance-norm statistics (see [`NormStats`]).
     pub fn forward_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
         stats.begin();
-        let input = self.input_skip.then(|| x.clone());
-        let x = self.stem.forward(x, stats);
-        let x = self.down1.forward(x, stats);
-        let mut x = self.down2.forward(x, stats);
-        for block in &self.blocks {
-            x = block.forward(x, stats);
+        let input = x.clone();
+        let (mut x, mut kept) = (x, None);
+        for layer in self.config().layers() {
+            let (conv, norm) = self.part(&layer);
+            if layer.residual == Residual::Open {
+                kept = Some(x.clone());
+            }
+            if layer.upsample {
+                x = upsample(x);
+            }
+            if layer.concat_input {
+                x = Tensor::cat(vec![x, input.clone()], 1);
+            }
+            x = conv.forward(reflect(x, layer.pad));
+            if let Some(norm) = norm {
+                x = norm.forward(x, stats);
+            }
+            x = match layer.activation {
+                Activation::None => x,
+                Activation::Relu => relu(x),
+                Activation::Tanh => x.tanh(),
+            };
+            if layer.residual == Residual::Close {
+                x = kept.take().expect("a residual closes after it opens") + x;
+            }
         }
-        let x = self.up1.forward(upsample(x), stats);
-        let x = self.up2.forward(upsample(x), stats);
-        let x = match input {
-            Some(input) => Tensor::cat(vec![x, input], 1),
-            None => x,
-        };
-        self.head.forward(reflect(x, 3)).tanh()
+        x
     }
 }
 
@@ -232,4 +388,90 @@ fn upsample(x: Tensor<4>) -> Tensor<4> {
             scale_factor: Some([2.0, 2.0]),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn configs() -> [GeneratorConfig; 3] {
+        [
+            Preset::Tiny.generator(),
+            GeneratorConfig::new(4, 2).with_input_skip(Some(true)),
+            GeneratorConfig::new(6, 0).with_channels(1),
+        ]
+    }
+
+    #[test]
+    fn every_layer_finds_weights_of_its_shape_and_every_weight_is_used() {
+        for config in configs() {
+            let g = config.init(&Device::flex());
+            assert_eq!(g.config().layers(), config.layers());
+            let mut used = 0;
+            for layer in config.layers() {
+                let (conv, norm) = g.part(&layer);
+                let (k, cin, cout) = (layer.kernel, layer.cin, layer.cout);
+                assert_eq!(conv.weight.dims(), [cout, cin, k, k], "{}", layer.conv);
+                assert_eq!(conv.stride, [layer.stride; 2], "{}", layer.conv);
+                used += cout * cin * k * k + cout;
+                if let Some(norm) = norm {
+                    assert_eq!(norm.affine().0.dims(), [cout], "{}", layer.conv);
+                    used += 2 * cout;
+                }
+            }
+            assert_eq!(used, g.num_params(), "{config:?}");
+        }
+    }
+
+    /// With the norm statistics fixed (replayed), changing one input pixel changes no output
+    /// pixel farther away than the receptive radius: the figure tiling relies on.
+    #[test]
+    fn an_output_pixel_sees_no_farther_than_the_receptive_radius() {
+        let config = GeneratorConfig::new(4, 1).with_input_skip(Some(true));
+        let radius = config.receptive_radius();
+        let device = Device::flex();
+        let g = config.init(&device);
+        let side = (2 * radius + 24).next_multiple_of(GeneratorConfig::MULTIPLE);
+        let mut rng = crate::rng::Rng::new(5);
+        let base: Vec<f32> = (0..3 * side * side)
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
+        let (cy, cx) = (side / 2, side / 2);
+        let mut poked = base.clone();
+        for c in 0..3 {
+            poked[(c * side + cy) * side + cx] += 1.5;
+        }
+        let run = |input: Vec<f32>, stats: &mut NormStats| -> Vec<f32> {
+            let x = Tensor::<4>::from_data(TensorData::new(input, [1, 3, side, side]), &device);
+            g.forward_with(x, stats)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32")
+        };
+        let mut stats = NormStats::record();
+        let a = run(base, &mut stats);
+        let b = run(poked, &mut stats.replay());
+        let mut farthest_change = 0;
+        for c in 0..3 {
+            for y in 0..side {
+                for x in 0..side {
+                    let i = (c * side + y) * side + x;
+                    let distance = y.abs_diff(cy).max(x.abs_diff(cx));
+                    if (a[i] - b[i]).abs() > 1e-6 {
+                        assert!(
+                            distance <= radius,
+                            "({y}, {x}) changed, {distance} > {radius}"
+                        );
+                        farthest_change = farthest_change.max(distance);
+                    }
+                }
+            }
+        }
+        // The bound is close, not loose: changes reach most of the way out.
+        assert!(
+            farthest_change + 4 >= radius,
+            "{farthest_change} vs {radius}"
+        );
+    }
 }

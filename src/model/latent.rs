@@ -37,26 +37,34 @@ pub struct LatentGeneratorConfig {
     pub channels: usize,
 }
 
+/// A noise-generator shape this build cannot make, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShapeError(pub String);
+
 impl LatentGeneratorConfig {
     pub const SIZES: [usize; 6] = [16, 32, 64, 128, 256, 512];
 
     /// Whether the shape is one this build can make (and a pack may ask for).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ShapeError> {
         if !Self::SIZES.contains(&self.size) {
-            return Err(format!(
+            return Err(ShapeError(format!(
                 "image size {} must be one of {:?}",
                 self.size,
                 Self::SIZES
-            ));
+            )));
         }
         if !(2..=1024).contains(&self.latent) {
-            return Err(format!("latent size {} must be 2–1024", self.latent));
+            return Err(ShapeError(format!(
+                "latent size {} must be 2–1024",
+                self.latent
+            )));
         }
         if !(1..=128).contains(&self.width) || self.channels != 3 {
-            return Err(format!(
+            return Err(ShapeError(format!(
                 "width {} / channels {} out of range (width 1–128, channels 3)",
                 self.width, self.channels
-            ));
+            )));
         }
         Ok(())
     }

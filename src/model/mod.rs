@@ -7,7 +7,7 @@ pub(crate) mod norm;
 mod vgg;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
-pub use generator::{Generator, GeneratorConfig, Preset};
+pub use generator::{Activation, Generator, GeneratorConfig, Layer, Preset, Residual};
 pub use latent::{
     ImageDiscriminator, ImageDiscriminatorConfig, LatentGenerator, LatentGeneratorConfig, slerp,
 };

@@ -11,7 +11,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 
+use super::trainer::DataSummary;
 use crate::image_io;
+use crate::learn::config::TrainConfig;
 use crate::rng::Rng;
 
 /// File extensions looked at; other files are skipped without being counted as broken.
@@ -341,6 +343,89 @@ pub fn to_image(data: &[f32], index: usize, width: usize, height: usize) -> RgbI
                 .clamp(0.0, 255.0) as u8
         }))
     })
+}
+
+/// The photos of a run, by mode.
+pub(super) enum Data {
+    Unpaired {
+        content: ImageFolder,
+        style: ImageFolder,
+    },
+    Paired(PairedFolder),
+    Noise(ImageFolder),
+}
+
+/// A batch drawn with the run's random state: (input, target) for transfer runs, (real
+/// portraits, the same) for noise runs.
+pub(super) fn batch(
+    data: &Data,
+    config: &TrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
+    let size = config.size as u32;
+    let mut inputs = Vec::with_capacity(config.batch);
+    let mut targets = Vec::with_capacity(config.batch);
+    for _ in 0..config.batch {
+        match data {
+            Data::Unpaired { content, style } => {
+                let image = &content.images[rng.below(content.len())];
+                let mut input = Crop::random(image, size, rng).apply(image, size);
+                jitter(&mut input, config.jitter, rng);
+                let image = &style.images[rng.below(style.len())];
+                inputs.push(input);
+                targets.push(Crop::random(image, size, rng).apply(image, size));
+            }
+            Data::Paired(pairs) => {
+                let i = rng.below(pairs.before.len());
+                let crop = Crop::random(&pairs.before.images[i], size, rng);
+                inputs.push(crop.apply(&pairs.before.images[i], size));
+                targets.push(crop.apply(&pairs.after.images[i], size));
+            }
+            Data::Noise(portraits) => {
+                let image = &portraits.images[rng.below(portraits.len())];
+                let mut portrait = Crop::random(image, size, rng).apply(image, size);
+                jitter(&mut portrait, config.jitter, rng);
+                inputs.push(portrait);
+            }
+        }
+    }
+    let inputs = to_tensor(&inputs, device);
+    let targets = if targets.is_empty() {
+        inputs.clone()
+    } else {
+        to_tensor(&targets, device)
+    };
+    (inputs, targets)
+}
+
+impl Data {
+    pub(super) fn summary(&self) -> DataSummary {
+        let folders: Vec<&ImageFolder> = match self {
+            Data::Unpaired { content, style } => vec![content, style],
+            Data::Paired(p) => vec![&p.before, &p.after],
+            Data::Noise(portraits) => vec![portraits],
+        };
+        DataSummary {
+            folders: folders
+                .iter()
+                .map(|f| (f.root.display().to_string(), f.len()))
+                .collect(),
+            skipped: folders
+                .iter()
+                .flat_map(|f| f.skipped.iter())
+                .map(|Skipped { path, reason }| (path.display().to_string(), reason.clone()))
+                .collect(),
+        }
+    }
+
+    pub(super) fn sample_sources(&self) -> &[RgbImage] {
+        match self {
+            Data::Unpaired { content, .. } => &content.images,
+            Data::Paired(p) => &p.before.images,
+            Data::Noise(_) => &[],
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@ use super::checkpoint::{self, Reader};
 use super::precision::{choose_latent_precision, choose_precision};
 use super::report::{self, LossLog};
 use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
+use crate::create::Creator;
 use crate::image_io::{self, OutputFormat};
 use crate::learn::config::{Mode, TrainConfig};
+use crate::model::GeneratorConfig;
 use crate::pack::{DataSource, Index, Manifest, Precision, StylePack, TrainingSummary};
-use crate::stylize::{self, Blend};
+use crate::stylize::{self, Blend, Stylizer};
 
 /// The portrait used for previews when none is given: Grace Hopper (US Navy, public domain).
 const PREVIEW_PORTRAIT: &[u8] = include_bytes!("../../tests/fixtures/grace_hopper.jpg");
@@ -70,7 +72,7 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         None => image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes"),
     };
     let pack = StylePack::load(request.out)?;
-    let stylizer = pack.stylizer(&device)?;
+    let stylizer = Stylizer::from_pack(&pack, &device)?;
     let preview = preview(&photo, &stylizer)?;
     let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88))?;
     write_file(&request.out.join(PREVIEW_FILE), &jpeg)?;
@@ -121,7 +123,7 @@ fn export_noise(
     manifest.preview = Some(PREVIEW_FILE.into());
     let manifest = StylePack::save(request.out, manifest, &generator, precision)?;
     let pack = StylePack::load(request.out)?;
-    let creator = pack.creator(device)?;
+    let creator = Creator::from_pack(&pack, device)?;
     let seeds: Vec<u64> = (0..8).collect();
     let images = pollster::block_on(creator.render_seeds(&seeds))?;
     let side = PREVIEW_HEIGHT / 2;
@@ -233,12 +235,16 @@ pub struct SafetensorsExport {
 
 /// Metadata key holding the image-to-image generator's shape (JSON, as in `style.json`).
 pub const GENERATOR_METADATA: &str = "portraitist.generator";
+/// Metadata key holding the image-to-image generator's layer table (JSON list of
+/// [`crate::model::Layer`]): what other tools build the network from.
+pub const LAYERS_METADATA: &str = "portraitist.layers";
 /// Metadata key holding the noise generator's shape (JSON).
 pub const LATENT_GENERATOR_METADATA: &str = "portraitist.latent_generator";
 
 /// Write a generator's weights as a SafeTensors file (f32, tensor names are the module paths, e.g.
-/// `blocks.0.first.conv.weight`), with its shape in the metadata so other tools (PyTorch, the
-/// benchmarks' reference in `bench/reference`) can rebuild the network. Written atomically.
+/// `blocks.0.first.conv.weight`), with its shape and (image-to-image) its layer table in the
+/// metadata, so other tools (PyTorch, the benchmarks' reference in `bench/reference`) can rebuild
+/// the network. Written atomically.
 pub fn export_safetensors(
     source: &WeightsSource,
     out: &Path,
@@ -249,11 +255,11 @@ pub fn export_safetensors(
             let pack = StylePack::resolve(style, models_dir)?;
             if let Some(config) = pack.manifest.latent_generator.clone() {
                 let generator = pack.latent_generator(&device)?;
-                safetensors_bytes(&generator, LATENT_GENERATOR_METADATA, json(&config))?
+                safetensors_bytes(&generator, &[(LATENT_GENERATOR_METADATA, json(&config))])?
             } else {
                 let config = pack.transfer_config()?.clone();
                 let generator = pack.generator(&device)?;
-                safetensors_bytes(&generator, GENERATOR_METADATA, json(&config))?
+                safetensors_bytes(&generator, &transfer_metadata(&config))?
             }
         }
         WeightsSource::Run {
@@ -264,11 +270,11 @@ pub fn export_safetensors(
             if config.mode == Mode::Noise {
                 let latent = config.latent_generator_config();
                 let generator = reader.module("ema", latent.init(&device))?;
-                safetensors_bytes(&generator, LATENT_GENERATOR_METADATA, json(&latent))?
+                safetensors_bytes(&generator, &[(LATENT_GENERATOR_METADATA, json(&latent))])?
             } else {
                 let shape = config.generator_config();
                 let generator = reader.module("g", shape.init(&device))?;
-                safetensors_bytes(&generator, GENERATOR_METADATA, json(&shape))?
+                safetensors_bytes(&generator, &transfer_metadata(&shape))?
             }
         }
     };
@@ -284,13 +290,22 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("network configs always serialise")
 }
 
+fn transfer_metadata(config: &GeneratorConfig) -> [(&'static str, String); 2] {
+    [
+        (GENERATOR_METADATA, json(config)),
+        (LAYERS_METADATA, json(&config.layers())),
+    ]
+}
+
 /// The file's bytes, and the network's parameter count.
 fn safetensors_bytes<M: Module>(
     network: &M,
-    key: &str,
-    shape: String,
+    metadata: &[(&str, String)],
 ) -> Result<(Vec<u8>, usize), TrainError> {
-    let mut store = SafetensorsStore::from_bytes(None).metadata(key, shape);
+    let mut store = SafetensorsStore::from_bytes(None);
+    for (key, value) in metadata {
+        store = store.metadata(*key, value.clone());
+    }
     network
         .save_into(&mut store)
         .map_err(|e| TrainError::Usage(format!("could not write SafeTensors: {e}")))?;

@@ -10,5 +10,5 @@ pub mod report;
 pub mod trainer;
 
 pub use crate::learn::{config, losses};
-pub use config::{AdversarialLoss, Mode, TrainConfig};
+pub use config::{AdversarialLoss, ConfigError, Mode, TrainConfig};
 pub use trainer::{DataSummary, Event, Sources, TrainError, Trainer};

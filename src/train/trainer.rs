@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use image::RgbImage;
 
 use super::checkpoint::{self, CheckpointError, Progress};
-use super::data::{self, Crop, DataError, ImageFolder, PairedFolder, Skipped};
+use super::data::{self, Crop, Data, DataError, ImageFolder, PairedFolder, batch};
 use super::report::{self, LossLog};
 use crate::create;
-use crate::learn::config::{Mode, TrainConfig};
+use crate::learn::config::{ConfigError, Mode, TrainConfig};
 use crate::learn::step::{Nets, TransferNets, noise_step, transfer_step};
 use crate::learn::{Losses, StepError};
 use crate::model::{Generator, LatentGenerator, Vgg19};
@@ -65,7 +65,7 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("invalid training configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -148,15 +148,6 @@ pub enum Event<'a> {
 pub struct DataSummary {
     pub folders: Vec<(String, usize)>,
     pub skipped: Vec<(String, String)>,
-}
-
-enum Data {
-    Unpaired {
-        content: ImageFolder,
-        style: ImageFolder,
-    },
-    Paired(PairedFolder),
-    Noise(ImageFolder),
 }
 
 pub struct Trainer {
@@ -529,79 +520,6 @@ impl Trainer {
         // The plot is a convenience; a plotting failure must not stop training.
         let _ = report::plot_losses(&self.log, &self.run_dir.join("losses.png"));
         Ok(path)
-    }
-}
-
-/// A batch drawn with the run's random state: (input, target) for transfer runs, (real
-/// portraits, the same) for noise runs.
-fn batch(
-    data: &Data,
-    config: &TrainConfig,
-    rng: &mut Rng,
-    device: &Device,
-) -> (Tensor<4>, Tensor<4>) {
-    let size = config.size as u32;
-    let mut inputs = Vec::with_capacity(config.batch);
-    let mut targets = Vec::with_capacity(config.batch);
-    for _ in 0..config.batch {
-        match data {
-            Data::Unpaired { content, style } => {
-                let image = &content.images[rng.below(content.len())];
-                let mut input = Crop::random(image, size, rng).apply(image, size);
-                data::jitter(&mut input, config.jitter, rng);
-                let image = &style.images[rng.below(style.len())];
-                inputs.push(input);
-                targets.push(Crop::random(image, size, rng).apply(image, size));
-            }
-            Data::Paired(pairs) => {
-                let i = rng.below(pairs.before.len());
-                let crop = Crop::random(&pairs.before.images[i], size, rng);
-                inputs.push(crop.apply(&pairs.before.images[i], size));
-                targets.push(crop.apply(&pairs.after.images[i], size));
-            }
-            Data::Noise(portraits) => {
-                let image = &portraits.images[rng.below(portraits.len())];
-                let mut portrait = Crop::random(image, size, rng).apply(image, size);
-                data::jitter(&mut portrait, config.jitter, rng);
-                inputs.push(portrait);
-            }
-        }
-    }
-    let inputs = data::to_tensor(&inputs, device);
-    let targets = if targets.is_empty() {
-        inputs.clone()
-    } else {
-        data::to_tensor(&targets, device)
-    };
-    (inputs, targets)
-}
-
-impl Data {
-    fn summary(&self) -> DataSummary {
-        let folders: Vec<&ImageFolder> = match self {
-            Data::Unpaired { content, style } => vec![content, style],
-            Data::Paired(p) => vec![&p.before, &p.after],
-            Data::Noise(portraits) => vec![portraits],
-        };
-        DataSummary {
-            folders: folders
-                .iter()
-                .map(|f| (f.root.display().to_string(), f.len()))
-                .collect(),
-            skipped: folders
-                .iter()
-                .flat_map(|f| f.skipped.iter())
-                .map(|Skipped { path, reason }| (path.display().to_string(), reason.clone()))
-                .collect(),
-        }
-    }
-
-    fn sample_sources(&self) -> &[RgbImage] {
-        match self {
-            Data::Unpaired { content, .. } => &content.images,
-            Data::Paired(p) => &p.before.images,
-            Data::Noise(_) => &[],
-        }
     }
 }
 

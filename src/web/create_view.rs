@@ -99,10 +99,8 @@ pub(super) async fn creator(ui: Ui) -> Result<Creator, String> {
     ui.create
         .status
         .set("Loading the portrait generator…".into());
-    let creator = fetch_pack(&id)
-        .await?
-        .creator(&device)
-        .map_err(|e| e.to_string())?;
+    let creator =
+        Creator::from_pack(&fetch_pack(&id).await?, &device).map_err(|e| e.to_string())?;
     ui.session
         .update_value(|s| s.creator = Some((id, creator.clone())));
     Ok(creator)

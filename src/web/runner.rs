@@ -263,9 +263,7 @@ pub(super) async fn load_style(
     device: &Device,
     cancel: CancelToken,
 ) -> Result<Stylizer, String> {
-    Ok(fetch_pack(style_id)
-        .await?
-        .stylizer(device)
+    Ok(Stylizer::from_pack(&fetch_pack(style_id).await?, device)
         .map_err(|e| e.to_string())?
         .with_yield(yield_now)
         .with_cancel(cancel))

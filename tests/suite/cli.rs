@@ -86,7 +86,7 @@ fn cli_output_equals_the_library_output() {
         .unwrap()
         .into_rgb8();
     let pack = portraitist::StylePack::resolve("pattern", models.path()).unwrap();
-    let stylizer = pack.stylizer(&burn::tensor::Device::flex()).unwrap();
+    let stylizer = portraitist::Stylizer::from_pack(&pack, &burn::tensor::Device::flex()).unwrap();
     let photo = common::astronaut();
     let styled = stylizer
         .render_blocking(&photo, None, &mut |_, _| {})

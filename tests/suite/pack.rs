@@ -32,10 +32,7 @@ fn saved_pack_loads_and_gives_identical_output() {
     let manifest = Manifest::new("roundtrip", "Round trip", config);
     StylePack::save(dir.path(), manifest, &generator, Precision::F32).unwrap();
 
-    let loaded = StylePack::load(dir.path())
-        .unwrap()
-        .stylizer(&device)
-        .unwrap();
+    let loaded = Stylizer::from_pack(&StylePack::load(dir.path()).unwrap(), &device).unwrap();
     assert_eq!(render(&direct), render(&loaded));
 }
 
@@ -49,8 +46,8 @@ fn pack_loads_from_bytes_like_the_browser() {
     let from_dir = StylePack::load(dir.path()).unwrap();
     let device = Device::flex();
     assert_eq!(
-        render(&from_bytes.stylizer(&device).unwrap()),
-        render(&from_dir.stylizer(&device).unwrap())
+        render(&Stylizer::from_pack(&from_bytes, &device).unwrap()),
+        render(&Stylizer::from_pack(&from_dir, &device).unwrap())
     );
 }
 
@@ -61,18 +58,8 @@ fn different_weights_give_different_output() {
     common::random_pack(a.path(), "a", 1);
     common::random_pack(b.path(), "b", 2);
     let device = Device::flex();
-    let out_a = render(
-        &StylePack::load(a.path())
-            .unwrap()
-            .stylizer(&device)
-            .unwrap(),
-    );
-    let out_b = render(
-        &StylePack::load(b.path())
-            .unwrap()
-            .stylizer(&device)
-            .unwrap(),
-    );
+    let out_a = render(&Stylizer::from_pack(&StylePack::load(a.path()).unwrap(), &device).unwrap());
+    let out_b = render(&Stylizer::from_pack(&StylePack::load(b.path()).unwrap(), &device).unwrap());
     assert!(common::mean_abs_diff(&out_a, &out_b) > 1.0);
 }
 
@@ -213,18 +200,10 @@ fn half_precision_pack_is_half_the_size_and_matches_within_one_level() {
         full.weights.bytes
     );
     let device = Device::flex();
-    let a = render(
-        &StylePack::load(full_dir.path())
-            .unwrap()
-            .stylizer(&device)
-            .unwrap(),
-    );
-    let b = render(
-        &StylePack::load(half_dir.path())
-            .unwrap()
-            .stylizer(&device)
-            .unwrap(),
-    );
+    let a =
+        render(&Stylizer::from_pack(&StylePack::load(full_dir.path()).unwrap(), &device).unwrap());
+    let b =
+        render(&Stylizer::from_pack(&StylePack::load(half_dir.path()).unwrap(), &device).unwrap());
     assert!(
         common::max_abs_diff(&a, &b) <= 2,
         "f16 weights moved pixels by {}",

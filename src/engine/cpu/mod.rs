@@ -19,7 +19,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::model::generator::{ConvNormRelu, Generator, ResidualBlock};
+use crate::model::generator::{Activation, Generator, Layer, Residual};
 use crate::model::norm::{EPSILON, NormStats, StatNorm};
 
 mod conv;
@@ -37,25 +37,54 @@ use planes::{Map, Padded};
 /// A [`Generator`]'s weights laid out for the CPU; build it with [`CpuGenerator::new`].
 #[derive(Clone)]
 pub struct CpuGenerator {
-    stem: Layer,
-    down1: Layer,
-    down2: Layer,
-    blocks: Vec<(Layer, Layer)>,
-    up1: Layer,
-    up2: Layer,
-    head: Conv,
-    input_skip: bool,
+    /// The generator's table ([`GeneratorConfig::layers`]), each entry with its weights.
+    layers: Vec<Step>,
     /// Where recorded instance-norm statistics live (they are shared with the Burn path).
     device: Device,
+}
+
+/// One entry of the layer table and its weights.
+#[derive(Clone)]
+struct Step {
+    layer: Layer,
+    conv: Conv,
+    norm: Option<Norm>,
 }
 
 impl std::fmt::Debug for CpuGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuGenerator")
-            .field("width", &self.stem.conv.cout)
-            .field("blocks", &self.blocks.len())
-            .field("input_skip", &self.input_skip)
+            .field("layers", &self.layers.len())
             .finish()
+    }
+}
+
+/// What the next layer reads: the network's input, a plain map, or one whose norm is pending.
+enum Current {
+    Input,
+    Map(Map),
+    Normed(Normed),
+}
+
+impl Current {
+    fn source<'a>(&'a self, input: &'a Map) -> Source<'a> {
+        match self {
+            Current::Input => input.raw(),
+            Current::Map(map) => map.raw(),
+            Current::Normed(normed) => normed.view(),
+        }
+    }
+
+    fn into_map(self, input: &Map) -> Map {
+        match self {
+            Current::Input => {
+                let mut copy = Map::scratch(input.c, input.h, input.w);
+                copy.data.copy_from_slice(&input.data);
+                copy
+            }
+            Current::Map(map) => map,
+            Current::Normed(normed) => normed.materialize(),
+        }
     }
 }
 
@@ -67,29 +96,21 @@ impl CpuGenerator {
 
     /// `direct`: convolutions use [`direct`] rather than matrix products.
     fn build(generator: &Generator, direct: bool) -> Self {
-        let layer = |l: &ConvNormRelu| Layer::new(l, direct);
+        let layers = generator
+            .config()
+            .layers()
+            .into_iter()
+            .map(|layer| {
+                let (conv, norm) = generator.part(&layer);
+                Step {
+                    conv: Conv::new(conv, direct),
+                    norm: norm.map(Norm::new),
+                    layer,
+                }
+            })
+            .collect();
         Self {
-            stem: layer(&generator.stem),
-            down1: layer(&generator.down1),
-            down2: layer(&generator.down2),
-            blocks: generator
-                .blocks
-                .iter()
-                .map(|b: &ResidualBlock| {
-                    (
-                        layer(&b.first),
-                        Layer {
-                            conv: Conv::new(&b.conv, direct),
-                            norm: Norm::new(&b.norm),
-                            relu: false,
-                        },
-                    )
-                })
-                .collect(),
-            up1: layer(&generator.up1),
-            up2: layer(&generator.up2),
-            head: Conv::new(&generator.head, direct),
-            input_skip: generator.input_skip,
+            layers,
             device: Device::flex(),
         }
     }
@@ -105,7 +126,7 @@ impl CpuGenerator {
         stats: &mut NormStats,
     ) -> Vec<f32> {
         stats.begin();
-        let channels = self.stem.conv.cin;
+        let channels = self.layers[0].layer.cin;
         assert_eq!(
             input.len(),
             channels * height * width,
@@ -117,30 +138,64 @@ impl CpuGenerator {
             w: width,
             data: input,
         };
-        let d = &self.device;
-        let x = self.stem.run(&[input.raw()], (3, 1), stats, d);
-        let x = self.down1.run(&[x.view()], (1, 1), stats, d);
-        let x = self.down2.run(&[x.view()], (1, 1), stats, d);
-        let mut x = x.materialize();
-        for (first, second) in &self.blocks {
-            let y = first.run(&[x.raw()], (1, 1), stats, d);
-            let y = second.run(&[y.view()], (1, 1), stats, d);
-            x.add(&y);
+        let (mut x, mut kept) = (Current::Input, None::<Map>);
+        for step in &self.layers {
+            let layer = &step.layer;
+            if layer.residual == Residual::Open {
+                kept = Some(x.into_map(&input));
+                x = Current::Input;
+            }
+            let main = match (&kept, layer.residual) {
+                (Some(kept), Residual::Open) => kept.raw(),
+                _ => x.source(&input),
+            };
+            let sources: &[Source] = if layer.concat_input {
+                &[main, input.raw()]
+            } else {
+                &[main]
+            };
+            let scale = if layer.upsample { 2 } else { 1 };
+            let (mut map, moments) = step.conv.forward(&step.conv.pad(sources, layer.pad, scale));
+            let out = match &step.norm {
+                Some(norm) => Current::Normed(Normed {
+                    affine: norm.affine(&moments, layer.activation, stats, &self.device),
+                    map,
+                }),
+                None => {
+                    let activation = layer.activation;
+                    for_each_plane(&mut map, |_, plane| {
+                        plane.iter_mut().for_each(|v| *v = activate(activation, *v))
+                    });
+                    Current::Map(map)
+                }
+            };
+            x = if layer.residual == Residual::Close {
+                let mut sum = kept.take().expect("a residual closes after it opens");
+                let out = match out {
+                    Current::Normed(normed) => normed,
+                    other => Normed {
+                        affine: Affine::identity(sum.c, Activation::None),
+                        map: other.into_map(&input),
+                    },
+                };
+                sum.add(&out);
+                Current::Map(sum)
+            } else {
+                out
+            };
         }
-        let x = self.up1.run(&[x.raw()], (1, 2), stats, d);
-        let x = self.up2.run(&[x.view()], (1, 2), stats, d);
-        let sources: &[Source] = if self.input_skip {
-            &[x.view(), input.raw()]
-        } else {
-            &[x.view()]
-        };
-        let (mut out, _) = self.head.forward(&self.head.pad(sources, 3, 1));
-        for_each_plane(&mut out, |_, plane| {
-            plane.iter_mut().for_each(|v| *v = v.tanh())
-        });
+        let mut out = x.into_map(&input);
         let out = std::mem::take(&mut out.data);
         pool::clear();
         out
+    }
+}
+
+fn activate(activation: Activation, v: f32) -> f32 {
+    match activation {
+        Activation::None => v,
+        Activation::Relu => v.max(0.0),
+        Activation::Tanh => v.tanh(),
     }
 }
 
@@ -193,68 +248,24 @@ mod timing {
     }
 }
 
-/// Convolution, instance norm, optional ReLU.
-#[derive(Clone)]
-struct Layer {
-    conv: Conv,
-    norm: Norm,
-    relu: bool,
-}
-
-impl Layer {
-    fn new(layer: &ConvNormRelu, direct: bool) -> Self {
-        Self {
-            conv: Conv::new(&layer.conv, direct),
-            norm: Norm::new(&layer.norm),
-            relu: true,
-        }
-    }
-
-    /// The layer on `sources`, reflect-padded and upsampled by `(pad, scale)`: the convolution's
-    /// output with the normalisation (and ReLU) still to apply. Whoever reads it next applies
-    /// them on the way, saving a pass over memory.
-    fn run(
-        &self,
-        sources: &[Source],
-        (pad, scale): (usize, usize),
-        stats: &mut NormStats,
-        device: &Device,
-    ) -> Normed {
-        let (map, moments) = self.conv.forward(&self.conv.pad(sources, pad, scale));
-        let (mean, var) = stats.next_or(|| {
-            let mean = moments.iter().map(|m| m.mean as f32).collect();
-            let var = moments.iter().map(|m| m.variance() as f32).collect();
-            (to_tensor(mean, device), to_tensor(var, device))
-        });
-        let (mean, var) = (to_vec(mean), to_vec(var));
-        let (scale, shift) = (0..map.c)
-            .map(|c| {
-                let scale = self.norm.gamma[c] / (var[c] + EPSILON as f32).sqrt();
-                (scale, self.norm.beta[c] - mean[c] * scale)
-            })
-            .unzip();
-        Normed {
-            map,
-            affine: Affine {
-                scale,
-                shift,
-                relu: self.relu,
-            },
-        }
-    }
-}
-
-/// Per-channel `v * scale + shift`, then ReLU if `relu`.
+/// Per-channel `v * scale + shift`, then the activation.
 struct Affine {
     scale: Vec<f32>,
     shift: Vec<f32>,
-    relu: bool,
+    activation: Activation,
 }
 
 impl Affine {
+    fn identity(channels: usize, activation: Activation) -> Self {
+        Self {
+            scale: vec![1.0; channels],
+            shift: vec![0.0; channels],
+            activation,
+        }
+    }
+
     fn apply(&self, c: usize, v: f32) -> f32 {
-        let v = v * self.scale[c] + self.shift[c];
-        if self.relu { v.max(0.0) } else { v }
+        activate(self.activation, v * self.scale[c] + self.shift[c])
     }
 }
 
@@ -300,6 +311,34 @@ impl Norm {
         Self {
             gamma: to_vec(gamma),
             beta: to_vec(beta),
+        }
+    }
+
+    /// The normalisation of a convolution's output whose channels have `moments`, as one
+    /// per-channel affine; `stats` records or replays the statistics.
+    fn affine(
+        &self,
+        moments: &[Moments],
+        activation: Activation,
+        stats: &mut NormStats,
+        device: &Device,
+    ) -> Affine {
+        let (mean, var) = stats.next_or(|| {
+            let mean = moments.iter().map(|m| m.mean as f32).collect();
+            let var = moments.iter().map(|m| m.variance() as f32).collect();
+            (to_tensor(mean, device), to_tensor(var, device))
+        });
+        let (mean, var) = (to_vec(mean), to_vec(var));
+        let (scale, shift) = (0..self.gamma.len())
+            .map(|c| {
+                let scale = self.gamma[c] / (var[c] + EPSILON as f32).sqrt();
+                (scale, self.beta[c] - mean[c] * scale)
+            })
+            .unzip();
+        Affine {
+            scale,
+            shift,
+            activation,
         }
     }
 }

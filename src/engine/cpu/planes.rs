@@ -1,7 +1,7 @@
 //! Feature maps and the one padding copy that reflect-pads, upsamples, concatenates and applies
 //! the previous layer's normalisation on the way.
 
-use super::{Affine, Normed, Source, for_each_plane, for_each_slice, pool};
+use super::{Activation, Affine, Normed, Source, for_each_plane, for_each_slice, pool};
 
 /// Feature maps `[c, h, w]`.
 pub(super) struct Map {
@@ -114,10 +114,10 @@ impl Padded {
                 None => rows.fill(out, src, |v| v),
                 Some(a) => {
                     let (scale, shift) = (a.scale[sc], a.shift[sc]);
-                    if a.relu {
-                        rows.fill(out, src, |v| (v * scale + shift).max(0.0))
-                    } else {
-                        rows.fill(out, src, |v| v * scale + shift)
+                    match a.activation {
+                        Activation::Relu => rows.fill(out, src, |v| (v * scale + shift).max(0.0)),
+                        Activation::None => rows.fill(out, src, |v| v * scale + shift),
+                        Activation::Tanh => rows.fill(out, src, |v| (v * scale + shift).tanh()),
                     }
                 }
             }

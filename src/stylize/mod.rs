@@ -12,11 +12,20 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
-use image::imageops::{self, FilterType};
+
 use serde::{Deserialize, Serialize};
+
+mod blend;
+mod planes;
+
+pub use blend::{Blend, blend, fit_within, from_ycbcr, to_ycbcr};
+#[doc(hidden)]
+pub use planes::hot_paths;
+use planes::{Padding, Planes, Tile, feather, round_up, spans, to_level};
 
 use crate::engine::CpuGenerator;
 use crate::model::{Generator, GeneratorConfig, NormStats};
+use crate::pack::{PackError, StylePack};
 
 /// Per-channel normalisation of 0..1 pixel values: `(v - mean) / std`. The pack records it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,6 +136,16 @@ impl Stylizer {
             yield_now: None,
             cancel: CancelToken::new(),
         }
+    }
+
+    /// A stylizer with a (transfer) pack's network and normalisation, on `device`.
+    pub fn from_pack(pack: &StylePack, device: &Device) -> Result<Self, PackError> {
+        Ok(Self::new(
+            pack.generator(device)?,
+            pack.transfer_config()?.clone(),
+            pack.manifest.normalization,
+            device.clone(),
+        ))
     }
 
     /// Await `yield_now` before the network runs and after every tile.
@@ -360,342 +379,9 @@ enum Engine {
     Cpu(Box<CpuGenerator>),
 }
 
-/// Strength and colour options applied after the network.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Blend {
-    /// 0 returns the original exactly, 1 the full style.
-    pub strength: f32,
-    /// Keep the original's colours (chroma) and take only the brightness from the style.
-    pub keep_colors: bool,
-}
-
-impl Default for Blend {
-    fn default() -> Self {
-        Self {
-            strength: 1.0,
-            keep_colors: false,
-        }
-    }
-}
-
-/// Combine an original photo with its full-strength stylized version (same size).
-pub fn blend(original: &RgbImage, styled: &RgbImage, settings: Blend) -> RgbImage {
-    assert_eq!(
-        original.dimensions(),
-        styled.dimensions(),
-        "blend needs images of one size"
-    );
-    let strength = settings.strength.clamp(0.0, 1.0);
-    let mut out = original.clone();
-    if strength == 0.0 {
-        return out;
-    }
-    for (o, s) in out.pixels_mut().zip(styled.pixels()) {
-        let orig = o.0.map(f32::from);
-        let mut style = s.0.map(f32::from);
-        if settings.keep_colors {
-            let [_, cb, cr] = to_ycbcr(orig);
-            let [y, _, _] = to_ycbcr(style);
-            style = from_ycbcr([y, cb, cr]);
-        }
-        for c in 0..3 {
-            let v = orig[c] + strength * (style[c] - orig[c]);
-            o.0[c] = v.round().clamp(0.0, 255.0) as u8;
-        }
-    }
-    out
-}
-
-/// Full-range BT.601 YCbCr (the JPEG convention), on 0..255 values.
-pub fn to_ycbcr([r, g, b]: [f32; 3]) -> [f32; 3] {
-    [
-        0.299 * r + 0.587 * g + 0.114 * b,
-        128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b,
-        128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b,
-    ]
-}
-
-pub fn from_ycbcr([y, cb, cr]: [f32; 3]) -> [f32; 3] {
-    let (cb, cr) = (cb - 128.0, cr - 128.0);
-    [
-        y + 1.402 * cr,
-        y - 0.344_136 * cb - 0.714_136 * cr,
-        y + 1.772 * cb,
-    ]
-}
-
-/// Downscale (never upscale) so that the longer side is at most `max_side`.
-pub fn fit_within(photo: &RgbImage, max_side: u32) -> RgbImage {
-    let (w, h) = photo.dimensions();
-    let longest = w.max(h);
-    if longest <= max_side || max_side == 0 {
-        return photo.clone();
-    }
-    let scale = f64::from(max_side) / f64::from(longest);
-    let nw = ((f64::from(w) * scale).round() as u32).max(1);
-    let nh = ((f64::from(h) * scale).round() as u32).max(1);
-    imageops::resize(photo, nw, nh, FilterType::Lanczos3)
-}
-
-/// Channel-first f32 pixels, normalised for the network.
-#[derive(Debug, Clone)]
-struct Planes {
-    width: usize,
-    height: usize,
-    data: Vec<f32>,
-}
-
-impl Planes {
-    fn zeros(width: usize, height: usize) -> Self {
-        Self {
-            width,
-            height,
-            data: vec![0.0; 3 * width * height],
-        }
-    }
-
-    fn plane(&self) -> usize {
-        self.width * self.height
-    }
-
-    fn from_image(image: &RgbImage, norm: &Normalization) -> Self {
-        let (width, height) = (image.width() as usize, image.height() as usize);
-        let mut planes = Self::zeros(width, height);
-        let plane = planes.plane();
-        let (scale, shift) = norm.affine();
-        for (i, px) in image.pixels().enumerate() {
-            for c in 0..3 {
-                planes.data[c * plane + i] = f32::from(px.0[c]) * scale[c] - shift[c];
-            }
-        }
-        planes
-    }
-
-    fn to_image(&self, norm: &Normalization) -> RgbImage {
-        let plane = self.plane();
-        RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
-            let i = y as usize * self.width + x as usize;
-            image::Rgb(std::array::from_fn(|c| {
-                to_level(self.data[c * plane + i], norm, c)
-            }))
-        })
-    }
-
-    /// The part `[x0, y0, x1, y1]` of the photo reflect-padded as [`Padding`] says, normalised:
-    /// the same values as `from_image`, `pad_for_network` and `crop`, without the whole copies.
-    fn window(image: &RgbImage, norm: &Normalization, padding: &Padding, area: [usize; 4]) -> Self {
-        let [x0, y0, x1, y1] = area;
-        let (iw, ih) = (image.width() as usize, image.height() as usize);
-        let xs: Vec<usize> = (x0..x1)
-            .map(|x| reflect_index(x as isize - padding.left as isize, iw))
-            .collect();
-        let mut out = Planes::zeros(x1 - x0, y1 - y0);
-        let plane = out.plane();
-        let (scale, shift) = norm.affine();
-        let raw = image.as_raw();
-        for (row, y) in (y0..y1).enumerate() {
-            let sy = reflect_index(y as isize - padding.top as isize, ih);
-            for (col, &sx) in xs.iter().enumerate() {
-                let px = &raw[3 * (sy * iw + sx)..][..3];
-                for c in 0..3 {
-                    out.data[c * plane + row * out.width + col] =
-                        f32::from(px[c]) * scale[c] - shift[c];
-                }
-            }
-        }
-        out
-    }
-
-    /// Reflect-pad to sides that are multiples of 4 and at least the network's minimum, split
-    /// evenly between the two sides. Returns the padded planes and the left and top padding.
-    fn pad_for_network(self) -> (Planes, usize, usize) {
-        let Padding {
-            width: pw,
-            height: ph,
-            left,
-            top,
-        } = Padding::for_network(self.width, self.height);
-        if pw == self.width && ph == self.height {
-            return (self, 0, 0);
-        }
-        let mut out = Planes::zeros(pw, ph);
-        let (src_plane, dst_plane) = (self.plane(), out.plane());
-        for c in 0..3 {
-            for y in 0..ph {
-                let sy = reflect_index(y as isize - top as isize, self.height);
-                for x in 0..pw {
-                    let sx = reflect_index(x as isize - left as isize, self.width);
-                    out.data[c * dst_plane + y * pw + x] =
-                        self.data[c * src_plane + sy * self.width + sx];
-                }
-            }
-        }
-        (out, left, top)
-    }
-
-    fn crop(&self, x0: usize, y0: usize, width: usize, height: usize) -> Planes {
-        let mut out = Planes::zeros(width, height);
-        let (src_plane, dst_plane) = (self.plane(), out.plane());
-        for c in 0..3 {
-            for y in 0..height {
-                let src = c * src_plane + (y0 + y) * self.width + x0;
-                let dst = c * dst_plane + y * width;
-                out.data[dst..dst + width].copy_from_slice(&self.data[src..src + width]);
-            }
-        }
-        out
-    }
-}
-
-/// The padded size the network needs for a photo: sides that are multiples of 4 and at least the
-/// network's minimum, the padding split evenly between the two sides.
-#[derive(Debug, Clone, Copy)]
-struct Padding {
-    width: usize,
-    height: usize,
-    left: usize,
-    top: usize,
-}
-
-impl Padding {
-    fn for_network(width: usize, height: usize) -> Self {
-        let target =
-            |n: usize| round_up(n, GeneratorConfig::MULTIPLE).max(GeneratorConfig::MIN_SIDE);
-        let (pw, ph) = (target(width), target(height));
-        Self {
-            width: pw,
-            height: ph,
-            left: (pw - width) / 2,
-            top: (ph - height) / 2,
-        }
-    }
-}
-
-/// A network output value back to an 8-bit level of channel `c`.
-fn to_level(value: f32, norm: &Normalization, c: usize) -> u8 {
-    let v = (value * norm.std[c] + norm.mean[c]) * 255.0;
-    v.round().clamp(0.0, 255.0) as u8
-}
-
-/// Mirror an out-of-range index back into `0..len` (reflection without repeating the edge,
-/// as the network's own padding does), for any distance.
-fn reflect_index(i: isize, len: usize) -> usize {
-    if len == 1 {
-        return 0;
-    }
-    let period = 2 * (len as isize - 1);
-    let m = i.rem_euclid(period);
-    (if m < len as isize { m } else { period - m }) as usize
-}
-
-fn round_up(n: usize, multiple: usize) -> usize {
-    n.div_ceil(multiple) * multiple
-}
-
-/// Overlap between neighbouring tile interiors, blended linearly.
-const FEATHER: usize = 32;
-
-/// One tile of a tiled run; rectangles are `[x0, y0, x1, y1]` in padded-image pixels.
-#[derive(Debug, Clone, Copy)]
-struct Tile {
-    /// The part of the output this tile contributes (feathered where it overlaps a neighbour).
-    core: [usize; 4],
-    /// What the network sees: the core plus context on every side that is not the image border.
-    window: [usize; 4],
-}
-
-/// Split `0..len` into interiors of at most `core` pixels that overlap by at least [`FEATHER`],
-/// starting on multiples of 4 so every tile sees the same downsampling grid as the whole image.
-fn spans(len: usize, core: usize) -> Vec<(usize, usize)> {
-    if len <= core {
-        return vec![(0, len)];
-    }
-    let step = (core - FEATHER) / GeneratorConfig::MULTIPLE * GeneratorConfig::MULTIPLE;
-    let mut out = Vec::new();
-    let mut start = 0;
-    loop {
-        let end = start + core;
-        if end >= len {
-            // The last interior ends at the edge; it may overlap its neighbour by more.
-            let start =
-                (len.saturating_sub(core)) / GeneratorConfig::MULTIPLE * GeneratorConfig::MULTIPLE;
-            out.push((start, len));
-            return out;
-        }
-        out.push((start, end));
-        start += step;
-    }
-}
-
-/// Blend weight of pixel `p` in interior `[start, end)`: ramps up over [`FEATHER`] pixels at
-/// edges shared with a neighbour, 1 at the image border and inside. Never zero.
-fn feather(p: usize, start: usize, end: usize, len: usize) -> f32 {
-    let ramp = |d: usize| ((d as f32 + 0.5) / FEATHER as f32).min(1.0);
-    let rising = if start > 0 { ramp(p - start) } else { 1.0 };
-    let falling = if end < len { ramp(end - 1 - p) } else { 1.0 };
-    rising.min(falling)
-}
-
-/// The pixel paths around the network, for `benches/hot_paths.rs` (not a stable API).
-#[doc(hidden)]
-pub mod hot_paths {
-    use super::{Normalization, Padding, Planes, RgbImage};
-
-    /// Photo → the network's normalised, padded input planes (the whole-image path).
-    pub fn photo_to_input(photo: &RgbImage, norm: &Normalization) -> Vec<f32> {
-        Planes::from_image(photo, norm).pad_for_network().0.data
-    }
-
-    /// Network output planes → photo.
-    pub fn output_to_photo(
-        data: Vec<f32>,
-        width: usize,
-        height: usize,
-        norm: &Normalization,
-    ) -> RgbImage {
-        Planes {
-            width,
-            height,
-            data,
-        }
-        .to_image(norm)
-    }
-
-    /// One tile's input straight from the photo: `area` is `[x0, y0, x1, y1]` in padded pixels.
-    pub fn tile_input(photo: &RgbImage, norm: &Normalization, area: [usize; 4]) -> Vec<f32> {
-        let padding = Padding::for_network(photo.width() as usize, photo.height() as usize);
-        Planes::window(photo, norm, &padding, area).data
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reflect_index_mirrors_without_repeating_the_edge() {
-        let got: Vec<usize> = (-3..7).map(|i| reflect_index(i, 4)).collect();
-        assert_eq!(got, vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
-        assert_eq!(reflect_index(-5, 1), 0);
-    }
-
-    #[test]
-    fn spans_cover_everything_with_overlap_and_aligned_starts() {
-        for len in [100, 513, 1024, 2000, 4097] {
-            let core = 300;
-            let s = spans(len, core);
-            assert_eq!(s.first().unwrap().0, 0);
-            assert_eq!(s.last().unwrap().1, len);
-            for pair in s.windows(2) {
-                assert!(pair[1].0 % 4 == 0);
-                assert!(
-                    pair[0].1 >= pair[1].0 + FEATHER,
-                    "{pair:?} overlap too small"
-                );
-                assert!(pair[0].1 - pair[0].0 <= core);
-            }
-        }
-    }
 
     /// With the whole image's own norm statistics, tiling must reproduce the whole-image result:
     /// this checks the context margins, the 4-pixel grid alignment and the feathering.
@@ -752,39 +438,5 @@ mod tests {
             "{off} of {} values differ",
             diffs.len()
         );
-    }
-
-    #[test]
-    fn a_window_equals_the_padded_photo_cropped() {
-        let photo = RgbImage::from_fn(37, 21, |x, y| {
-            image::Rgb([(x * 9) as u8, (y * 11) as u8, ((x + y) * 3) as u8])
-        });
-        let norm = Normalization {
-            mean: [0.4, 0.5, 0.6],
-            std: [0.2, 0.3, 0.25],
-        };
-        let (padded, _, _) = Planes::from_image(&photo, &norm).pad_for_network();
-        let padding = Padding::for_network(37, 21);
-        assert_eq!(
-            (padded.width, padded.height),
-            (padding.width, padding.height)
-        );
-        let (pw, ph) = (padding.width, padding.height);
-        for area in [[0, 0, 8, 8], [3, 5, pw, ph - 1], [0, 0, pw, ph]] {
-            let [x0, y0, x1, y1] = area;
-            let window = Planes::window(&photo, &norm, &padding, area);
-            let cropped = padded.crop(x0, y0, x1 - x0, y1 - y0);
-            assert_eq!(window.data, cropped.data, "{area:?}");
-        }
-    }
-
-    #[test]
-    fn ycbcr_round_trips() {
-        for rgb in [[0.0, 0.0, 0.0], [255.0, 10.0, 100.0], [12.0, 200.0, 255.0]] {
-            let back = from_ycbcr(to_ycbcr(rgb));
-            for c in 0..3 {
-                assert!((back[c] - rgb[c]).abs() < 0.01, "{rgb:?} -> {back:?}");
-            }
-        }
     }
 }
