@@ -10,14 +10,16 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use portraitist::image_io::{self, OutputFormat};
-use portraitist::pack::StylePack;
+use portraitist::pack::{StylePack, StyleRef};
 use portraitist::stylize::{self, Blend, DEFAULT_TILE, Stylizer};
 
 use super::{Backend, describe, device};
 
 #[derive(clap::Args)]
 pub struct StylizeArgs {
-    /// Style id from the models folder, or the path of a pack folder.
+    /// Style id from the models folder, or the path of a pack folder. For a multi-style pack,
+    /// `PACK:STYLE` picks one of its styles and `PACK:STYLE=0.7,OTHER=0.3` mixes them (shares
+    /// are scaled to sum to 1); `PACK` alone is its first style.
     #[arg(long)]
     style: String,
     /// Photos to stylize (JPEG, PNG, WebP, GIF).
@@ -63,9 +65,10 @@ fn unit_interval(s: &str) -> Result<f32, String> {
 }
 
 pub fn run(args: &StylizeArgs, models: &Path, backend: Backend) -> Result<ExitCode> {
-    let pack = StylePack::resolve(&args.style, models)?;
+    let style = StyleRef::parse(&args.style)?;
+    let pack = StylePack::resolve(&style.pack, models)?;
     let device = device(backend)?;
-    let stylizer = Stylizer::from_pack(&pack, &device)?;
+    let stylizer = Stylizer::from_pack_style(&pack, &style, &device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let format = match args.format {

@@ -17,10 +17,11 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, PadMode};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::norm::{NormStats, StatNorm};
+use super::styles::StyleTable;
 
 /// The generator's shape. Stored in every style pack, so a pack says which network its weights fit.
 #[derive(Config, Debug, PartialEq, Eq)]
@@ -37,6 +38,10 @@ pub struct GeneratorConfig {
     /// alone rebuilds only softly from a quarter of the resolution. Off (`None`) in packs made
     /// before it existed.
     pub input_skip: Option<bool>,
+    /// Styles the one network holds (conditional instance norm: every style has its own offsets
+    /// of each norm layer's scale and shift; the convolutions are shared). `None`: one style,
+    /// as in packs made before multi-style networks.
+    pub styles: Option<usize>,
 }
 
 /// Named generator sizes.
@@ -101,6 +106,20 @@ impl GeneratorConfig {
     /// Whether the input image also feeds the last convolution (see `input_skip`).
     pub fn has_input_skip(&self) -> bool {
         self.input_skip.unwrap_or(false)
+    }
+
+    /// How many styles the network holds (1 unless it is a multi-style network).
+    pub fn style_count(&self) -> usize {
+        self.styles.unwrap_or(1)
+    }
+
+    /// Channels of each norm layer, in forward order (the rows of a [`StyleTable`]).
+    pub fn norm_channels(&self) -> Vec<usize> {
+        self.layers()
+            .iter()
+            .filter(|l| l.norm.is_some())
+            .map(|l| l.cout)
+            .collect()
     }
 
     /// The network, layer by layer in forward order: its one description. Burn's forward pass,
@@ -185,6 +204,9 @@ impl GeneratorConfig {
             up2: part("up2"),
             head: layer("head").init_conv(device),
             input_skip: self.has_input_skip(),
+            styles: self
+                .styles
+                .map(|n| StyleTable::new(n, &self.norm_channels(), device)),
         }
     }
 
@@ -298,6 +320,35 @@ pub struct Generator {
     pub(crate) up2: ConvNormRelu,
     pub(crate) head: Conv2d,
     pub(crate) input_skip: bool,
+    /// Multi-style networks: each style's offsets of the norms' scales and shifts.
+    pub(crate) styles: Option<StyleTable>,
+}
+
+/// The weights a layer table entry names, as `&` or `&mut` (one match for both).
+macro_rules! find_part {
+    ($g:expr, $layer:expr $(, $mut:tt)?) => {{
+        let layer: &Layer = $layer;
+        let path: Vec<&str> = layer.conv.split('.').collect();
+        let missing = || -> ! { panic!("no generator layer `{}`", layer.conv) };
+        match path.as_slice() {
+            ["stem", "conv"] => (&$($mut)? $g.stem.conv, Some(&$($mut)? $g.stem.norm)),
+            ["down1", "conv"] => (&$($mut)? $g.down1.conv, Some(&$($mut)? $g.down1.norm)),
+            ["down2", "conv"] => (&$($mut)? $g.down2.conv, Some(&$($mut)? $g.down2.norm)),
+            ["up1", "conv"] => (&$($mut)? $g.up1.conv, Some(&$($mut)? $g.up1.norm)),
+            ["up2", "conv"] => (&$($mut)? $g.up2.conv, Some(&$($mut)? $g.up2.norm)),
+            ["blocks", i, rest @ ..] => {
+                let i: usize = i.parse().unwrap_or_else(|_| missing());
+                let block = &$($mut)? $g.blocks[i];
+                match rest {
+                    ["first", "conv"] => (&$($mut)? block.first.conv, Some(&$($mut)? block.first.norm)),
+                    ["conv"] => (&$($mut)? block.conv, Some(&$($mut)? block.norm)),
+                    _ => missing(),
+                }
+            }
+            ["head"] => (&$($mut)? $g.head, None),
+            _ => missing(),
+        }
+    }};
 }
 
 impl Generator {
@@ -307,30 +358,46 @@ impl Generator {
         GeneratorConfig::new(width, self.blocks.len())
             .with_channels(channels)
             .with_input_skip(Some(self.input_skip))
+            .with_styles(self.styles.as_ref().map(StyleTable::len))
     }
 
     /// The convolution and norm a table entry names.
     pub(crate) fn part(&self, layer: &Layer) -> (&Conv2d, Option<&StatNorm>) {
-        let path: Vec<&str> = layer.conv.split('.').collect();
-        let (conv, norm) = match path.as_slice() {
-            ["stem", "conv"] => (&self.stem.conv, Some(&self.stem.norm)),
-            ["down1", "conv"] => (&self.down1.conv, Some(&self.down1.norm)),
-            ["down2", "conv"] => (&self.down2.conv, Some(&self.down2.norm)),
-            ["up1", "conv"] => (&self.up1.conv, Some(&self.up1.norm)),
-            ["up2", "conv"] => (&self.up2.conv, Some(&self.up2.norm)),
-            ["blocks", i, rest @ ..] => {
-                let block = &self.blocks[i.parse::<usize>().expect("a block index")];
-                match rest {
-                    ["first", "conv"] => (&block.first.conv, Some(&block.first.norm)),
-                    ["conv"] => (&block.conv, Some(&block.norm)),
-                    _ => panic!("no generator layer `{}`", layer.conv),
-                }
-            }
-            ["head"] => (&self.head, None),
-            _ => panic!("no generator layer `{}`", layer.conv),
-        };
+        let (conv, norm) = find_part!(self, layer);
         debug_assert_eq!(norm.is_some(), layer.norm.is_some(), "{}", layer.conv);
         (conv, norm)
+    }
+
+    fn part_mut(&mut self, layer: &Layer) -> (&mut Conv2d, Option<&mut StatNorm>) {
+        find_part!(self, layer, mut)
+    }
+
+    /// The one-style network of a mix of this network's styles: `weights[s]` is style `s`'s
+    /// share (they should sum to 1; a convex mix blends the styles in norm-parameter space).
+    /// The result runs on every path (Burn, the CPU engine, the browser) like any one-style
+    /// network. A one-style network is returned as it is.
+    pub fn with_style(&self, weights: &[f32]) -> Generator {
+        let mut g = self.clone();
+        let Some(table) = g.styles.take() else {
+            return g;
+        };
+        let device = g.stem.conv.weight.device();
+        let mix = Tensor::<2>::from_data(
+            TensorData::new(weights.to_vec(), [1, weights.len()]),
+            &device,
+        );
+        let norms = self
+            .config()
+            .layers()
+            .into_iter()
+            .filter(|l| l.norm.is_some());
+        for (k, layer) in norms.enumerate() {
+            let (d_gamma, d_beta) = table.offsets(k, &mix);
+            if let (_, Some(norm)) = g.part_mut(&layer) {
+                norm.shift_affine(d_gamma.flatten(0, 3), d_beta.flatten(0, 3));
+            }
+        }
+        g
     }
 
     /// `[batch, channels, height, width]` in [-1, 1] → same shape in [-1, 1].
@@ -338,9 +405,27 @@ impl Generator {
         self.forward_with(x, &mut NormStats::live())
     }
 
-    /// Forward pass that records or replays instance-norm statistics (see [`NormStats`]).
+    /// Forward pass that records or replays instance-norm statistics (see [`NormStats`]). A
+    /// multi-style network runs its base (every style offset zero): see [`Self::forward_styled`].
     pub fn forward_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
+        self.forward_styled(x, None, stats)
+    }
+
+    /// Forward pass of a multi-style network with each sample's own mix of styles: `mix` is
+    /// `[batch, styles]` (a one-hot row picks one style). Training uses it; inference bakes a
+    /// mix into a one-style network instead ([`Self::with_style`]).
+    pub fn forward_styled(
+        &self,
+        x: Tensor<4>,
+        mix: Option<&Tensor<2>>,
+        stats: &mut NormStats,
+    ) -> Tensor<4> {
         stats.begin();
+        let offsets = |k: usize| match (&self.styles, mix) {
+            (Some(table), Some(mix)) => Some(table.offsets(k, mix)),
+            _ => None,
+        };
+        let mut norm_index = 0;
         let input = x.clone();
         let (mut x, mut kept) = (x, None);
         for layer in self.config().layers() {
@@ -356,7 +441,8 @@ impl Generator {
             }
             x = conv.forward(reflect(x, layer.pad));
             if let Some(norm) = norm {
-                x = norm.forward(x, stats);
+                x = norm.forward_offset(x, stats, offsets(norm_index));
+                norm_index += 1;
             }
             x = match layer.activation {
                 Activation::None => x,
@@ -473,5 +559,84 @@ mod tests {
             farthest_change + 4 >= radius,
             "{farthest_change} vs {radius}"
         );
+    }
+
+    /// A three-style network whose style offsets are random (training would make them differ).
+    fn multi_style(device: &Device) -> Generator {
+        device.seed(21);
+        let config = GeneratorConfig::new(4, 1)
+            .with_input_skip(Some(true))
+            .with_styles(Some(3));
+        let mut g = config.init(device);
+        let table = g.styles.as_mut().expect("a style table");
+        let random = |p: &mut burn::module::Param<Tensor<2>>| {
+            let dims = p.dims();
+            *p = burn::module::Param::from_tensor(Tensor::random(
+                dims,
+                burn::tensor::Distribution::Uniform(-0.5, 0.5),
+                device,
+            ));
+        };
+        table.gamma.iter_mut().for_each(random);
+        table.beta.iter_mut().for_each(random);
+        g
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Each sample's own mix in one batch (training) equals the one-style network baked from
+    /// that mix (inference), on Burn and on the CPU engine.
+    #[test]
+    fn a_baked_mix_equals_the_styled_forward_pass() {
+        let device = Device::flex();
+        let g = multi_style(&device);
+        assert_eq!(g.config().styles, Some(3));
+        let side = 32;
+        let x = Tensor::<4>::random(
+            [2, 3, side, side],
+            burn::tensor::Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+        let rows = [[0.0, 1.0, 0.0], [0.2, 0.5, 0.3]];
+        let mix = Tensor::<2>::from_data(TensorData::new(rows.concat(), [2, 3]), &device);
+        let batch = values(g.forward_styled(x.clone(), Some(&mix), &mut NormStats::live()));
+        let plane = 3 * side * side;
+        let mut baked_outputs = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let baked = g.with_style(row);
+            assert_eq!(baked.config().styles, None);
+            let xi = x.clone().slice([i..i + 1]);
+            let ours = values(baked.forward(xi.clone()));
+            let theirs = &batch[i * plane..(i + 1) * plane];
+            let diff = max_diff(&ours, theirs);
+            assert!(diff < 1e-5, "sample {i}: baked vs styled {diff}");
+            let input = xi.into_data().try_to_vec::<f32>().unwrap();
+            let cpu = crate::engine::CpuGenerator::new(&baked).forward_with(
+                input,
+                side,
+                side,
+                &mut NormStats::live(),
+            );
+            let diff = max_diff(&cpu, theirs);
+            assert!(diff < 1e-4, "sample {i}: CPU engine vs styled {diff}");
+            baked_outputs.push(ours);
+        }
+        // The styles really differ, and so do the base and a style.
+        let other = values(
+            g.with_style(&[1.0, 0.0, 0.0])
+                .forward(x.clone().slice([1..2])),
+        );
+        assert!(max_diff(&other, &baked_outputs[1]) > 1e-2);
+        let base = values(g.forward(x.slice([1..2])));
+        assert!(max_diff(&base, &baked_outputs[1]) > 1e-2);
     }
 }

@@ -4,6 +4,7 @@ mod discriminator;
 pub(crate) mod generator;
 mod latent;
 pub(crate) mod norm;
+mod styles;
 mod vgg;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
@@ -12,4 +13,5 @@ pub use latent::{
     ImageDiscriminator, ImageDiscriminatorConfig, LatentGenerator, LatentGeneratorConfig, slerp,
 };
 pub use norm::{NormStats, StatNorm};
+pub use styles::StyleTable;
 pub use vgg::{Vgg19, VggError, VggFeatures, gram};

@@ -117,16 +117,37 @@ impl StatNorm {
         }
     }
 
+    /// Add `d_gamma` and `d_beta` (each `[channels]`) to the scale and shift for good.
+    pub(crate) fn shift_affine(&mut self, d_gamma: Tensor<1>, d_beta: Tensor<1>) {
+        self.gamma = self.gamma.clone().map(|g| g + d_gamma);
+        self.beta = self.beta.clone().map(|b| b + d_beta);
+    }
+
     /// The learnt per-channel scale and shift `(gamma, beta)`.
     pub(crate) fn affine(&self) -> (Tensor<1>, Tensor<1>) {
         (self.gamma.val(), self.beta.val())
     }
 
     pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
+        self.forward_offset(x, stats, None)
+    }
+
+    /// [`Self::forward`] with per-sample offsets `(d_gamma, d_beta)`, each `[batch, channels, 1,
+    /// 1]`, added to the scale and shift (a multi-style network's styles).
+    pub fn forward_offset(
+        &self,
+        x: Tensor<4>,
+        stats: &mut NormStats,
+        offsets: Option<(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<4> {
         let (mean, var) = stats.stats_for(&x);
         let [channels] = self.gamma.dims();
-        let gamma = self.gamma.val().reshape([1, channels, 1, 1]);
-        let beta = self.beta.val().reshape([1, channels, 1, 1]);
+        let mut gamma = self.gamma.val().reshape([1, channels, 1, 1]);
+        let mut beta = self.beta.val().reshape([1, channels, 1, 1]);
+        if let Some((d_gamma, d_beta)) = offsets {
+            gamma = gamma + d_gamma;
+            beta = beta + d_beta;
+        }
         // (x - mean) / sqrt(var + eps) * gamma + beta, folded into one scale and one shift per
         // channel: two passes over the activations instead of four.
         let scale = gamma / (var + EPSILON).sqrt();

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(not(target_arch = "wasm32"))]
 use super::builtin;
 use super::{
-    INDEX_FILE, MAX_JSON_BYTES, Manifest, PackError, PackKind, read_limited, truncate, valid_id,
-    write_atomic,
+    INDEX_FILE, MAX_JSON_BYTES, Manifest, PackError, PackKind, StyleInfo, read_limited, truncate,
+    valid_id, write_atomic,
 };
 
 /// `models/index.json`: the packs the app offers, in gallery order, with what the gallery shows.
@@ -29,6 +29,9 @@ pub struct IndexEntry {
     pub kind: PackKind,
     #[serde(default)]
     pub preview: Option<String>,
+    /// A multi-style pack's styles (the gallery offers each, and mixes of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub styles: Vec<StyleInfo>,
 }
 
 impl Index {
@@ -81,6 +84,7 @@ impl Index {
             description: manifest.description.clone(),
             kind: manifest.kind,
             preview: manifest.preview.clone(),
+            styles: manifest.styles.clone(),
         };
         match index.styles.iter_mut().find(|s| s.id == entry.id) {
             Some(existing) => *existing = entry,

@@ -57,6 +57,22 @@ pub struct Manifest {
     /// Figures from `portraitist eval` (informational).
     #[serde(default, skip_serializing_if = "EvaluationSummary::is_empty")]
     pub evaluation: EvaluationSummary,
+    /// Multi-style packs: the network's styles, in the order of its style table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub styles: Vec<StyleInfo>,
+}
+
+/// One style of a multi-style pack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StyleInfo {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// The images this style was learnt from, with their licences.
+    #[serde(default)]
+    pub sources: Vec<DataSource>,
 }
 
 /// What `portraitist eval` measured for a pack, and on what.
@@ -134,6 +150,7 @@ impl Manifest {
             training: TrainingSummary::default(),
             preview: None,
             evaluation: EvaluationSummary::default(),
+            styles: Vec::new(),
         }
     }
 
@@ -203,6 +220,33 @@ impl Manifest {
                         "generator width {} / blocks {} / channels {} out of range (width 1–256, blocks 0–32, channels 3)",
                         g.width, g.blocks, g.channels
                     ));
+                }
+                let count = g.styles.unwrap_or(0);
+                if count > 256 || count != self.styles.len() {
+                    return invalid(format!(
+                        "the generator holds {count} styles and `styles` lists {} (they must match, at most 256)",
+                        self.styles.len()
+                    ));
+                }
+                for (i, style) in self.styles.iter().enumerate() {
+                    if !valid_id(&style.id) {
+                        return invalid(format!(
+                            "style id `{}` must be 1–64 characters of a–z, 0–9, `-` or `_`",
+                            truncate(&style.id)
+                        ));
+                    }
+                    if self.styles[..i].iter().any(|s| s.id == style.id) {
+                        return invalid(format!("style `{}` is listed twice", style.id));
+                    }
+                    if style.title.trim().is_empty()
+                        || style.title.chars().count() > 200
+                        || style.description.chars().count() > 4000
+                    {
+                        return invalid(format!(
+                            "style `{}`: title must be 1–200 characters, description at most 4000",
+                            style.id
+                        ));
+                    }
                 }
             }
             (PackKind::Noise, None, Some(g)) => {

@@ -19,11 +19,14 @@ use crate::model::{Generator, GeneratorConfig, LatentGenerator, LatentGeneratorC
 pub mod builtin;
 mod index;
 mod manifest;
+mod mix;
 
 pub use index::{Index, IndexEntry};
 pub use manifest::{
-    DataSource, EvaluationSummary, Manifest, PackKind, Precision, TrainingSummary, WeightsInfo,
+    DataSource, EvaluationSummary, Manifest, PackKind, Precision, StyleInfo, TrainingSummary,
+    WeightsInfo,
 };
+pub use mix::StyleRef;
 
 /// The manifest format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -73,6 +76,8 @@ pub enum PackError {
     InvalidWeights { file: String, message: String },
     #[error("no style named `{0}` (see `portraitist styles`)")]
     UnknownStyle(String),
+    #[error("{0}")]
+    BadMix(String),
     #[error("style `{id}` is {}, not {}", found.describe(), expected.describe())]
     WrongKind {
         id: String,

@@ -25,7 +25,7 @@ use planes::{Padding, Planes, Tile, feather, round_up, spans, to_level};
 
 use crate::engine::CpuGenerator;
 use crate::model::{Generator, GeneratorConfig, NormStats};
-use crate::pack::{PackError, StylePack};
+use crate::pack::{PackError, StylePack, StyleRef};
 
 /// Per-channel normalisation of 0..1 pixel values: `(v - mean) / std`. The pack records it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -138,11 +138,49 @@ impl Stylizer {
         }
     }
 
-    /// A stylizer with a (transfer) pack's network and normalisation, on `device`.
+    /// A stylizer with a (transfer) pack's network and normalisation, on `device`; a
+    /// multi-style pack's first style.
     pub fn from_pack(pack: &StylePack, device: &Device) -> Result<Self, PackError> {
+        Self::from_pack_weights(pack, &[], device)
+    }
+
+    /// A stylizer for the style or mix of styles `style` names in `pack` (see [`StyleRef`]).
+    pub fn from_pack_style(
+        pack: &StylePack,
+        style: &StyleRef,
+        device: &Device,
+    ) -> Result<Self, PackError> {
+        Self::from_pack_weights(pack, &style.weights(&pack.manifest)?, device)
+    }
+
+    /// A stylizer for a mix of a multi-style pack's styles: `weights[s]` is style `s`'s share
+    /// (empty: the first style).
+    pub fn from_pack_weights(
+        pack: &StylePack,
+        weights: &[f32],
+        device: &Device,
+    ) -> Result<Self, PackError> {
+        let generator = pack.generator(device)?;
+        let generator = match generator.config().styles {
+            Some(count) if weights.is_empty() => {
+                let mut first = vec![0.0; count];
+                first[0] = 1.0;
+                generator.with_style(&first)
+            }
+            Some(count) if weights.len() != count => {
+                return Err(PackError::BadMix(format!(
+                    "`{}` holds {count} styles; {} shares were given",
+                    pack.manifest.id,
+                    weights.len()
+                )));
+            }
+            _ => generator.with_style(weights),
+        };
+        let mut config = pack.transfer_config()?.clone();
+        config.styles = None;
         Ok(Self::new(
-            pack.generator(device)?,
-            pack.transfer_config()?.clone(),
+            generator,
+            config,
             pack.manifest.normalization,
             device.clone(),
         ))

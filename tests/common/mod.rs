@@ -32,6 +32,32 @@ pub fn random_generator(config: &GeneratorConfig, seed: u64) -> Generator {
     config.init(&device)
 }
 
+/// `generator` with random style offsets (its `[styles, channels]` tables, the only 2-D
+/// parameters of a generator), as training would leave them: the styles then differ.
+pub fn perturb_styles(generator: Generator, seed: u64) -> Generator {
+    struct Perturb(portraitist::rng::Rng);
+    impl burn::module::ModuleMapper for Perturb {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+            if D != 2 {
+                return param;
+            }
+            let rng = &mut self.0;
+            param.map(|t| {
+                let dims = t.dims();
+                let n = dims.iter().product();
+                let noise: Vec<f32> = (0..n).map(|_| rng.uniform(-0.5, 0.5)).collect();
+                let noise = burn::tensor::TensorData::new(noise, dims);
+                t.clone() + burn::tensor::Tensor::from_data(noise, &t.device())
+            })
+        }
+    }
+    use burn::module::Module;
+    generator.map(&mut Perturb(portraitist::rng::Rng::new(seed)))
+}
+
 /// The generator size tests use: small enough to run in a blink on the CPU.
 pub fn test_config() -> GeneratorConfig {
     GeneratorConfig::new(4, 2)

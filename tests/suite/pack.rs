@@ -6,7 +6,7 @@ use std::fs;
 
 use burn::tensor::Device;
 use portraitist::Stylizer;
-use portraitist::pack::{Index, Manifest, PackError, Precision, StylePack};
+use portraitist::pack::{Index, Manifest, PackError, Precision, StyleInfo, StylePack, StyleRef};
 use portraitist::stylize::Normalization;
 use portraitist::train::precision::choose_precision;
 use tempfile::tempdir;
@@ -235,4 +235,50 @@ fn index_registers_packs_and_resolves_ids() {
     );
     let err = StylePack::resolve("gamma", models.path()).unwrap_err();
     assert!(matches!(err, PackError::UnknownStyle(_)), "{err}");
+}
+
+/// A multi-style pack: saved and loaded, each style and any mix reachable by name, equal to the
+/// network baked from that mix; a style list that does not match the network is refused.
+#[test]
+fn a_multi_style_pack_round_trips_and_mixes_by_name() {
+    let dir = tempdir().unwrap();
+    let config = common::test_config().with_styles(Some(2));
+    let generator = common::perturb_styles(common::random_generator(&config, 5), 9);
+    let style = |id: &str| StyleInfo {
+        id: id.into(),
+        title: id.to_uppercase(),
+        ..StyleInfo::default()
+    };
+    let mut manifest = Manifest::new("duo", "Duo", config);
+    manifest.styles = vec![style("warm"), style("cool")];
+    StylePack::save(dir.path(), manifest.clone(), &generator, Precision::F32).unwrap();
+    let pack = StylePack::load(dir.path()).unwrap();
+    let device = Device::flex();
+    let by_name = |text: &str| {
+        let style = StyleRef::parse(text).unwrap();
+        render(&Stylizer::from_pack_style(&pack, &style, &device).unwrap())
+    };
+    let (warm, cool) = (by_name("duo:warm"), by_name("duo:cool"));
+    assert!(common::mean_abs_diff(&warm, &cool) > 1.0);
+    assert_eq!(by_name("duo"), warm, "a pack alone is its first style");
+    let direct = Stylizer::new(
+        generator.with_style(&[0.25, 0.75]),
+        common::test_config(),
+        Normalization::default(),
+        device.clone(),
+    );
+    assert_eq!(by_name("duo:warm=1,cool=3"), render(&direct));
+
+    let unknown = StyleRef::parse("duo:sepia").unwrap();
+    let err = Stylizer::from_pack_style(&pack, &unknown, &device).unwrap_err();
+    assert!(err.to_string().contains("warm, cool"), "{err}");
+    manifest.styles.pop();
+    let err = StylePack::save(
+        tempdir().unwrap().path(),
+        manifest,
+        &generator,
+        Precision::F32,
+    )
+    .unwrap_err();
+    assert!(matches!(err, PackError::InvalidManifest { .. }), "{err}");
 }

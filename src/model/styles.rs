@@ -1,0 +1,50 @@
+//! Several styles in one generator: conditional instance normalisation (Dumoulin, Shlens and
+//! Kudlur, "A Learned Representation for Artistic Style", 2017). The convolutions are shared;
+//! each style has its own offsets of every norm layer's scale and shift, added to the layer's
+//! base values. A mix of styles is a convex combination of their offsets: styles blend in
+//! norm-parameter space, and a new style is learnt by fitting only its offsets.
+
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::tensor::{Device, Tensor};
+
+/// Each style's scale and shift offsets, one `[styles, channels]` table per norm layer (in the
+/// layer table's order). Offsets start at zero: every style starts as the base network.
+#[derive(Module, Debug)]
+pub struct StyleTable {
+    pub(crate) gamma: Vec<Param<Tensor<2>>>,
+    pub(crate) beta: Vec<Param<Tensor<2>>>,
+}
+
+impl StyleTable {
+    pub fn new(styles: usize, channels: &[usize], device: &Device) -> Self {
+        let zeros = |&c: &usize| Initializer::Zeros.init([styles, c], device);
+        Self {
+            gamma: channels.iter().map(zeros).collect(),
+            beta: channels.iter().map(zeros).collect(),
+        }
+    }
+
+    /// Number of styles.
+    pub fn len(&self) -> usize {
+        self.gamma.first().map_or(0, |g| g.dims()[0])
+    }
+
+    /// Whether the table holds no style.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Norm layer `k`'s offsets for each sample's mix (`mix`: `[batch, styles]`), each shaped
+    /// `[batch, channels, 1, 1]`.
+    pub(crate) fn offsets(&self, k: usize, mix: &Tensor<2>) -> (Tensor<4>, Tensor<4>) {
+        let [batch, _] = mix.dims();
+        let per_sample = |table: &Param<Tensor<2>>| {
+            let [_, channels] = table.dims();
+            mix.clone()
+                .matmul(table.val())
+                .reshape([batch, channels, 1, 1])
+        };
+        (per_sample(&self.gamma[k]), per_sample(&self.beta[k]))
+    }
+}
