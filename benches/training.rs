@@ -1,6 +1,7 @@
 //! Training speed on the CPU backend: steps per second for `tiny` at 128 px and `small` at
 //! 256 px, batch 1, unpaired (CycleGAN: two generators, two discriminators) and paired
-//! (pix2pix); and the noise GAN's CPU preset (`tiny` at 64 px, batch 16).
+//! (pix2pix); the noise GAN's CPU preset (`tiny` at 64 px, batch 16); and the styles mode's
+//! (a two-style `tiny` with VGG19 losses at 128 px, batch 4; skipped without the VGG19 weights).
 //!
 //! `cargo bench --profile dev --bench training` — prints figures; never fails on timing.
 
@@ -28,6 +29,8 @@ fn main() {
     photos(&dir.path().join("b"), 4, 300);
     photos(&dir.path().join("pairs/before"), 4, 300);
     photos(&dir.path().join("pairs/after"), 4, 300);
+    photos(&dir.path().join("styles/one"), 4, 300);
+    photos(&dir.path().join("styles/two"), 4, 300);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -42,8 +45,14 @@ fn main() {
         (Mode::Unpaired, Preset::Small, 256, 3),
         (Mode::Paired, Preset::Small, 256, 3),
         (Mode::Noise, Preset::Tiny, 64, 10),
+        (Mode::Styles, Preset::Tiny, 128, 3),
     ];
     for (i, (mode, preset, size, steps)) in cases.into_iter().enumerate() {
+        let vgg = TrainConfig::default().vgg19;
+        if mode == Mode::Styles && !vgg.exists() {
+            println!("styles: skipped ({} is missing)", vgg.display());
+            continue;
+        }
         let sources = match mode {
             Mode::Unpaired => Sources::Unpaired {
                 content: dir.path().join("a"),
@@ -54,6 +63,10 @@ fn main() {
             },
             Mode::Noise => Sources::Noise {
                 portraits: dir.path().join("a"),
+            },
+            Mode::Styles => Sources::Styles {
+                content: dir.path().join("a"),
+                styles: dir.path().join("styles"),
             },
         };
         let config = TrainConfig {

@@ -1,13 +1,17 @@
 //! Writes style packs of seeded random generators, for the browser tests only (never shipped):
 //! `cargo run --example test_pack -- MODELS_DIR` creates MODELS_DIR/pattern (a transfer pack),
-//! MODELS_DIR/pattern-faces (a noise pack) and MODELS_DIR/index.json.
+//! MODELS_DIR/pattern-faces (a noise pack), MODELS_DIR/duo (a two-style pack: `duo:warm`,
+//! `duo:cool`) and MODELS_DIR/index.json.
 
 use std::path::PathBuf;
 
 use burn::tensor::Device;
 use portraitist::GeneratorConfig;
 use portraitist::model::LatentGeneratorConfig;
-use portraitist::pack::{Index, Manifest, Precision, StylePack};
+use portraitist::pack::{Index, Manifest, Precision, StyleInfo, StylePack};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn main() {
     let models: PathBuf = std::env::args()
@@ -41,6 +45,20 @@ fn main() {
         Precision::F32,
     )
     .unwrap_or_else(|e| panic!("cannot write the test noise pack: {e}"));
+    Index::register(&models, &manifest).unwrap_or_else(|e| panic!("cannot write the index: {e}"));
+    let config = GeneratorConfig::new(8, 2).with_styles(Some(2));
+    let generator = common::perturb_styles(common::random_generator(&config, 23), 24);
+    let mut manifest = Manifest::new("duo", "Test duo", config);
+    manifest.description = "Two styles of random weights, for tests only.".into();
+    manifest.styles = ["warm", "cool"]
+        .map(|id| StyleInfo {
+            id: id.into(),
+            title: format!("Test {id}"),
+            ..StyleInfo::default()
+        })
+        .to_vec();
+    let manifest = StylePack::save(&models.join("duo"), manifest, &generator, Precision::F32)
+        .unwrap_or_else(|e| panic!("cannot write the test multi-style pack: {e}"));
     Index::register(&models, &manifest).unwrap_or_else(|e| panic!("cannot write the index: {e}"));
     println!("{}", models.join("pattern").display());
 }

@@ -35,6 +35,20 @@ pub fn run(models: &Path) -> Result<()> {
         if !entry.description.is_empty() {
             println!("{:<16} {}", "", entry.description);
         }
+        // A multi-style pack: each style by `PACK:STYLE`; mixes as `PACK:A=0.7,B=0.3`.
+        for style in &entry.styles {
+            println!(
+                "  {:<14} {}",
+                format!("{}:{}", entry.id, style.id),
+                style.title
+            );
+        }
+        if let [a, b, ..] = entry.styles.as_slice() {
+            println!(
+                "{:<16} mix styles with --style {}:{}=0.7,{}=0.3",
+                "", entry.id, a.id, b.id
+            );
+        }
     }
     Ok(())
 }

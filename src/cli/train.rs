@@ -14,8 +14,10 @@ use super::{Backend, device, plural, say};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// What to learn: `unpaired` (--content + --style-photos), `paired` (--pairs) or `noise` (new
-    /// portraits from --content alone). Default: from the folders given, or the --config's mode.
+    /// What to learn: `unpaired` (--content + --style-photos), `paired` (--pairs), `noise` (new
+    /// portraits from --content alone) or `styles` (one multi-style network from --content and
+    /// --style-photos holding a subfolder per style). Default: from the folders given, or the
+    /// --config's mode.
     #[arg(long, value_enum)]
     mode: Option<Mode>,
     /// Content photos (e.g. portraits), searched recursively; in noise mode, the portraits to
@@ -96,6 +98,13 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
         (Mode::Noise, Some(portraits), None, None) => Sources::Noise {
             portraits: portraits.clone(),
         },
+        (Mode::Styles, Some(content), Some(styles), None) => Sources::Styles {
+            content: content.clone(),
+            styles: styles.clone(),
+        },
+        (Mode::Styles, ..) => bail!(
+            "styles training takes --content DIR and --style-photos DIR (one subfolder per style)"
+        ),
         (Mode::Noise, ..) => bail!("noise training takes one folder of portraits: --content DIR"),
         (Mode::Paired, ..) => bail!("paired training takes --pairs DIR (with before/ and after/)"),
         (Mode::Unpaired, ..) => bail!(

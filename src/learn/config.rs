@@ -39,6 +39,10 @@ pub enum Mode {
     Paired,
     /// One folder of portraits: the textbook GAN, noise z → new portrait.
     Noise,
+    /// Content photos and a folder per painterly style: one multi-style network (conditional
+    /// instance norm) learnt with VGG19 content and Gram style losses, a PatchGAN with a head
+    /// per style, and a total-variation term; each sample of a batch gets its own style.
+    Styles,
 }
 
 /// Settings given on a command line, each replacing the config's own when present.
@@ -98,6 +102,15 @@ pub struct TrainConfig {
     pub style_weight: f32,
     /// VGG19 weights for those losses, as written by `scripts/convert-vgg19.py`.
     pub vgg19: std::path::PathBuf,
+    /// Weight of the adversarial term against the others (styles mode; the other modes weigh
+    /// it 1).
+    pub adversarial_weight: f32,
+    /// Weight of the total-variation term, the mean absolute difference of neighbouring output
+    /// pixels (styles mode): it smooths speckle.
+    pub tv_weight: f32,
+    /// Styles mode: the styles' ids, in the order of the network's style table (the style
+    /// folder's subfolders; filled in when the run starts).
+    pub styles: Vec<String>,
     /// Light colour jitter on content photos: ± this fraction of brightness, contrast, saturation.
     pub jitter: f32,
     /// Cached training images keep at most this multiple of `size` on their shorter side, so
@@ -139,6 +152,9 @@ impl Default for TrainConfig {
             perceptual_weight: 0.0,
             style_weight: 0.0,
             vgg19: "data/vgg19/vgg19.bin".into(),
+            adversarial_weight: 1.0,
+            tv_weight: 0.0,
+            styles: Vec::new(),
             jitter: 0.1,
             cache_scale: 2.0,
             log_every: 10,
@@ -185,6 +201,24 @@ impl TrainConfig {
         };
         match mode {
             Mode::Unpaired | Mode::Paired => base,
+            Mode::Styles => Self {
+                preset: Preset::Tiny,
+                size: 128,
+                batch: 4,
+                steps: 10_000,
+                // VGG19's features of 0..255 pixels make large squared errors: at the start of a
+                // run these weights bring content to about 1, style to a few units and TV to
+                // a tenth, with the adversarial term a small nudge beside them.
+                perceptual_weight: 2e-6,
+                style_weight: 1e-5,
+                adversarial_weight: 0.05,
+                tv_weight: 0.5,
+                decay_from: 0.8,
+                learning_rate: 1e-3,
+                beta1: 0.9,
+                jitter: 0.05,
+                ..base
+            },
             Mode::Noise => Self {
                 preset: Preset::Tiny,
                 size: 64,
@@ -201,7 +235,7 @@ impl TrainConfig {
 
     /// Whether a VGG19 feature network is needed.
     pub fn uses_vgg(&self) -> bool {
-        self.perceptual_weight > 0.0 || self.style_weight > 0.0
+        self.mode == Mode::Styles || self.perceptual_weight > 0.0 || self.style_weight > 0.0
     }
 
     /// The losses this run logs, in `losses.csv` column order.
@@ -219,6 +253,9 @@ impl TrainConfig {
             // d_real and d_fake are the discriminator's mean scores (logits) on each;
             // mode_seeking the MSGAN term (lower: samples differ more).
             Mode::Noise => vec!["g_adv", "d", "d_real", "d_fake", "mode_seeking"],
+            // Its VGG terms are its own: content (features of the photo) and style (Gram
+            // matrices of the sample's style).
+            Mode::Styles => return vec!["g_adv", "d", "content", "style", "tv"],
         };
         if self.uses_vgg() {
             columns.extend(["perceptual", "style"]);
@@ -231,10 +268,14 @@ impl TrainConfig {
             .generator
             .clone()
             .unwrap_or_else(|| self.preset.generator());
-        if self.input_skip {
+        let config = if self.input_skip {
             config.with_input_skip(Some(true))
         } else {
             config
+        };
+        match self.mode {
+            Mode::Styles => config.with_styles(Some(self.styles.len())),
+            _ => config,
         }
     }
 
@@ -256,13 +297,18 @@ impl TrainConfig {
 
     pub fn discriminator_config(&self) -> DiscriminatorConfig {
         let channels = match self.mode {
-            Mode::Unpaired | Mode::Noise => 3,
+            Mode::Unpaired | Mode::Noise | Mode::Styles => 3,
             // pix2pix's discriminator judges (input, output) pairs.
             Mode::Paired => 6,
+        };
+        let heads = match self.mode {
+            Mode::Styles => self.styles.len().max(1),
+            _ => 1,
         };
         DiscriminatorConfig::new(self.discriminator_width)
             .with_layers(self.discriminator_layers)
             .with_channels(channels)
+            .with_heads(heads)
     }
 
     /// Learning rate at `step`: constant, then linear decay to zero from `decay_from`.
@@ -350,6 +396,12 @@ impl TrainConfig {
         }
         if self.keep_checkpoints == 0 {
             return fail("keep_checkpoints must be at least 1".into());
+        }
+        if !(self.adversarial_weight >= 0.0 && self.tv_weight >= 0.0) {
+            return fail("adversarial_weight and tv_weight must be 0 or more".into());
+        }
+        if self.styles.len() > 256 {
+            return fail(format!("{} styles: at most 256", self.styles.len()));
         }
         if self.mode == Mode::Noise {
             self.latent_generator_config()

@@ -10,7 +10,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::{Mode, TrainConfig};
 use super::losses::{adversarial, generator_adversarial, l1};
-use crate::model::{Discriminator, Generator, ImageDiscriminator, LatentGenerator, Vgg19, gram};
+use crate::model::{
+    Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
+};
 use crate::rng::Rng;
 
 /// A step's losses, named as in `losses.csv` ([`TrainConfig::loss_columns`]).
@@ -146,6 +148,75 @@ pub fn transfer_step(
             read_losses(losses)?
         }
     })
+}
+
+/// One styles-mode step ([`Mode::Styles`]): `content` photos, each sample's `style` crop and
+/// `mix` (`[batch, styles]`, one-hot: the sample's style). The generator learns to keep the
+/// photo's VGG19 features (relu3_1 and relu4_1, squared error) while taking the Gram matrices of
+/// its style's crop (relu1_1…relu4_1) and fooling that style's head of the discriminator, with a
+/// total-variation term against speckle; then the discriminator learns, head by head, real
+/// style crops from generated images.
+#[allow(clippy::too_many_arguments)]
+pub fn styles_step(
+    nets: &mut TransferNets,
+    content: Tensor<4>,
+    style: Tensor<4>,
+    mix: Tensor<2>,
+    lr: f64,
+    config: &TrainConfig,
+    vgg: &Vgg19,
+    device: &Device,
+) -> Result<Losses, StepError> {
+    let kind = config.adversarial;
+    let fake = nets
+        .g
+        .forward_styled(content.clone(), Some(&mix), &mut NormStats::live());
+    let out = vgg.features(fake.clone()).0;
+    let photo = vgg.features(content.detach()).0;
+    let target = vgg.features(style.clone().detach()).0;
+    let mut content_loss = Tensor::zeros([1], device);
+    for layer in [2, 3] {
+        content_loss = content_loss
+            + (out[layer].clone() - photo[layer].clone().detach())
+                .square()
+                .mean();
+    }
+    let mut style_loss = Tensor::zeros([1], device);
+    for (o, t) in out.iter().zip(&target) {
+        style_loss = style_loss + (gram(o) - gram(t).detach()).square().mean();
+    }
+    let tv = total_variation(&fake);
+    let g_adv = generator_adversarial(kind, nets.d.forward_heads(fake.clone(), &mix));
+    let loss = g_adv.clone() * config.adversarial_weight
+        + content_loss.clone() * config.perceptual_weight
+        + style_loss.clone() * config.style_weight
+        + tv.clone() * config.tv_weight;
+    let mut grads = loss.backward();
+    let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
+    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+    let d_loss = (adversarial(kind, nets.d.forward_heads(style, &mix), true)
+        + adversarial(kind, nets.d.forward_heads(fake.detach(), &mix), false))
+        * 0.5;
+    let mut grads = d_loss.backward();
+    let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
+    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+    read_losses(vec![
+        ("g_adv", g_adv),
+        ("d", d_loss),
+        ("content", content_loss),
+        ("style", style_loss),
+        ("tv", tv),
+    ])
+}
+
+/// Mean absolute difference between vertically and horizontally neighbouring pixels.
+pub fn total_variation(images: &Tensor<4>) -> Tensor<1> {
+    let [b, c, h, w] = images.dims();
+    let dy = images.clone().slice([0..b, 0..c, 1..h, 0..w])
+        - images.clone().slice([0..b, 0..c, 0..h - 1, 0..w]);
+    let dx = images.clone().slice([0..b, 0..c, 0..h, 1..w])
+        - images.clone().slice([0..b, 0..c, 0..h, 0..w - 1]);
+    dy.abs().mean() + dx.abs().mean()
 }
 
 /// Perceptual (feature L1 to `content`) and style (Gram distance to `style`) losses of `output`;
@@ -376,7 +447,7 @@ pub fn init_weights_with<M: Module>(module: M, rng: &mut Rng, scale: InitScale) 
 impl Nets {
     pub fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
         match config.mode {
-            Mode::Unpaired | Mode::Paired => {
+            Mode::Unpaired | Mode::Paired | Mode::Styles => {
                 Nets::Transfer(Box::new(TransferNets::init(config, device, rng)))
             }
             Mode::Noise => {

@@ -19,6 +19,9 @@ pub struct DiscriminatorConfig {
     pub layers: usize,
     #[config(default = 3)]
     pub channels: usize,
+    /// Score maps out: one per style when a multi-style run judges each style apart.
+    #[config(default = 1)]
+    pub heads: usize,
 }
 
 #[derive(Module, Debug)]
@@ -58,13 +61,14 @@ impl DiscriminatorConfig {
         }
         Discriminator {
             stages,
-            head: conv(width_at(self.layers), 1, 1),
+            head: conv(width_at(self.layers), self.heads, 1),
         }
     }
 }
 
 impl Discriminator {
-    /// `[batch, channels, h, w]` images in [-1, 1] → `[batch, 1, h', w']` patch scores (logits).
+    /// `[batch, channels, h, w]` images in [-1, 1] → `[batch, heads, h', w']` patch scores
+    /// (logits).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut stats = NormStats::live();
         let mut x = x;
@@ -76,5 +80,13 @@ impl Discriminator {
             x = leaky_relu(x, 0.2);
         }
         self.head.forward(x)
+    }
+
+    /// Each sample's scores from its own heads: `mix` is `[batch, heads]` (one-hot: the head of
+    /// the sample's style) → `[batch, 1, h', w']`.
+    pub fn forward_heads(&self, x: Tensor<4>, mix: &Tensor<2>) -> Tensor<4> {
+        let scores = self.forward(x);
+        let [batch, heads] = mix.dims();
+        (scores * mix.clone().reshape([batch, heads, 1, 1])).sum_dim(1)
     }
 }

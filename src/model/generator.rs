@@ -614,7 +614,7 @@ mod tests {
         for (i, row) in rows.iter().enumerate() {
             let baked = g.with_style(row);
             assert_eq!(baked.config().styles, None);
-            let xi = x.clone().slice([i..i + 1]);
+            let xi = x.clone().narrow(0, i, 1);
             let ours = values(baked.forward(xi.clone()));
             let theirs = &batch[i * plane..(i + 1) * plane];
             let diff = max_diff(&ours, theirs);
@@ -633,10 +633,10 @@ mod tests {
         // The styles really differ, and so do the base and a style.
         let other = values(
             g.with_style(&[1.0, 0.0, 0.0])
-                .forward(x.clone().slice([1..2])),
+                .forward(x.clone().narrow(0, 1, 1)),
         );
         assert!(max_diff(&other, &baked_outputs[1]) > 1e-2);
-        let base = values(g.forward(x.slice([1..2])));
+        let base = values(g.forward(x.narrow(0, 1, 1)));
         assert!(max_diff(&base, &baked_outputs[1]) > 1e-2);
     }
 }

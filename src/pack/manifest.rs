@@ -73,6 +73,9 @@ pub struct StyleInfo {
     /// The images this style was learnt from, with their licences.
     #[serde(default)]
     pub sources: Vec<DataSource>,
+    /// Preview image file name inside the pack folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 /// What `portraitist eval` measured for a pack, and on what.
@@ -271,7 +274,11 @@ impl Manifest {
                 "normalization needs finite means and positive standard deviations".into(),
             );
         }
-        for name in std::iter::once(&self.weights.file).chain(self.preview.iter()) {
+        let style_previews = self.styles.iter().filter_map(|s| s.preview.as_ref());
+        for name in std::iter::once(&self.weights.file)
+            .chain(self.preview.iter())
+            .chain(style_previews)
+        {
             if !name.is_empty() && !plain_file_name(name) {
                 return invalid(format!(
                     "`{}` must be a plain file name inside the pack",

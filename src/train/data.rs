@@ -29,6 +29,36 @@ pub enum DataError {
         "{folder}: no before/after pairs: expected `before/` and `after/` folders with files of matching names"
     )]
     NoPairs { folder: PathBuf },
+    #[error(
+        "{folder}: no style folders: expected one subfolder of images per style, named by the style's id (a–z, 0–9, `-`, `_`)"
+    )]
+    NoStyles { folder: PathBuf },
+}
+
+/// A folder of styles: one subfolder of images per style, in name order (the order of a
+/// multi-style network's style table). Returns `(id, folder)` pairs.
+pub fn style_folders(root: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
+    let entries = std::fs::read_dir(root).map_err(|_| DataError::Unreadable(root.into()))?;
+    let mut styles: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.to_string();
+            let valid = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            valid.then(|| (id, e.path()))
+        })
+        .collect();
+    styles.sort();
+    if styles.is_empty() {
+        return Err(DataError::NoStyles {
+            folder: root.into(),
+        });
+    }
+    Ok(styles)
 }
 
 fn skipped_note(skipped: usize) -> String {
@@ -353,19 +383,30 @@ pub(super) enum Data {
     },
     Paired(PairedFolder),
     Noise(ImageFolder),
+    /// Content photos and one folder per style.
+    Styles {
+        content: ImageFolder,
+        styles: Vec<ImageFolder>,
+    },
 }
 
-/// A batch drawn with the run's random state: (input, target) for transfer runs, (real
-/// portraits, the same) for noise runs.
-pub(super) fn batch(
-    data: &Data,
-    config: &TrainConfig,
-    rng: &mut Rng,
-    device: &Device,
-) -> (Tensor<4>, Tensor<4>) {
+/// What one training step learns from.
+pub(super) struct Batch {
+    pub(super) input: Tensor<4>,
+    /// The target (transfer), the style crop (styles), or the real portraits again (noise).
+    pub(super) target: Tensor<4>,
+    /// Styles mode: each sample's style, one-hot `[batch, styles]`.
+    pub(super) mix: Option<Tensor<2>>,
+}
+
+/// A batch drawn with the run's random state: (input, target) for transfer runs, (photo, a
+/// crop of the sample's style at a random scale, the style) for styles runs, (real portraits,
+/// the same) for noise runs.
+pub(super) fn batch(data: &Data, config: &TrainConfig, rng: &mut Rng, device: &Device) -> Batch {
     let size = config.size as u32;
     let mut inputs = Vec::with_capacity(config.batch);
     let mut targets = Vec::with_capacity(config.batch);
+    let mut chosen = Vec::new();
     for _ in 0..config.batch {
         match data {
             Data::Unpaired { content, style } => {
@@ -388,15 +429,38 @@ pub(super) fn batch(
                 jitter(&mut portrait, config.jitter, rng);
                 inputs.push(portrait);
             }
+            Data::Styles { content, styles } => {
+                let image = &content.images[rng.below(content.len())];
+                let mut input = Crop::random(image, size, rng).apply(image, size);
+                jitter(&mut input, config.jitter, rng);
+                inputs.push(input);
+                let s = rng.below(styles.len());
+                let image = &styles[s].images[rng.below(styles[s].len())];
+                targets.push(Crop::random(image, size, rng).apply(image, size));
+                chosen.push(s);
+            }
         }
     }
-    let inputs = to_tensor(&inputs, device);
-    let targets = if targets.is_empty() {
-        inputs.clone()
+    let input = to_tensor(&inputs, device);
+    let target = if targets.is_empty() {
+        input.clone()
     } else {
         to_tensor(&targets, device)
     };
-    (inputs, targets)
+    let mix = match data {
+        Data::Styles { styles, .. } => Some(one_hot(&chosen, styles.len(), device)),
+        _ => None,
+    };
+    Batch { input, target, mix }
+}
+
+/// `[indices.len(), classes]` rows with a 1 at each index.
+pub fn one_hot(indices: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let mut values = vec![0.0f32; indices.len() * classes];
+    for (row, &i) in indices.iter().enumerate() {
+        values[row * classes + i] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(values, [indices.len(), classes]), device)
 }
 
 impl Data {
@@ -405,6 +469,7 @@ impl Data {
             Data::Unpaired { content, style } => vec![content, style],
             Data::Paired(p) => vec![&p.before, &p.after],
             Data::Noise(portraits) => vec![portraits],
+            Data::Styles { content, styles } => std::iter::once(content).chain(styles).collect(),
         };
         DataSummary {
             folders: folders
@@ -423,6 +488,7 @@ impl Data {
         match self {
             Data::Unpaired { content, .. } => &content.images,
             Data::Paired(p) => &p.before.images,
+            Data::Styles { content, .. } => &content.images,
             Data::Noise(_) => &[],
         }
     }

@@ -15,7 +15,7 @@ use crate::create::Creator;
 use crate::image_io::{self, OutputFormat};
 use crate::learn::config::{Mode, TrainConfig};
 use crate::model::GeneratorConfig;
-use crate::pack::{DataSource, Index, Manifest, Precision, StylePack, TrainingSummary};
+use crate::pack::{DataSource, Index, Manifest, Precision, StyleInfo, StylePack, TrainingSummary};
 use crate::stylize::{self, Blend, Stylizer};
 
 /// The portrait used for previews when none is given: Grace Hopper (US Navy, public domain).
@@ -58,6 +58,7 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         precision,
         diff,
     );
+    manifest.styles = style_infos(&config, &manifest.training.sources);
     manifest.preview = Some(PREVIEW_FILE.into());
     let manifest = StylePack::save(request.out, manifest, &generator, precision)?;
 
@@ -73,9 +74,18 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
     };
     let pack = StylePack::load(request.out)?;
     let stylizer = Stylizer::from_pack(&pack, &device)?;
-    let preview = preview(&photo, &stylizer)?;
-    let jpeg = image_io::encode(&preview, OutputFormat::Jpeg(88))?;
+    let jpeg = image_io::encode(&preview(&photo, &stylizer)?, OutputFormat::Jpeg(88))?;
     write_file(&request.out.join(PREVIEW_FILE), &jpeg)?;
+    // A multi-style pack: a preview per style too (the manifest names them).
+    let count = manifest.styles.len();
+    for (s, style) in manifest.styles.iter().enumerate() {
+        let mut one = vec![0.0; count];
+        one[s] = 1.0;
+        let stylizer = Stylizer::from_pack_weights(&pack, &one, &device)?;
+        let jpeg = image_io::encode(&preview(&photo, &stylizer)?, OutputFormat::Jpeg(88))?;
+        let file = style.preview.as_deref().unwrap_or(PREVIEW_FILE);
+        write_file(&request.out.join(file), &jpeg)?;
+    }
 
     if let Some(models) = request.out.parent() {
         Index::register(models, &manifest)?;
@@ -139,6 +149,48 @@ fn export_noise(
         Index::register(models, &manifest)?;
     }
     Ok(manifest)
+}
+
+/// A styles run's styles for the manifest: each id with the title and description from its
+/// folder's optional `about.txt` (first line the title, the rest the description), and its
+/// folder as the source (the run's folders are the content photos, then one per style).
+fn style_infos(config: &TrainConfig, sources: &[DataSource]) -> Vec<StyleInfo> {
+    config
+        .styles
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let source = sources.get(i + 1).cloned();
+            let about = source
+                .as_ref()
+                .and_then(|s| std::fs::read_to_string(Path::new(&s.name).join("about.txt")).ok())
+                .unwrap_or_default();
+            let mut lines = about.lines();
+            let title = lines
+                .next()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| title_of(id));
+            StyleInfo {
+                id: id.clone(),
+                title,
+                description: lines.collect::<Vec<_>>().join(" ").trim().to_string(),
+                sources: source.into_iter().collect(),
+                preview: Some(format!("preview-{id}.jpg")),
+            }
+        })
+        .collect()
+}
+
+/// `old-master` → `Old master`.
+fn title_of(id: &str) -> String {
+    let words = id.replace(['-', '_'], " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Original | stylized, side by side.

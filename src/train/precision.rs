@@ -9,9 +9,22 @@ use crate::pack::{CastFloats, Precision};
 
 /// Pick the storage precision for a generator: half precision when the outputs of both
 /// precisions on a fixed probe image stay within 1/255 of each other, else full precision.
+/// A multi-style generator is probed in every one of its styles.
 pub fn choose_precision(generator: &Generator, device: &Device) -> (Precision, f32) {
     let probe = probe_image(device);
-    compare_precisions(generator, |g| g.forward(probe.clone()))
+    compare_precisions(generator, |g| match g.config().styles {
+        Some(n) => Tensor::cat(
+            (0..n)
+                .map(|s| {
+                    let mut one = vec![0.0; n];
+                    one[s] = 1.0;
+                    g.with_style(&one).forward(probe.clone())
+                })
+                .collect(),
+            0,
+        ),
+        None => g.forward(probe.clone()),
+    })
 }
 
 /// [`choose_precision`] for a noise generator, probed with the latents of seeds 0–3.

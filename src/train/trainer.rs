@@ -22,7 +22,7 @@ use super::data::{self, Crop, Data, DataError, ImageFolder, PairedFolder, batch}
 use super::report::{self, LossLog};
 use crate::create;
 use crate::learn::config::{ConfigError, Mode, TrainConfig};
-use crate::learn::step::{Nets, TransferNets, noise_step, transfer_step};
+use crate::learn::step::{Nets, TransferNets, noise_step, styles_step, transfer_step};
 use crate::learn::{Losses, StepError};
 use crate::model::{Generator, LatentGenerator, Vgg19};
 use crate::rng::Rng;
@@ -112,6 +112,8 @@ pub enum Sources {
     Paired { pairs: PathBuf },
     /// One folder of portraits to learn new ones from (noise mode).
     Noise { portraits: PathBuf },
+    /// Content photos and a folder with one subfolder of images per style (styles mode).
+    Styles { content: PathBuf, styles: PathBuf },
 }
 
 /// What the trainer tells its front end.
@@ -203,11 +205,32 @@ impl Trainer {
             },
             None => config,
         };
-        config.validate().map_err(TrainError::Config)?;
+        let style_folders = match sources {
+            Sources::Styles { styles, .. } => data::style_folders(styles)?,
+            _ => Vec::new(),
+        };
+        let config = if config.mode == Mode::Styles {
+            let ids: Vec<String> = style_folders.iter().map(|(id, _)| id.clone()).collect();
+            if resume_from.is_some() && config.styles != ids {
+                return Err(TrainError::Usage(format!(
+                    "this run learnt the styles {} but the style folder holds {}",
+                    config.styles.join(", "),
+                    ids.join(", ")
+                )));
+            }
+            TrainConfig {
+                styles: ids,
+                ..config
+            }
+        } else {
+            config
+        };
+        config.validate()?;
         let expected_mode = match sources {
             Sources::Unpaired { .. } => Mode::Unpaired,
             Sources::Paired { .. } => Mode::Paired,
             Sources::Noise { .. } => Mode::Noise,
+            Sources::Styles { .. } => Mode::Styles,
         };
         if config.mode != expected_mode {
             return Err(TrainError::Usage(format!(
@@ -239,6 +262,13 @@ impl Trainer {
             Sources::Noise { portraits } => {
                 Data::Noise(ImageFolder::load(portraits, size, size, &mut loading)?)
             }
+            Sources::Styles { content, .. } => Data::Styles {
+                content: ImageFolder::load(content, size, cache_side, &mut loading)?,
+                styles: style_folders
+                    .iter()
+                    .map(|(_, folder)| ImageFolder::load(folder, size, cache_side, &mut loading))
+                    .collect::<Result<_, _>>()?,
+            },
         };
         let summary = data.summary();
         write_run_log(run_dir, &summary).map_err(io(run_dir))?;
@@ -422,20 +452,32 @@ impl Trainer {
     fn train_step(&mut self) -> Result<Losses, TrainError> {
         let values = match &mut self.nets {
             Nets::Transfer(nets) => {
-                let (input, target) = batch(&self.data, &self.config, &mut self.rng, &self.device);
+                let batch = batch(&self.data, &self.config, &mut self.rng, &self.device);
                 let lr = self.config.learning_rate_at(self.step);
-                transfer_step(
-                    nets,
-                    input,
-                    target,
-                    lr,
-                    &self.config,
-                    self.vgg.as_ref(),
-                    &self.device,
-                )?
+                match (batch.mix, &self.vgg) {
+                    (Some(mix), Some(vgg)) => styles_step(
+                        nets,
+                        batch.input,
+                        batch.target,
+                        mix,
+                        lr,
+                        &self.config,
+                        vgg,
+                        &self.device,
+                    )?,
+                    _ => transfer_step(
+                        nets,
+                        batch.input,
+                        batch.target,
+                        lr,
+                        &self.config,
+                        self.vgg.as_ref(),
+                        &self.device,
+                    )?,
+                }
             }
             Nets::Noise(nets) => {
-                let (real, _) = batch(&self.data, &self.config, &mut self.rng, &self.device);
+                let real = batch(&self.data, &self.config, &mut self.rng, &self.device).input;
                 let lr = self.config.learning_rate_at(self.step);
                 noise_step(
                     nets,
@@ -469,13 +511,29 @@ impl Trainer {
         let mut rows = Vec::new();
         match &self.nets {
             Nets::Transfer(nets) => {
+                // One column per style of a multi-style network (input | style 1 | style 2 …).
                 let g = nets.g.valid().to_device(&plain);
+                let count = g.config().styles;
+                let networks: Vec<Generator> = match count {
+                    Some(n) => (0..n)
+                        .map(|s| {
+                            let mut one = vec![0.0; n];
+                            one[s] = 1.0;
+                            g.with_style(&one)
+                        })
+                        .collect(),
+                    None => vec![g],
+                };
                 for input in &self.samples {
-                    let out = g.forward(data::to_tensor(std::slice::from_ref(input), &plain));
-                    let values = out.into_data().try_to_vec::<f32>().unwrap_or_default();
-                    if values.len() == 3 * size * size {
-                        rows.push(vec![input.clone(), data::to_image(&values, 0, size, size)]);
+                    let mut row = vec![input.clone()];
+                    for g in &networks {
+                        let out = g.forward(data::to_tensor(std::slice::from_ref(input), &plain));
+                        let values = out.into_data().try_to_vec::<f32>().unwrap_or_default();
+                        if values.len() == 3 * size * size {
+                            row.push(data::to_image(&values, 0, size, size));
+                        }
                     }
+                    rows.push(row);
                 }
             }
             Nets::Noise(nets) => {

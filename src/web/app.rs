@@ -9,7 +9,7 @@ use web_sys::HtmlInputElement;
 use super::browser;
 use super::camera::{close_camera, open_camera, take_picture};
 use super::create_view::CreateView;
-use super::runner::{download, load_styles, read_file, reblend, set_photo};
+use super::runner::{download, load_styles, read_file, reblend, run, set_photo};
 use super::state::Ui;
 use super::style_card::StyleCard;
 use crate::image_io::OutputFormat;
@@ -74,6 +74,7 @@ pub fn App() -> impl IntoView {
                         <StyleCard ui style />
                     </For>
                 </div>
+                {move || mix_controls(ui)}
             </section>
             <section aria-labelledby="photo-heading">
                 <h2 id="photo-heading">"2. Give a portrait"</h2>
@@ -154,4 +155,63 @@ pub fn App() -> impl IntoView {
             <CreateView ui />
         </main>
     }
+}
+
+/// For a style of a multi-style pack: a second style of that pack to mix in, and its share
+/// (the network runs again when the slider is released).
+fn mix_controls(ui: Ui) -> Option<impl IntoView> {
+    let selected = ui.selected.get();
+    let card = ui
+        .styles
+        .get()
+        .into_iter()
+        .find(|c| Some(&c.id) == selected.as_ref())?;
+    if card.mixes_with.is_empty() {
+        return None;
+    }
+    let options = card
+        .mixes_with
+        .into_iter()
+        .map(|(id, title)| {
+            let this = id.clone();
+            view! {
+                <option value=id selected=move || ui.mix_with.get().as_deref() == Some(this.as_str())>
+                    {title}
+                </option>
+            }
+        })
+        .collect_view();
+    Some(view! {
+        <div class="mix">
+            <label>
+                "Mix with "
+                <select
+                    id="mix-with"
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        ui.mix_with.set((!value.is_empty()).then_some(value));
+                        run(ui);
+                    }
+                >
+                    <option value="" selected=move || ui.mix_with.get().is_none()>"nothing"</option>
+                    {options}
+                </select>
+            </label>
+            <label>
+                "Share "
+                <input
+                    type="range"
+                    min="0"
+                    max="100"
+                    id="mix"
+                    prop:value=move || ui.mix.get()
+                    prop:disabled=move || ui.mix_with.get().is_none()
+                    on:change=move |ev| {
+                        ui.mix.set(event_target_value(&ev).parse().unwrap_or(50.0));
+                        run(ui);
+                    }
+                />
+            </label>
+        </div>
+    })
 }

@@ -12,9 +12,9 @@ use leptos::task::spawn_local;
 
 use super::backend::{self, Backend};
 use super::browser;
-use super::state::{BROWSER_TILE, Ui, WARM_UP_SIDE, canvas};
+use super::state::{BROWSER_TILE, Card, Ui, WARM_UP_SIDE, canvas};
 use crate::image_io::{self, OutputFormat};
-use crate::pack::{Index, IndexEntry, Manifest, PackKind, StylePack};
+use crate::pack::{Index, IndexEntry, Manifest, PackKind, StylePack, StyleRef};
 use crate::stylize::{self, CancelToken, RenderError, Stylizer};
 
 pub(super) async fn load_styles(ui: Ui) {
@@ -36,17 +36,20 @@ pub(super) async fn load_styles(ui: Ui) {
                 .into_iter()
                 .filter(|s| s.kind == PackKind::Transfer)
                 .collect();
+            let cards = Card::all(&transfer);
+            // The default pack's (first) card.
             let default = index
                 .default
-                .filter(|d| transfer.iter().any(|s| &s.id == d))
-                .or_else(|| transfer.first().map(|s| s.id.clone()));
-            if transfer.is_empty() {
+                .and_then(|d| cards.iter().find(|c| c.pack == d))
+                .or_else(|| cards.first())
+                .map(|c| c.id.clone());
+            if cards.is_empty() {
                 ui.fail("No styles are installed: models/index.json lists none.".into());
             } else {
                 ui.status.set("Choose a photo.".into());
             }
             ui.selected.set(default);
-            ui.styles.set(transfer);
+            ui.styles.set(cards);
         }
         Err(e) => ui.fail(format!("Could not load the list of styles: {e}")),
     }
@@ -85,7 +88,7 @@ pub(super) fn set_photo(ui: Ui, source: RgbImage, name: String) {
 /// Stylize the current photo with the selected style. A request during a run cancels that run
 /// and starts again when it has stopped.
 pub(super) fn run(ui: Ui) {
-    let Some(style_id) = ui.selected.get_untracked() else {
+    let Some(style_id) = ui.style_spec() else {
         return;
     };
     if ui.session.with_value(|s| s.photo.is_none()) {
@@ -145,7 +148,7 @@ pub(super) async fn stylize_current(ui: Ui, style_id: &str) -> Result<(Backend, 
         .with_value(|s| s.stylizer.as_ref().is_some_and(|(id, _)| id == style_id));
     if !cached {
         ui.status.set("Loading the style…".into());
-        let stylizer = load_style(style_id, &device, ui.cancel.get_value()).await?;
+        let stylizer = load_style(ui, style_id, &device).await?;
         if backend == Backend::WebGpu {
             ui.status
                 .set("Preparing the GPU (compiling shaders, once per style)…".into());
@@ -258,15 +261,29 @@ pub(super) async fn fetch_pack(style_id: &str) -> Result<StylePack, String> {
     StylePack::from_bytes(&manifest_url, &manifest, weights).map_err(|e| e.to_string())
 }
 
-pub(super) async fn load_style(
-    style_id: &str,
-    device: &Device,
-    cancel: CancelToken,
-) -> Result<Stylizer, String> {
-    Ok(Stylizer::from_pack(&fetch_pack(style_id).await?, device)
+/// The stylizer for `spec` (`pack`, `pack:style` or `pack:a=0.7,b=0.3`), reusing the pack last
+/// fetched when it is the same.
+pub(super) async fn load_style(ui: Ui, spec: &str, device: &Device) -> Result<Stylizer, String> {
+    let style = StyleRef::parse(spec).map_err(|e| e.to_string())?;
+    let cached = ui.session.with_value(|s| {
+        s.pack
+            .as_ref()
+            .filter(|(id, _)| *id == style.pack)
+            .map(|(_, pack)| pack.clone())
+    });
+    let pack = match cached {
+        Some(pack) => pack,
+        None => {
+            let pack = fetch_pack(&style.pack).await?;
+            ui.session
+                .update_value(|s| s.pack = Some((style.pack.clone(), pack.clone())));
+            pack
+        }
+    };
+    Ok(Stylizer::from_pack_style(&pack, &style, device)
         .map_err(|e| e.to_string())?
         .with_yield(yield_now)
-        .with_cancel(cancel))
+        .with_cancel(ui.cancel.get_value()))
 }
 
 /// Between tiles: let the page repaint and handle input (a cancel comes in then).
@@ -289,7 +306,19 @@ pub(super) fn reblend(ui: Ui) {
 
 pub(super) fn download(ui: Ui, format: OutputFormat) {
     let settings = ui.blend();
-    let style = ui.selected.get_untracked().unwrap_or_default();
+    // `pack:a=0.70,b=0.30` → `pack-a-0.70-b-0.30`: a plain file name.
+    let style: String = ui
+        .style_spec()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let made = ui.session.with_value(|s| {
         let (photo, styled) = (s.photo.as_ref()?, s.styled.as_ref()?);
         let stem = s

@@ -10,7 +10,7 @@ use web_sys::HtmlCanvasElement;
 
 use super::backend::Backend;
 use crate::create::Creator;
-use crate::pack::IndexEntry;
+use crate::pack::{IndexEntry, StylePack};
 use crate::stylize::{Blend, CancelToken, Stylizer};
 
 /// Largest tile run at once in the browser: keeps WebGPU buffers far below their limits, and on
@@ -30,7 +30,10 @@ pub(super) const CREATED_SCALE: u32 = 4;
 #[derive(Default)]
 pub(super) struct Session {
     pub(super) device: Option<(Device, Backend)>,
+    /// The stylizer and the style (or mix) it runs, as `pack[:style=share,…]`.
     pub(super) stylizer: Option<(String, Stylizer)>,
+    /// The last pack fetched, by id: mixing its styles needs no new download.
+    pub(super) pack: Option<(String, StylePack)>,
     /// The photo as given, and its name.
     pub(super) source: Option<(RgbImage, String)>,
     /// `source` fitted to the chosen output size: what runs and what `styled` matches.
@@ -41,10 +44,64 @@ pub(super) struct Session {
     pub(super) created: Option<(RgbImage, String)>,
 }
 
+/// One card of the gallery: a one-style pack, or one style of a multi-style pack.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Card {
+    /// `pack` or `pack:style`, as the CLI's `--style` takes it.
+    pub(super) id: String,
+    pub(super) pack: String,
+    pub(super) title: String,
+    pub(super) description: String,
+    pub(super) preview: Option<String>,
+    /// The other styles of the same pack, `(style id, title)`: what this one can mix with.
+    pub(super) mixes_with: Vec<(String, String)>,
+}
+
+impl Card {
+    /// The gallery's cards for the index's transfer packs, in index order.
+    pub(super) fn all(entries: &[IndexEntry]) -> Vec<Card> {
+        let mut cards = Vec::new();
+        for entry in entries {
+            let url = |file: &String| format!("models/{}/{file}", entry.id);
+            if entry.styles.is_empty() {
+                cards.push(Card {
+                    id: entry.id.clone(),
+                    pack: entry.id.clone(),
+                    title: entry.title.clone(),
+                    description: entry.description.clone(),
+                    preview: entry.preview.as_ref().map(url),
+                    mixes_with: Vec::new(),
+                });
+                continue;
+            }
+            for style in &entry.styles {
+                cards.push(Card {
+                    id: format!("{}:{}", entry.id, style.id),
+                    pack: entry.id.clone(),
+                    title: style.title.clone(),
+                    description: style.description.clone(),
+                    preview: style.preview.as_ref().or(entry.preview.as_ref()).map(url),
+                    mixes_with: entry
+                        .styles
+                        .iter()
+                        .filter(|other| other.id != style.id)
+                        .map(|other| (other.id.clone(), other.title.clone()))
+                        .collect(),
+                });
+            }
+        }
+        cards
+    }
+}
+
 #[derive(Clone, Copy)]
 pub(super) struct Ui {
-    pub(super) styles: RwSignal<Vec<IndexEntry>>,
+    pub(super) styles: RwSignal<Vec<Card>>,
+    /// The selected card's id.
     pub(super) selected: RwSignal<Option<String>>,
+    /// A second style of the selected card's pack to mix in, and its share (0–100).
+    pub(super) mix_with: RwSignal<Option<String>>,
+    pub(super) mix: RwSignal<f64>,
     pub(super) status: RwSignal<String>,
     pub(super) error: RwSignal<Option<String>>,
     pub(super) backend_info: RwSignal<String>,
@@ -76,6 +133,8 @@ impl Ui {
         Self {
             styles: RwSignal::new(Vec::new()),
             selected: RwSignal::new(None),
+            mix_with: RwSignal::new(None),
+            mix: RwSignal::new(50.0),
             status: RwSignal::new("Loading styles…".into()),
             error: RwSignal::new(None),
             backend_info: RwSignal::new(String::new()),
@@ -96,6 +155,21 @@ impl Ui {
             original_canvas: NodeRef::new(),
             result_canvas: NodeRef::new(),
             video: NodeRef::new(),
+        }
+    }
+
+    /// What to run: the selected card, or its mix with a second style of its pack
+    /// (`pack:a=0.7,b=0.3`).
+    pub(super) fn style_spec(self) -> Option<String> {
+        let selected = self.selected.get_untracked()?;
+        let share = self.mix.get_untracked() / 100.0;
+        match (self.mix_with.get_untracked(), selected.split_once(':')) {
+            (Some(other), Some((pack, style))) if share > 0.0 && other != style => Some(format!(
+                "{pack}:{style}={:.2},{other}={:.2}",
+                1.0 - share,
+                share
+            )),
+            _ => Some(selected),
         }
     }
 

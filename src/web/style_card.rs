@@ -3,17 +3,13 @@
 use leptos::prelude::*;
 
 use super::runner::run;
-use super::state::Ui;
-use crate::pack::IndexEntry;
+use super::state::{Card, Ui};
 
 #[component]
-pub(super) fn StyleCard(ui: Ui, style: IndexEntry) -> impl IntoView {
+pub(super) fn StyleCard(ui: Ui, style: Card) -> impl IntoView {
     let id = StoredValue::new(style.id.clone());
     let is_selected = move || ui.selected.get().as_deref() == Some(id.get_value().as_str());
-    let preview = style
-        .preview
-        .as_ref()
-        .map(|p| format!("models/{}/{}", style.id, p));
+    let preview = style.preview.clone();
     let alt = format!("{} applied to a sample portrait", style.title);
     view! {
         <button
@@ -22,7 +18,11 @@ pub(super) fn StyleCard(ui: Ui, style: IndexEntry) -> impl IntoView {
             class:selected=is_selected
             aria-pressed=move || is_selected().to_string()
             title=style.description.clone()
+            data-style=style.id.clone()
             on:click=move |_| {
+                if ui.selected.get_untracked().as_deref() != Some(id.get_value().as_str()) {
+                    ui.mix_with.set(None);
+                }
                 ui.selected.set(Some(id.get_value()));
                 run(ui);
             }

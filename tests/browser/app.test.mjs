@@ -41,12 +41,12 @@ function diff(a, b) {
 }
 
 /** The native CLI's output for a photo with the test style (full strength unless told). */
-function nativeReference(photo, name, extra = []) {
+function nativeReference(photo, name, extra = [], style = 'pattern') {
   const out = path.join(ARTIFACTS, 'native', name);
   fs.rmSync(out, { recursive: true, force: true });
   execFileSync(PORTRAITIST, [
     '--models', path.join(SITE, 'models'), '--backend', 'cpu',
-    'stylize', '--style', 'pattern', ...extra, photo, '--out', out,
+    'stylize', '--style', style, ...extra, photo, '--out', out,
   ], { stdio: 'pipe' });
   const ext = extra.includes('jpg') ? 'jpg' : 'png';
   return path.join(out, `${path.basename(photo, path.extname(photo))}.${ext}`);
@@ -165,6 +165,35 @@ for (const backend of ['webgpu', 'cpu']) {
     }
   });
 }
+
+test('cpu: a style of a multi-style pack, and a mix of two, match the native CLI', async () => {
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    const card = page.locator('.style[data-style="duo:cool"]');
+    await card.click();
+    assert.equal(await card.getAttribute('aria-pressed'), 'true');
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null);
+    const close = (web, native, what) => {
+      const d = diff(web, native);
+      console.log(`# ${what} vs native CLI: ${JSON.stringify(d)}`);
+      assert.ok(d.max <= 2 && d.mean < 0.1, `${what}: browser vs native ${JSON.stringify(d)}`);
+    };
+    const cool = await download(page, '#download-png', 'duo-cool.png', 'astronaut-duo-cool.png');
+    close(cool, nativeReference(ASTRONAUT, 'duo-cool', [], 'duo:cool'), 'duo:cool');
+
+    await result(page, () => page.locator('#mix-with').selectOption('warm'), 'mix with warm');
+    await result(page, () => page.locator('#mix').fill('30'), 'share 30');
+    assert.equal(await pageFailure(page), null);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'mix.png'), fullPage: true });
+    const mixed = await download(page, '#download-png', 'duo-mix.png', 'astronaut-duo-cool-0.70-warm-0.30.png');
+    close(mixed, nativeReference(ASTRONAUT, 'duo-mix', [], 'duo:cool=0.70,warm=0.30'), 'the mix');
+    const apart = diff(mixed, cool);
+    assert.ok(apart.mean > 1, `mixing in warm changed the result: ${JSON.stringify(apart)}`);
+  } finally {
+    await context.close();
+  }
+});
 
 /** The native CLI's portraits for the test noise pack (files, and with --grid a sheet). */
 function nativeCreated(name, args) {

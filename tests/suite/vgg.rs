@@ -224,3 +224,127 @@ fn missing_vgg_weights_are_explained() {
         "{err}"
     );
 }
+
+/// Styles mode: one network learns two styles from their folders (a style per sample), logs its
+/// named losses, and exports a multi-style pack whose styles are reachable by name and differ;
+/// a resumed run refuses a style folder with other styles.
+#[test]
+fn styles_mode_learns_several_styles_in_one_network_and_exports_them() {
+    use portraitist::pack::{StylePack, StyleRef};
+    use portraitist::train::Mode;
+    use portraitist::train::export::{ExportRequest, export};
+
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("vgg19.bin");
+    std::fs::write(&weights, synthetic_vgg()).unwrap();
+    let (content, styles) = (dir.path().join("content"), dir.path().join("styles"));
+    let painted = |folder: &Path, f: &dyn Fn(u32, u32, u32) -> [u8; 3]| {
+        std::fs::create_dir_all(folder).unwrap();
+        for i in 0..3u32 {
+            image::RgbImage::from_fn(48, 48, |x, y| image::Rgb(f(x, y, i)))
+                .save(folder.join(format!("{i}.png")))
+                .unwrap();
+        }
+    };
+    painted(&content, &|x, y, i| {
+        let v = (x * 4 + y * 2 + i * 20) as u8;
+        [v, v, v]
+    });
+    painted(&styles.join("red-stripes"), &|x, _, _| {
+        if x % 6 < 3 {
+            [230, 30, 20]
+        } else {
+            [120, 0, 0]
+        }
+    });
+    painted(&styles.join("blue-dots"), &|x, y, _| {
+        if (x % 8 < 3) && (y % 8 < 3) {
+            [240, 240, 255]
+        } else {
+            [10, 40, 200]
+        }
+    });
+    std::fs::write(
+        styles.join("blue-dots/about.txt"),
+        "Blue dots\nWhite dots on blue.",
+    )
+    .unwrap();
+    let config = TrainConfig {
+        size: 32,
+        batch: 2,
+        steps: 40,
+        log_every: 1,
+        discriminator_width: 8,
+        // The synthetic VGG's features are small: weights for its scale, style first.
+        perceptual_weight: 1.0,
+        style_weight: 100.0,
+        tv_weight: 0.01,
+        vgg19: weights,
+        ..TrainConfig::for_mode(Mode::Styles)
+    };
+    let sources = Sources::Styles {
+        content: content.clone(),
+        styles: styles.clone(),
+    };
+    let run = dir.path().join("run");
+    let device = Device::flex();
+    let mut trainer =
+        Trainer::new(&sources, &run, config, false, &device, &mut |_: Event| {}).unwrap();
+    assert_eq!(trainer.config().styles, ["blue-dots", "red-stripes"]);
+    trainer.run(None, &mut |_| {}).unwrap();
+    let log = std::fs::read_to_string(run.join("losses.csv")).unwrap();
+    assert!(log.starts_with("step,g_adv,d,content,style,tv\n"), "{log}");
+    let style_loss = |line: &str| -> f32 { line.split(',').nth(4).unwrap().parse().unwrap() };
+    let lines: Vec<&str> = log.lines().skip(1).collect();
+    let early: f32 = lines[..5].iter().map(|l| style_loss(l)).sum();
+    let late: f32 = lines[lines.len() - 5..].iter().map(|l| style_loss(l)).sum();
+    assert!(
+        late < early,
+        "the style loss falls: {early} → {late}\n{log}"
+    );
+
+    let out = dir.path().join("models/duo");
+    let manifest = export(&ExportRequest {
+        run_dir: &run,
+        checkpoint: None,
+        id: "duo",
+        title: "Duo",
+        description: "",
+        out: &out,
+        preview_photo: None,
+        licences: &[],
+    })
+    .unwrap();
+    let ids: Vec<&str> = manifest.styles.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["blue-dots", "red-stripes"]);
+    assert_eq!(manifest.styles[0].title, "Blue dots");
+    assert_eq!(manifest.styles[0].description, "White dots on blue.");
+    assert_eq!(manifest.styles[1].title, "Red stripes");
+    let pack = StylePack::load(&out).unwrap();
+    let photo = image::open(content.join("0.png")).unwrap().into_rgb8();
+    let render = |style: &str| {
+        let style = StyleRef::parse(style).unwrap();
+        portraitist::Stylizer::from_pack_style(&pack, &style, &device)
+            .unwrap()
+            .render_blocking(&photo, None, &mut |_, _| {})
+            .unwrap()
+    };
+    let (blue, red) = (render("duo:blue-dots"), render("duo:red-stripes"));
+    let diff = crate::common::mean_abs_diff(&blue, &red);
+    assert!(diff > 2.0, "the two styles differ: {diff}");
+
+    // The same run resumed with a style folder holding other styles is refused.
+    std::fs::create_dir_all(styles.join("green")).unwrap();
+    painted(&styles.join("green"), &|_, _, _| [0, 200, 0]);
+    let err = Trainer::new(
+        &sources,
+        &run,
+        TrainConfig::for_mode(Mode::Styles),
+        true,
+        &device,
+        &mut |_: Event| {},
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("green"), "{err}");
+}
