@@ -67,7 +67,8 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let config = TrainConfig::from_toml(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            match from_flags {
+            // Only an explicit --mode can disagree with the file; folders fit its mode.
+            match args.mode {
                 Some(mode) if mode != config.mode => bail!(
                     "{} is a {:?} config, but the command line asks for {mode:?} training",
                     path.display(),
