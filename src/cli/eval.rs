@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use portraitist::create::Creator;
-use portraitist::eval::{self, Truth};
+use portraitist::eval::{self, FaceBoxes, Producer, Truth};
 use portraitist::image_io::{self, OutputFormat};
-use portraitist::pack::{EvaluationSummary, PackKind, StylePack};
+use portraitist::pack::{EvaluationSummary, PackKind, StylePack, StyleRef};
 use portraitist::stylize::Stylizer;
 use portraitist::train::looks::LookName;
 
@@ -18,9 +18,18 @@ use super::{Backend, backend_name, device, load_folder, load_vgg};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Style id in the models folder, or a pack folder.
+    /// Style id in the models folder, or a pack folder (`PACK:STYLE` for one style of a
+    /// multi-style pack). With --results: only names the results in the report.
+    #[arg(long, required_unless_present = "results")]
+    style: Option<String>,
+    /// Measure results made by any tool instead of running a style: a folder of images named
+    /// like the photos (e.g. a peer's outputs), scored by the same code as ours.
+    #[arg(long, conflicts_with_all = ["record", "training"])]
+    results: Option<PathBuf>,
+    /// JSON file of face boxes by photo file name stem, `{"astronaut": [x0, y0, x1, y1]}` as
+    /// fractions of the photo: the content figures are also measured inside the face.
     #[arg(long)]
-    style: String,
+    faces: Option<PathBuf>,
     /// Folder of photos to evaluate on (held out from training), searched recursively.
     #[arg(long)]
     photos: PathBuf,
@@ -58,7 +67,8 @@ pub struct EvalArgs {
 /// `record` store them in the pack's style.json.
 fn write_evaluation(
     args: &EvalArgs,
-    pack: &StylePack,
+    pack: Option<&StylePack>,
+    id: &str,
     report: &str,
     sheet: &image::RgbImage,
     on: String,
@@ -69,7 +79,7 @@ fn write_evaluation(
         &args.out.join("contact.png"),
         &image_io::encode(sheet, OutputFormat::Png)?,
     )?;
-    let json = serde_json::json!({ "style": pack.manifest.id, "on": on, "metrics": summary });
+    let json = serde_json::json!({ "style": id, "on": on, "metrics": summary });
     super::write_file(
         &args.out.join("summary.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
@@ -78,7 +88,7 @@ fn write_evaluation(
         println!("{k:>34}  {v:.4}");
     }
     println!("report: {}", args.out.join("report.md").display());
-    if args.record {
+    if let (true, Some(pack)) = (args.record, pack) {
         let dir = pack.dir().context(
             "a built-in pack has no folder to record into: give --style the pack's folder",
         )?;
@@ -138,16 +148,50 @@ fn evaluate_noise(args: &EvalArgs, pack: &StylePack, backend: Backend) -> Result
     let title = format!("{} (`{}`)", pack.manifest.title, pack.manifest.id);
     let report = evaluation.markdown(&title, &format!("Backend {}.", backend_name(backend)));
     let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
-    write_evaluation(args, pack, &report, &sheet, on, evaluation.metrics)
+    let id = pack.manifest.id.clone();
+    write_evaluation(
+        args,
+        Some(pack),
+        &id,
+        &report,
+        &sheet,
+        on,
+        evaluation.metrics,
+    )
 }
 
 pub fn run(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
-    let pack = StylePack::resolve(&args.style, models)?;
-    if pack.manifest.kind == PackKind::Noise {
-        return evaluate_noise(args, &pack, backend);
-    }
     let device = device(backend)?;
-    let stylizer = Stylizer::from_pack(&pack, &device)?;
+    let results = args
+        .results
+        .as_deref()
+        .map(|d| load_folder(d, "results"))
+        .transpose()?;
+    let pack = match (&args.style, &results) {
+        (Some(style), None) => {
+            let style = StyleRef::parse(style)?;
+            let pack = StylePack::resolve(&style.pack, models)?;
+            if pack.manifest.kind == PackKind::Noise {
+                return evaluate_noise(args, &pack, backend);
+            }
+            let stylizer = Stylizer::from_pack_style(&pack, &style, &device)?;
+            Some((pack, stylizer))
+        }
+        _ => None,
+    };
+    let faces: Option<FaceBoxes> = match &args.faces {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{}: expected {{\"photo stem\": [x0, y0, x1, y1], …}} with fractions of the photo",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
     let load = load_folder;
     let photos = load(&args.photos, "photos")?;
     let style_set = args
@@ -172,10 +216,16 @@ pub fn run(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
         ProgressStyle::with_template("evaluating {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")
             .expect("valid template"),
     );
+    let producer = match (&pack, &results) {
+        (Some((_, stylizer)), _) => Producer::Stylizer(stylizer),
+        (None, Some(results)) => Producer::Results(results),
+        (None, None) => unreachable!("clap requires --style or --results"),
+    };
     let evaluation = eval::evaluate(
         &eval::Request {
-            stylizer: &stylizer,
+            producer,
             photos: &photos,
+            faces: faces.as_ref(),
             style_set: style_set.as_ref(),
             truth,
             vgg: vgg.as_ref(),
@@ -202,8 +252,29 @@ pub fn run(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
             (None, None) => String::new(),
         }
     );
-    let title = format!("{} (`{}`)", pack.manifest.title, pack.manifest.id);
+    let (title, id) = match (&pack, &results) {
+        (Some((pack, _)), _) => (
+            format!("{} (`{}`)", pack.manifest.title, pack.manifest.id),
+            pack.manifest.id.clone(),
+        ),
+        (None, Some(results)) => {
+            let label = args.style.clone().unwrap_or_else(|| "results".into());
+            (
+                format!("{label}: results in {}", results.root.display()),
+                label,
+            )
+        }
+        (None, None) => unreachable!("clap requires --style or --results"),
+    };
     let report = evaluation.markdown(&title, &format!("{on}; backend {}.", backend_name(backend)));
     let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
-    write_evaluation(args, &pack, &report, &sheet, on, evaluation.summary())
+    write_evaluation(
+        args,
+        pack.as_ref().map(|(p, _)| p),
+        &id,
+        &report,
+        &sheet,
+        on,
+        evaluation.summary(),
+    )
 }

@@ -45,9 +45,21 @@ pub enum Truth<'a> {
     Folder(&'a ImageFolder),
 }
 
+/// Where the results come from: our stylizer, run here, or any tool's outputs (named like the
+/// photos), so that ours and a peer's are measured by the same code.
+pub enum Producer<'a> {
+    Stylizer(&'a Stylizer),
+    Results(&'a ImageFolder),
+}
+
+/// Face boxes by photo file stem: `[x0, y0, x1, y1]` as fractions of the photo's width and height.
+pub type FaceBoxes = BTreeMap<String, [f64; 4]>;
+
 pub struct Request<'a> {
-    pub stylizer: &'a Stylizer,
+    pub producer: Producer<'a>,
     pub photos: &'a ImageFolder,
+    /// Where the face is in each photo: the content figures are also measured inside it.
+    pub faces: Option<&'a FaceBoxes>,
     pub style_set: Option<&'a ImageFolder>,
     pub truth: Truth<'a>,
     pub vgg: Option<&'a Vgg19>,
@@ -63,9 +75,13 @@ pub struct PhotoScore {
     pub name: String,
     pub width: u32,
     pub height: u32,
-    pub ms: f64,
+    /// Milliseconds the network took (our stylizer only).
+    pub ms: Option<f64>,
     pub ssim: f64,
     pub feature_distance: Option<f64>,
+    /// SSIM and VGG feature distance inside the face box, where one is given.
+    pub face_ssim: Option<f64>,
+    pub face_feature_distance: Option<f64>,
     pub gram_distance: Option<f64>,
     pub gram_distance_photo: Option<f64>,
     pub histogram_distance: Option<f64>,
@@ -78,6 +94,8 @@ pub struct Evaluation {
     pub scores: Vec<PhotoScore>,
     /// Photos that had no true answer in the truth folder.
     pub without_truth: Vec<String>,
+    /// Photos that had no result in the results folder (left out of the figures).
+    pub without_result: Vec<String>,
     /// Contact sheet rows: photo | result (| truth).
     pub sheet_rows: Vec<Vec<RgbImage>>,
 }
@@ -98,15 +116,23 @@ pub fn evaluate(
             .map(|vgg| mean_grams(vgg, &set.images, &request.device)),
         histogram: ColourHistogram::pooled(&set.images),
     });
-    let truth_by_stem: BTreeMap<String, &RgbImage> = match request.truth {
-        Truth::Folder(folder) => folder
+    let by_stem = |folder: &'_ ImageFolder| -> BTreeMap<String, RgbImage> {
+        folder
             .names
             .iter()
             .map(|n| stem(n))
-            .zip(&folder.images)
-            .collect(),
+            .zip(folder.images.iter().cloned())
+            .collect()
+    };
+    let truth_by_stem = match request.truth {
+        Truth::Folder(folder) => by_stem(folder),
         _ => BTreeMap::new(),
     };
+    let results_by_stem = match request.producer {
+        Producer::Results(folder) => by_stem(folder),
+        Producer::Stylizer(_) => BTreeMap::new(),
+    };
+    let mut without_result = Vec::new();
     let total = request.photos.len();
     let mut scores = Vec::with_capacity(total);
     let mut sheet_rows = Vec::with_capacity(total);
@@ -119,11 +145,21 @@ pub fn evaluate(
         .enumerate()
     {
         let photo = stylize::fit_within(source, request.max_side);
-        let started = Instant::now();
-        let output = request
-            .stylizer
-            .render_blocking(&photo, None, &mut |_, _| {})?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (output, ms) = match request.producer {
+            Producer::Stylizer(stylizer) => {
+                let started = Instant::now();
+                let output = stylizer.render_blocking(&photo, None, &mut |_, _| {})?;
+                (output, Some(started.elapsed().as_secs_f64() * 1000.0))
+            }
+            Producer::Results(_) => match results_by_stem.get(&stem(name)) {
+                Some(result) => (resized_like(result, &photo), None),
+                None => {
+                    without_result.push(name.clone());
+                    progress(i + 1, total);
+                    continue;
+                }
+            },
+        };
         let mut score = PhotoScore {
             name: name.clone(),
             width: photo.width(),
@@ -132,12 +168,27 @@ pub fn evaluate(
             ssim: metrics::ssim_luma(&photo, &output),
             ..PhotoScore::default()
         };
+        let face = request
+            .faces
+            .and_then(|f| f.get(&stem(name)))
+            .map(|&b| (crop(&photo, b), crop(&output, b)));
+        if let Some((photo_face, output_face)) = &face {
+            score.face_ssim = Some(metrics::ssim_luma(photo_face, output_face));
+        }
         if let Some(vgg) = request.vgg {
-            let small_photo = stylize::fit_within(&photo, VGG_SIDE);
-            let small_output = stylize::fit_within(&output, VGG_SIDE);
-            let f_photo = vgg.features(to_tensor(&[small_photo], &request.device)).0;
-            let f_output = vgg.features(to_tensor(&[small_output], &request.device)).0;
+            let features = |image: &RgbImage| {
+                let small = stylize::fit_within(image, VGG_SIDE);
+                vgg.features(to_tensor(&[small], &request.device)).0
+            };
+            let f_photo = features(&photo);
+            let f_output = features(&output);
             score.feature_distance = Some(feature_distance(&f_output, &f_photo));
+            if let Some((photo_face, output_face)) = &face {
+                score.face_feature_distance = Some(feature_distance(
+                    &features(output_face),
+                    &features(photo_face),
+                ));
+            }
             if let Some(grams) = style.as_ref().and_then(|s| s.grams.as_ref()) {
                 score.gram_distance = Some(gram_distance(&f_output, grams));
                 score.gram_distance_photo = Some(gram_distance(&f_photo, grams));
@@ -153,20 +204,7 @@ pub fn evaluate(
             Truth::Unknown => None,
             Truth::Look(look) => Some(look.apply(&photo)),
             Truth::Folder(_) => match truth_by_stem.get(&stem(name)) {
-                Some(t) => {
-                    // Scaled like the photo, so a truth of the photo's size lines up exactly.
-                    let fitted = stylize::fit_within(t, request.max_side);
-                    Some(if fitted.dimensions() == photo.dimensions() {
-                        fitted
-                    } else {
-                        image::imageops::resize(
-                            &fitted,
-                            photo.width(),
-                            photo.height(),
-                            image::imageops::FilterType::Triangle,
-                        )
-                    })
-                }
+                Some(t) => Some(resized_like(t, &photo)),
                 None => {
                     without_truth.push(name.clone());
                     None
@@ -186,8 +224,46 @@ pub fn evaluate(
     Ok(Evaluation {
         scores,
         without_truth,
+        without_result,
         sheet_rows,
     })
+}
+
+/// `image` (a truth or a result of the full-size photo) at the size of `photo` (the photo as
+/// fitted for the run): scaled like the photo, so one of the photo's size lines up exactly.
+fn resized_like(image: &RgbImage, photo: &RgbImage) -> RgbImage {
+    let fitted = stylize::fit_within(image, photo.width().max(photo.height()));
+    if fitted.dimensions() == photo.dimensions() {
+        fitted
+    } else {
+        image::imageops::resize(
+            image,
+            photo.width(),
+            photo.height(),
+            image::imageops::FilterType::Triangle,
+        )
+    }
+}
+
+/// The part of `image` inside `[x0, y0, x1, y1]` (fractions of its size), at least 16×16.
+fn crop(image: &RgbImage, [x0, y0, x1, y1]: [f64; 4]) -> RgbImage {
+    let (w, h) = (f64::from(image.width()), f64::from(image.height()));
+    let left = (x0.clamp(0.0, 1.0) * w) as u32;
+    let top = (y0.clamp(0.0, 1.0) * h) as u32;
+    let right = ((x1.clamp(0.0, 1.0) * w) as u32)
+        .max(left + 16)
+        .min(image.width());
+    let bottom = ((y1.clamp(0.0, 1.0) * h) as u32)
+        .max(top + 16)
+        .min(image.height());
+    image::imageops::crop_imm(
+        image,
+        left.min(right.saturating_sub(1)),
+        top.min(bottom.saturating_sub(1)),
+        right - left.min(right.saturating_sub(1)),
+        bottom - top.min(bottom.saturating_sub(1)),
+    )
+    .to_image()
 }
 
 fn stem(name: &str) -> String {
@@ -260,13 +336,18 @@ impl Evaluation {
     /// Means over the photos, keyed as they are stored in a pack's `style.json`.
     pub fn summary(&self) -> BTreeMap<String, f64> {
         let s = &self.scores;
-        let figures: [(&str, Option<f64>); 10] = [
+        let figures: [(&str, Option<f64>); 12] = [
             ("photos", Some(s.len() as f64)),
-            ("ms_per_photo", mean(s.iter().map(|p| Some(p.ms)))),
+            ("ms_per_photo", mean(s.iter().map(|p| p.ms))),
             ("ssim_luma", mean(s.iter().map(|p| Some(p.ssim)))),
             (
                 "vgg_feature_distance",
                 mean(s.iter().map(|p| p.feature_distance)),
+            ),
+            ("face_ssim_luma", mean(s.iter().map(|p| p.face_ssim))),
+            (
+                "face_vgg_feature_distance",
+                mean(s.iter().map(|p| p.face_feature_distance)),
             ),
             ("vgg_gram_distance", mean(s.iter().map(|p| p.gram_distance))),
             (
@@ -295,20 +376,23 @@ impl Evaluation {
         let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
         let mut md = format!("# Evaluation: {title}\n\n{context}\n\n");
         md.push_str(
-            "| photo | size | ms | SSIM (luma) ↑ | VGG feature dist. ↓ | Gram dist. (photo → result) ↓ | \
-             colour hist. dist. (photo → result) ↓ | ΔE2000 to truth (photo → result) ↓ |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|\n",
+            "| photo | size | ms | SSIM (luma) ↑ | VGG feature dist. ↓ | face: SSIM ↑, VGG dist. ↓ | \
+             Gram dist. (photo → result) ↓ | colour hist. dist. (photo → result) ↓ | \
+             ΔE2000 to truth (photo → result) ↓ |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for p in &self.scores {
             let _ = writeln!(
                 md,
-                "| {} | {}×{} | {:.0} | {:.3} | {} | {} → {} | {} → {} | {} → {} |",
+                "| {} | {}×{} | {} | {:.3} | {} | {}, {} | {} → {} | {} → {} | {} → {} |",
                 p.name,
                 p.width,
                 p.height,
-                p.ms,
+                p.ms.map_or("–".to_string(), |ms| format!("{ms:.0}")),
                 p.ssim,
                 fmt(p.feature_distance),
+                fmt(p.face_ssim),
+                fmt(p.face_feature_distance),
                 fmt(p.gram_distance_photo),
                 fmt(p.gram_distance),
                 fmt(p.histogram_distance_photo),
@@ -321,6 +405,13 @@ impl Evaluation {
         for (k, v) in self.summary() {
             let _ = writeln!(md, "| {k} | {v:.4} |");
         }
+        if !self.without_result.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nNo result in the results folder for (left out): {}.",
+                self.without_result.join(", ")
+            );
+        }
         if !self.without_truth.is_empty() {
             let _ = writeln!(
                 md,
@@ -330,7 +421,8 @@ impl Evaluation {
         }
         md.push_str(
             "\nSSIM: structural similarity of photo and result luma (1 = same structure). VGG \
-             feature distance: relative squared difference of VGG19 relu1_1…relu4_1 activations. \
+             feature distance: relative squared difference of VGG19 relu1_1…relu4_1 activations; \
+             the face figures are the same inside the face box. \
              Gram distance: relative squared difference of the result's Gram matrices to the style \
              set's mean ones. Colour histogram distance: Hellinger distance of 8×8×8 RGB histograms \
              to the style set's pooled histogram. ΔE2000: mean CIEDE2000 per pixel to the true \

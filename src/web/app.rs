@@ -211,6 +211,9 @@ fn mix_controls(ui: Ui) -> Option<impl IntoView> {
                         run(ui);
                     }
                 />
+                <span class="share">
+                    {move || ui.mix_with.get().map(|_| format!("{:.0} %", ui.mix.get()))}
+                </span>
             </label>
         </div>
     })

@@ -635,6 +635,100 @@ fn eval_writes_a_report_a_contact_sheet_and_records_the_figures_in_the_pack() {
     );
 }
 
+/// `eval --results` scores any tool's outputs with the same code as a style run here: our own
+/// outputs, saved by `stylize` and scored as results, give our figures (without a time); a face
+/// box adds the figures inside it; a photo without a result is named and left out.
+#[test]
+fn eval_scores_results_from_any_tool_like_its_own_and_inside_the_face() {
+    let models = models();
+    let work = tempdir().unwrap();
+    let photos = work.path().join("photos");
+    fs::create_dir_all(&photos).unwrap();
+    for name in ["astronaut.jpg", "grace_hopper.jpg"] {
+        fs::copy(common::fixture(name), photos.join(name)).unwrap();
+    }
+    let faces = work.path().join("faces.json");
+    fs::write(&faces, r#"{"astronaut": [0.3, 0.1, 0.75, 0.55]}"#).unwrap();
+    let vgg = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/vgg19/vgg19.bin");
+    let results = work.path().join("results");
+    let styled = portraitist(
+        &[
+            "stylize",
+            "--style",
+            "pattern",
+            "--max-side",
+            "128",
+            photos.join("astronaut.jpg").to_str().unwrap(),
+            photos.join("grace_hopper.jpg").to_str().unwrap(),
+            "--out",
+            results.to_str().unwrap(),
+        ],
+        models.path(),
+    );
+    assert!(styled.status.success(), "{}", stderr(&styled));
+    let eval = |source: &[&str], out: &Path| -> serde_json::Value {
+        let mut args = vec!["eval"];
+        args.extend(source);
+        let (p, f, v, o) = (
+            photos.to_str().unwrap(),
+            faces.to_str().unwrap(),
+            vgg.to_str().unwrap(),
+            out.to_str().unwrap(),
+        );
+        args.extend([
+            "--photos",
+            p,
+            "--faces",
+            f,
+            "--vgg19",
+            v,
+            "--max-side",
+            "128",
+            "--out",
+            o,
+        ]);
+        let run = portraitist(&args, models.path());
+        assert!(run.status.success(), "{}", stderr(&run));
+        serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap()
+    };
+    let ours = eval(&["--style", "pattern"], &work.path().join("ours"));
+    let theirs = eval(
+        &["--results", results.to_str().unwrap(), "--style", "peer"],
+        &work.path().join("theirs"),
+    );
+    assert_eq!(theirs["style"], "peer");
+    let (a, b) = (&ours["metrics"], &theirs["metrics"]);
+    for key in [
+        "ssim_luma",
+        "vgg_feature_distance",
+        "face_ssim_luma",
+        "face_vgg_feature_distance",
+    ] {
+        let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+        // PNG round trip of the same pixels: the same figures.
+        assert!((x - y).abs() < 1e-6, "{key}: {x} vs {y}");
+    }
+    assert!(a["ms_per_photo"].as_f64().unwrap() > 0.0);
+    assert!(
+        b.get("ms_per_photo").is_none(),
+        "no time for results made elsewhere"
+    );
+    // The face is a harder test of content than the whole photo's background.
+    assert_ne!(a["face_ssim_luma"], a["ssim_luma"]);
+
+    fs::remove_file(results.join("grace_hopper.png")).unwrap();
+    let fewer = eval(
+        &["--results", results.to_str().unwrap()],
+        &work.path().join("fewer"),
+    );
+    assert_eq!(fewer["metrics"]["photos"].as_f64(), Some(1.0));
+    let report = fs::read_to_string(work.path().join("fewer/report.md")).unwrap();
+    assert!(
+        report.contains("No result in the results folder for (left out): grace_hopper.jpg"),
+        "{report}"
+    );
+}
+
 /// `train --style-photos` names a folder of photos; `--style`, its older name, still works.
 #[test]
 fn train_takes_style_photos_and_the_old_flag_name() {
