@@ -9,6 +9,8 @@
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
 //! * `learn`: the training configuration, losses and one step per mode, platform-neutral
 //!   (natively always; in wasm with the `learn` feature).
+//! * `photos`, `looks` (native only): folders of photos, photo ↔ tensor, contact sheets; the
+//!   parametric colour looks (known answers for training and evaluation).
 //! * `train` (native only): data, losses, the training loop, checkpoints, reports.
 //! * `eval` (native only): content, style and ground-truth figures for a style, and a report.
 //!
@@ -22,8 +24,12 @@ pub mod eval;
 pub mod image_io;
 #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
 pub mod learn;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod looks;
 pub mod model;
 pub mod pack;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod photos;
 pub mod rng;
 pub mod stylize;
 #[cfg(not(target_arch = "wasm32"))]

@@ -9,9 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use portraitist::create::Creator;
 use portraitist::eval::{self, FaceBoxes, Producer, Truth};
 use portraitist::image_io::{self, OutputFormat};
+use portraitist::looks::LookName;
 use portraitist::pack::{EvaluationSummary, PackKind, StylePack, StyleRef};
 use portraitist::stylize::Stylizer;
-use portraitist::train::looks::LookName;
 
 use super::grade::look_name;
 use super::{Backend, backend_name, device, load_folder, load_vgg};
@@ -147,7 +147,7 @@ fn evaluate_noise(args: &EvalArgs, pack: &StylePack, backend: Backend) -> Result
     );
     let title = format!("{} (`{}`)", pack.manifest.title, pack.manifest.id);
     let report = evaluation.markdown(&title, &format!("Backend {}.", backend_name(backend)));
-    let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
+    let sheet = portraitist::photos::grid(&evaluation.sheet_rows);
     let id = pack.manifest.id.clone();
     write_evaluation(
         args,
@@ -267,7 +267,7 @@ pub fn run(args: &EvalArgs, models: &Path, backend: Backend) -> Result<()> {
         (None, None) => unreachable!("clap requires --style or --results"),
     };
     let report = evaluation.markdown(&title, &format!("{on}; backend {}.", backend_name(backend)));
-    let sheet = portraitist::train::report::grid(&evaluation.sheet_rows);
+    let sheet = portraitist::photos::grid(&evaluation.sheet_rows);
     write_evaluation(
         args,
         pack.as_ref().map(|(p, _)| p),

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use portraitist::image_io::{self, OutputFormat};
+use portraitist::looks::LookName;
 use portraitist::stylize;
-use portraitist::train::looks::LookName;
 
 use super::describe;
 use super::stylize::output_path;

@@ -18,7 +18,7 @@ use indicatif::ProgressBar;
 
 use anyhow::Context;
 use portraitist::model::Vgg19;
-use portraitist::train::data::ImageFolder;
+use portraitist::photos::ImageFolder;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Backend {

@@ -25,10 +25,10 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 use image::RgbImage;
 
+use crate::looks::LookName;
 use crate::model::{Vgg19, gram};
+use crate::photos::{ImageFolder, to_tensor};
 use crate::stylize::{self, RenderError, Stylizer};
-use crate::train::data::{ImageFolder, to_tensor};
-use crate::train::looks::LookName;
 use metrics::ColourHistogram;
 
 /// Longer side at which VGG19 features are compared.

@@ -25,8 +25,8 @@ use image::imageops::{self, FilterType};
 
 use crate::create::Creator;
 use crate::model::Vgg19;
+use crate::photos::{ImageFolder, to_tensor};
 use crate::stylize::RenderError;
-use crate::train::data::{ImageFolder, to_tensor};
 
 /// Side at which portraits enter VGG19 for these figures.
 pub const VGG_SIDE: u32 = 128;

@@ -9,13 +9,14 @@ use image::RgbImage;
 
 use super::checkpoint::{self, Reader};
 use super::precision::{choose_latent_precision, choose_precision};
-use super::report::{self, LossLog};
+use super::report::LossLog;
 use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::create::Creator;
 use crate::image_io::{self, OutputFormat};
 use crate::learn::config::{Mode, TrainConfig};
 use crate::model::GeneratorConfig;
 use crate::pack::{DataSource, Index, Manifest, Precision, StyleInfo, StylePack, TrainingSummary};
+use crate::photos;
 use crate::stylize::{self, Blend, Stylizer};
 
 /// The portrait used for previews when none is given: Grace Hopper (US Navy, public domain).
@@ -143,7 +144,7 @@ fn export_noise(
         .map(|image| image::imageops::resize(image, side, side, filter))
         .collect();
     let rows: Vec<Vec<RgbImage>> = tiles.chunks(4).map(<[RgbImage]>::to_vec).collect();
-    let jpeg = image_io::encode(&report::grid(&rows), OutputFormat::Jpeg(88))?;
+    let jpeg = image_io::encode(&photos::grid(&rows), OutputFormat::Jpeg(88))?;
     write_file(&request.out.join(PREVIEW_FILE), &jpeg)?;
     if let Some(models) = request.out.parent() {
         Index::register(models, &manifest)?;
@@ -205,7 +206,7 @@ fn preview(photo: &RgbImage, stylizer: &stylize::Stylizer) -> Result<RgbImage, T
     );
     let styled = stylizer.render_blocking(&small, None, &mut |_, _| {})?;
     let styled = stylize::blend(&small, &styled, Blend::default());
-    Ok(report::grid(&[vec![small, styled]]))
+    Ok(photos::grid(&[vec![small, styled]]))
 }
 
 fn summary(

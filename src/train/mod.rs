@@ -4,7 +4,6 @@
 pub mod checkpoint;
 pub mod data;
 pub mod export;
-pub mod looks;
 pub mod precision;
 pub mod report;
 pub mod trainer;

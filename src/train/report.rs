@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use image::{Rgb, RgbImage};
+use image::RgbImage;
 use plotters::prelude::*;
 
 /// Append-only loss log. On resume, rows after the checkpoint's step are dropped so a killed
@@ -76,35 +76,6 @@ impl LossLog {
     pub fn columns(&self) -> &[&'static str] {
         &self.columns
     }
-}
-
-/// Rows of images side by side (e.g. input | output), with a thin gap.
-pub fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
-    const GAP: u32 = 4;
-    let cell_w = rows
-        .iter()
-        .flatten()
-        .map(RgbImage::width)
-        .max()
-        .unwrap_or(1);
-    let cell_h = rows
-        .iter()
-        .flatten()
-        .map(RgbImage::height)
-        .max()
-        .unwrap_or(1);
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
-    let width = cols * cell_w + (cols + 1) * GAP;
-    let height = rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * GAP;
-    let mut out = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    for (r, row) in rows.iter().enumerate() {
-        for (c, image) in row.iter().enumerate() {
-            let x = GAP + c as u32 * (cell_w + GAP);
-            let y = GAP + r as u32 * (cell_h + GAP);
-            image::imageops::overlay(&mut out, image, i64::from(x), i64::from(y));
-        }
-    }
-    out
 }
 
 /// A font for plot labels, from the system if one is installed; without one, plots have no text.

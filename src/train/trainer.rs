@@ -18,13 +18,14 @@ use burn::tensor::Device;
 use image::RgbImage;
 
 use super::checkpoint::{self, CheckpointError, Progress};
-use super::data::{self, Crop, Data, DataError, ImageFolder, PairedFolder, batch};
+use super::data::{self, Crop, Data, PairedFolder, batch};
 use super::report::{self, LossLog};
 use crate::create;
 use crate::learn::config::{ConfigError, Mode, TrainConfig};
 use crate::learn::step::{Nets, TransferNets, noise_step, styles_step, transfer_step};
 use crate::learn::{Losses, StepError};
 use crate::model::{Generator, LatentGenerator, Vgg19};
+use crate::photos::{self, FolderError, ImageFolder};
 use crate::rng::Rng;
 
 /// Turn Burn's kernel fusion off for this process, unless `BURN_FUSION_MAX_EXPLORATIONS` (or a
@@ -61,7 +62,7 @@ pub const CHECKPOINTS: &str = "checkpoints";
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(#[from] FolderError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("invalid training configuration: {0}")]
@@ -527,10 +528,10 @@ impl Trainer {
                 for input in &self.samples {
                     let mut row = vec![input.clone()];
                     for g in &networks {
-                        let out = g.forward(data::to_tensor(std::slice::from_ref(input), &plain));
+                        let out = g.forward(photos::to_tensor(std::slice::from_ref(input), &plain));
                         let values = out.into_data().try_to_vec::<f32>().unwrap_or_default();
                         if values.len() == 3 * size * size {
-                            row.push(data::to_image(&values, 0, size, size));
+                            row.push(photos::to_image(&values, 0, size, size));
                         }
                     }
                     rows.push(row);
@@ -566,7 +567,7 @@ impl Trainer {
             .run_dir
             .join("samples")
             .join(format!("{}.png", checkpoint::step_name(self.step)));
-        let png = crate::image_io::encode(&report::grid(&rows), crate::image_io::OutputFormat::Png)
+        let png = crate::image_io::encode(&photos::grid(&rows), crate::image_io::OutputFormat::Png)
             .map_err(|e| TrainError::Io {
                 path: path.clone(),
                 source: std::io::Error::other(e.to_string()),

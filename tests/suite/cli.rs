@@ -453,7 +453,7 @@ fn out_of_range_options_are_rejected_by_the_parser() {
 
 #[test]
 fn grade_writes_before_and_after_pairs_with_the_known_look() {
-    use portraitist::train::looks::LookName;
+    use portraitist::looks::LookName;
     let out = tempdir().unwrap();
     let photos = [
         common::fixture("astronaut.jpg"),
@@ -497,7 +497,7 @@ fn grade_writes_before_and_after_pairs_with_the_known_look() {
 
 #[test]
 fn eval_writes_a_report_a_contact_sheet_and_records_the_figures_in_the_pack() {
-    use portraitist::train::looks::LookName;
+    use portraitist::looks::LookName;
     let models = models();
     let work = tempdir().unwrap();
     let (photos, style_set) = (work.path().join("photos"), work.path().join("style"));

@@ -10,8 +10,8 @@ use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Distribution, Tensor};
 use image::{Rgb, RgbImage};
+use portraitist::photos::FolderError;
 use portraitist::stylize::to_ycbcr;
-use portraitist::train::data::DataError;
 use portraitist::train::{Event, Sources, TrainConfig, TrainError, Trainer};
 use portraitist::{Preset, StylePack};
 use tempfile::tempdir;
@@ -320,7 +320,7 @@ fn an_empty_folder_is_refused_by_name() {
     .err()
     .expect("an empty folder is an error");
     assert!(
-        matches!(err, TrainError::Data(DataError::Empty { skipped: 1, .. })),
+        matches!(err, TrainError::Data(FolderError::Empty { skipped: 1, .. })),
         "{err}"
     );
     assert!(err.to_string().contains(&content.display().to_string()));

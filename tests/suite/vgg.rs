@@ -47,7 +47,7 @@ fn synthetic_vgg() -> Vec<u8> {
 }
 
 fn photo_tensor(image: &image::RgbImage, device: &Device) -> Tensor<4> {
-    portraitist::train::data::to_tensor(std::slice::from_ref(image), device)
+    portraitist::photos::to_tensor(std::slice::from_ref(image), device)
 }
 
 #[test]
