@@ -3,6 +3,7 @@
 mod discriminator;
 pub(crate) mod generator;
 mod latent;
+mod layers;
 pub(crate) mod norm;
 mod styles;
 mod vgg;

@@ -16,6 +16,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write as write_atomic;
+use crate::learn::step::{Nets, TransferNets};
 use crate::rng::Rng;
 
 const STATE_FILE: &str = "state.json";
@@ -256,5 +257,39 @@ fn sweep(dir: &Path) {
         } else if name.starts_with(".latest.tmp") {
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+/// Every network and optimiser state of a run, from a checkpoint.
+impl Nets {
+    pub(super) fn load(self, reader: &Reader) -> Result<Self, CheckpointError> {
+        Ok(match self {
+            Nets::Transfer(nets) => Nets::Transfer(Box::new(nets.load(reader)?)),
+            Nets::Noise(n) => {
+                let mut n = *n;
+                n.g = reader.module("g", n.g)?;
+                n.opt_g = reader.optimizer("g", n.opt_g)?;
+                n.d = reader.module("d", n.d)?;
+                n.opt_d = reader.optimizer("d", n.opt_d)?;
+                n.ema = reader.module("ema", n.ema)?;
+                Nets::Noise(Box::new(n))
+            }
+        })
+    }
+}
+
+impl TransferNets {
+    pub(super) fn load(mut self, reader: &Reader) -> Result<Self, CheckpointError> {
+        self.g = reader.module("g", self.g)?;
+        self.opt_g = reader.optimizer("g", self.opt_g)?;
+        self.d = reader.module("d", self.d)?;
+        self.opt_d = reader.optimizer("d", self.opt_d)?;
+        if let Some(mut back) = self.back.take() {
+            back.f = reader.module("f", back.f)?;
+            back.opt_f = reader.optimizer("f", back.opt_f)?;
+            back.d_content = reader.module("d_content", back.d_content)?;
+            back.opt_d_content = reader.optimizer("d_content", back.opt_d_content)?;
+            self.back = Some(back);
+        }
+        Ok(self)
     }
 }

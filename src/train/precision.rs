@@ -12,18 +12,13 @@ use crate::pack::{CastFloats, Precision};
 /// A multi-style generator is probed in every one of its styles.
 pub fn choose_precision(generator: &Generator, device: &Device) -> (Precision, f32) {
     let probe = probe_image(device);
-    compare_precisions(generator, |g| match g.config().styles {
-        Some(n) => Tensor::cat(
-            (0..n)
-                .map(|s| {
-                    let mut one = vec![0.0; n];
-                    one[s] = 1.0;
-                    g.with_style(&one).forward(probe.clone())
-                })
-                .collect(),
-            0,
-        ),
-        None => g.forward(probe.clone()),
+    compare_precisions(generator, |g| {
+        let outputs = g
+            .each_style()
+            .iter()
+            .map(|g| g.forward(probe.clone()))
+            .collect();
+        Tensor::cat(outputs, 0)
     })
 }
 

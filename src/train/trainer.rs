@@ -1,8 +1,10 @@
-//! The training loop: generators against discriminators, three modes, one infrastructure.
+//! The training loop: generators against discriminators, four modes, one infrastructure.
 //!
 //! * unpaired (CycleGAN): `g` turns content into the style, `f` turns it back; `d` judges the
 //!   style domain and `d_content` the content domain; cycle and identity L1 keep the person.
 //! * paired (pix2pix): `g` maps before → after; `d` judges (before, after) pairs; L1 to the target.
+//! * styles: one multi-style `g` learns a style per sample (VGG19 content and Gram style losses),
+//!   with a PatchGAN `d` that has a head per style.
 //! * noise (the textbook GAN): `g` turns noise z into a portrait, `d` judges whole images;
 //!   `ema`, a moving average of `g`'s weights, makes the samples and the exported pack.
 //!
@@ -22,7 +24,7 @@ use super::data::{self, Crop, Data, PairedFolder, batch};
 use super::report::{self, LossLog};
 use crate::create;
 use crate::learn::config::{ConfigError, Mode, TrainConfig};
-use crate::learn::step::{Nets, TransferNets, noise_step, styles_step, transfer_step};
+use crate::learn::step::{Nets, noise_step, styles_step, transfer_step};
 use crate::learn::{Losses, StepError};
 use crate::model::{Generator, LatentGenerator, Vgg19};
 use crate::photos::{self, FolderError, ImageFolder};
@@ -513,18 +515,7 @@ impl Trainer {
         match &self.nets {
             Nets::Transfer(nets) => {
                 // One column per style of a multi-style network (input | style 1 | style 2 …).
-                let g = nets.g.valid().to_device(&plain);
-                let count = g.config().styles;
-                let networks: Vec<Generator> = match count {
-                    Some(n) => (0..n)
-                        .map(|s| {
-                            let mut one = vec![0.0; n];
-                            one[s] = 1.0;
-                            g.with_style(&one)
-                        })
-                        .collect(),
-                    None => vec![g],
-                };
+                let networks = nets.g.valid().to_device(&plain).each_style();
                 for input in &self.samples {
                     let mut row = vec![input.clone()];
                     for g in &networks {
@@ -596,38 +587,4 @@ fn write_run_log(run_dir: &Path, summary: &DataSummary) -> std::io::Result<()> {
         run_dir.join("data.json"),
         serde_json::to_vec_pretty(summary).unwrap_or_default(),
     )
-}
-
-impl Nets {
-    fn load(self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
-        Ok(match self {
-            Nets::Transfer(nets) => Nets::Transfer(Box::new(nets.load(reader)?)),
-            Nets::Noise(n) => {
-                let mut n = *n;
-                n.g = reader.module("g", n.g)?;
-                n.opt_g = reader.optimizer("g", n.opt_g)?;
-                n.d = reader.module("d", n.d)?;
-                n.opt_d = reader.optimizer("d", n.opt_d)?;
-                n.ema = reader.module("ema", n.ema)?;
-                Nets::Noise(Box::new(n))
-            }
-        })
-    }
-}
-
-impl TransferNets {
-    fn load(mut self, reader: &checkpoint::Reader) -> Result<Self, CheckpointError> {
-        self.g = reader.module("g", self.g)?;
-        self.opt_g = reader.optimizer("g", self.opt_g)?;
-        self.d = reader.module("d", self.d)?;
-        self.opt_d = reader.optimizer("d", self.opt_d)?;
-        if let Some(mut back) = self.back.take() {
-            back.f = reader.module("f", back.f)?;
-            back.opt_f = reader.optimizer("f", back.opt_f)?;
-            back.d_content = reader.module("d_content", back.d_content)?;
-            back.opt_d_content = reader.optimizer("d_content", back.opt_d_content)?;
-            self.back = Some(back);
-        }
-        Ok(self)
-    }
 }
