@@ -1,5 +1,5 @@
-//! The native command line: `portraitist stylize | styles | train | export | generate | grade |
-//! eval`. One module per command in `cli/`; this file only parses and dispatches.
+//! The native command line: `portraitist stylize | styles | train | learn | export | generate |
+//! grade | eval`. One module per command in `cli/`; this file only parses and dispatches.
 
 mod cli;
 
@@ -14,6 +14,7 @@ use cli::eval::EvalArgs;
 use cli::export::ExportArgs;
 use cli::generate::GenerateArgs;
 use cli::grade::GradeArgs;
+use cli::learn::LearnArgs;
 use cli::stylize::StylizeArgs;
 use cli::train::TrainArgs;
 
@@ -49,6 +50,9 @@ enum Command {
     /// Learn a style from folders of photos, or (--mode noise) a portrait generator from one
     /// folder of portraits (a GAN); checkpoints and resumes.
     Train(TrainArgs),
+    /// Add a new style to a pack in minutes, from one painting or a few images in a look (only
+    /// the new style's norm offsets train; the network stays as it is).
+    Learn(LearnArgs),
     /// Turn a training run into a style pack in the models folder.
     Export(ExportArgs),
     /// Make new portraits with a noise pack: one PNG per seed, or a latent walk between two.
@@ -82,5 +86,6 @@ fn run(parsed: Cli) -> Result<ExitCode> {
         }
         Command::Eval(args) => cli::eval::run(&args, models, backend).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => cli::export::run(&args, models),
+        Command::Learn(args) => cli::learn::run(&args, models, backend).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod grade;
+pub mod learn;
 pub mod styles;
 pub mod stylize;
 pub mod train;

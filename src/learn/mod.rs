@@ -1,7 +1,9 @@
-//! Learning, platform-neutral: the training configuration, the losses and one step per mode.
+//! Learning, platform-neutral: the training configuration, the losses, one step per mode, and
+//! learning a new style for an existing network ([`adapt`]).
 //! Native training (`train`) adds data folders, checkpoints, samples and reports around it; the
 //! browser can build it with the `learn` feature.
 
+pub mod adapt;
 pub mod config;
 pub mod losses;
 pub mod step;

@@ -359,7 +359,7 @@ pub fn moving_average<M: Module>(average: M, current: &M, decay: f32) -> M {
     })
 }
 
-fn read_losses(named: Vec<(&'static str, Tensor<1>)>) -> Result<Losses, StepError> {
+pub(crate) fn read_losses(named: Vec<(&'static str, Tensor<1>)>) -> Result<Losses, StepError> {
     let (names, values): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach())).unzip();
     let values = Tensor::cat(values, 0)
         .into_data()

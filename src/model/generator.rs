@@ -346,6 +346,21 @@ impl Generator {
         g
     }
 
+    /// This network with one more style, whose offsets (one `[channels]` row per norm layer, in
+    /// table order) are `gamma` and `beta`; the new style is the last. A one-style network
+    /// becomes a two-style one whose first style is what it was (zero offsets).
+    pub fn with_new_style(&self, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Generator {
+        let mut g = self.clone();
+        let device = g.stem.conv.weight.device();
+        let channels = self.config().norm_channels();
+        let table = g
+            .styles
+            .take()
+            .unwrap_or_else(|| StyleTable::new(1, &channels, &device));
+        g.styles = Some(table.push(gamma, beta));
+        g
+    }
+
     /// Each of a multi-style network's styles as a one-style network, in table order (a
     /// one-style network: itself).
     pub fn each_style(&self) -> Vec<Generator> {
@@ -381,11 +396,23 @@ impl Generator {
         mix: Option<&Tensor<2>>,
         stats: &mut NormStats,
     ) -> Tensor<4> {
-        stats.begin();
         let offsets = |k: usize| match (&self.styles, mix) {
             (Some(table), Some(mix)) => Some(table.offsets(k, mix)),
             _ => None,
         };
+        self.forward_offsets(x, &offsets, stats)
+    }
+
+    /// Forward pass whose `k`-th norm layer adds `offsets(k)` (`(d_gamma, d_beta)`, each
+    /// `[batch, channels, 1, 1]`, or `None`) to its scale and shift: what a style is. Learning a
+    /// new style trains only such offsets ([`crate::learn::adapt`]).
+    pub fn forward_offsets(
+        &self,
+        x: Tensor<4>,
+        offsets: &dyn Fn(usize) -> Option<(Tensor<4>, Tensor<4>)>,
+        stats: &mut NormStats,
+    ) -> Tensor<4> {
+        stats.begin();
         let mut norm_index = 0;
         let input = x.clone();
         let (mut x, mut kept) = (x, None);

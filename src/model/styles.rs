@@ -6,7 +6,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// Each style's scale and shift offsets, one `[styles, channels]` table per norm layer (in the
 /// layer table's order). Offsets start at zero: every style starts as the base network.
@@ -22,6 +22,31 @@ impl StyleTable {
         Self {
             gamma: channels.iter().map(zeros).collect(),
             beta: channels.iter().map(zeros).collect(),
+        }
+    }
+
+    /// The table with one more row per layer: `gamma[k]` and `beta[k]` for norm layer `k`.
+    pub fn push(self, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Self {
+        let grow = |tables: Vec<Param<Tensor<2>>>, rows: &[Vec<f32>]| {
+            tables
+                .into_iter()
+                .zip(rows)
+                .map(|(table, row)| {
+                    let [_, channels] = table.dims();
+                    assert_eq!(row.len(), channels, "a style row has one value per channel");
+                    let device = table.device();
+                    let row = Tensor::<2>::from_data(
+                        TensorData::new(row.clone(), [1, channels]),
+                        &device,
+                    );
+                    Param::from_tensor(Tensor::cat(vec![table.val(), row], 0))
+                })
+                .collect()
+        };
+        assert_eq!(gamma.len(), self.gamma.len(), "a row for every norm layer");
+        Self {
+            gamma: grow(self.gamma, gamma),
+            beta: grow(self.beta, beta),
         }
     }
 

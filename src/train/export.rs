@@ -1,6 +1,6 @@
 //! Turn a training run into a style pack the CLI and the web app load.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -14,7 +14,7 @@ use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::create::Creator;
 use crate::image_io::{self, OutputFormat};
 use crate::learn::config::{Mode, TrainConfig};
-use crate::model::GeneratorConfig;
+use crate::model::{Generator, GeneratorConfig};
 use crate::pack::{DataSource, Index, Manifest, Precision, StyleInfo, StylePack, TrainingSummary};
 use crate::photos;
 use crate::stylize::{self, Blend, Stylizer};
@@ -41,7 +41,6 @@ pub struct ExportRequest<'a> {
 pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
     let run = request.run_dir;
     let (config, reader) = open_run(run, request.checkpoint)?;
-    let io = |path: PathBuf| move |source| TrainError::Io { path, source };
     let device = Device::flex();
     if config.mode == Mode::Noise {
         return export_noise(request, &config, &reader, &device);
@@ -60,12 +59,34 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         diff,
     );
     manifest.styles = style_infos(&config, &manifest.training.sources);
-    manifest.preview = Some(PREVIEW_FILE.into());
-    let manifest = StylePack::save(request.out, manifest, &generator, precision)?;
+    save_with_previews(
+        request.out,
+        manifest,
+        &generator,
+        precision,
+        request.preview_photo,
+    )
+}
 
-    let photo = match request.preview_photo {
+/// Write a transfer pack (`manifest` with `generator` stored at `precision`) into `out`, with
+/// its preview (and one per style of a multi-style pack) made from `preview_photo` (default: a
+/// built-in public-domain portrait), and register it in the index of `out`'s parent folder.
+pub fn save_with_previews(
+    out: &Path,
+    mut manifest: Manifest,
+    generator: &Generator,
+    precision: Precision,
+    preview_photo: Option<&Path>,
+) -> Result<Manifest, TrainError> {
+    let device = Device::flex();
+    manifest.preview = Some(PREVIEW_FILE.into());
+    let manifest = StylePack::save(out, manifest, generator, precision)?;
+    let photo = match preview_photo {
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(io(path.to_path_buf()))?;
+            let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
             image_io::decode(&bytes).map_err(|source| TrainError::Decode {
                 path: path.to_path_buf(),
                 source,
@@ -73,10 +94,10 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         }
         None => image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes"),
     };
-    let pack = StylePack::load(request.out)?;
+    let pack = StylePack::load(out)?;
     let stylizer = Stylizer::from_pack(&pack, &device)?;
     let jpeg = image_io::encode(&preview(&photo, &stylizer)?, OutputFormat::Jpeg(88))?;
-    write_file(&request.out.join(PREVIEW_FILE), &jpeg)?;
+    write_file(&out.join(PREVIEW_FILE), &jpeg)?;
     // A multi-style pack: a preview per style too (the manifest names them).
     let count = manifest.styles.len();
     for (s, style) in manifest.styles.iter().enumerate() {
@@ -85,10 +106,9 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
         let stylizer = Stylizer::from_pack_weights(&pack, &one, &device)?;
         let jpeg = image_io::encode(&preview(&photo, &stylizer)?, OutputFormat::Jpeg(88))?;
         let file = style.preview.as_deref().unwrap_or(PREVIEW_FILE);
-        write_file(&request.out.join(file), &jpeg)?;
+        write_file(&out.join(file), &jpeg)?;
     }
-
-    if let Some(models) = request.out.parent() {
+    if let Some(models) = out.parent() {
         Index::register(models, &manifest)?;
     }
     Ok(manifest)

@@ -729,6 +729,133 @@ fn eval_scores_results_from_any_tool_like_its_own_and_inside_the_face() {
     );
 }
 
+/// `learn` adds a style to a one-style pack from one image: the new pack holds the old look as
+/// its first style, unchanged to the pixel, and the new one; the style loss falls as it learns;
+/// an id the pack already has is refused.
+#[test]
+fn learn_adds_a_style_to_a_pack_from_one_image_and_keeps_the_old_one() {
+    let models = models();
+    let work = tempdir().unwrap();
+    let vgg = work.path().join("vgg19.bin");
+    fs::write(&vgg, crate::vgg::synthetic_vgg()).unwrap();
+    let painting = work.path().join("stripes.png");
+    image::RgbImage::from_fn(96, 96, |x, y| {
+        if (x + y) % 12 < 6 {
+            image::Rgb([220, 40, 30])
+        } else {
+            image::Rgb([20, 30, 160])
+        }
+    })
+    .save(&painting)
+    .unwrap();
+    let content = work.path().join("content");
+    fs::create_dir_all(&content).unwrap();
+    fs::copy(
+        common::fixture("astronaut.jpg"),
+        content.join("astronaut.jpg"),
+    )
+    .unwrap();
+    let out = models.path().join("pattern-plus");
+    let log = work.path().join("learn.csv");
+    let (p, c, v, o, l) = (
+        painting.to_str().unwrap(),
+        content.to_str().unwrap(),
+        vgg.to_str().unwrap(),
+        out.to_str().unwrap(),
+        log.to_str().unwrap(),
+    );
+    let learn = |id: &str| {
+        portraitist(
+            &[
+                "learn",
+                "--pack",
+                "pattern",
+                "--images",
+                p,
+                "--content",
+                c,
+                "--id",
+                id,
+                "--title",
+                "Stripes",
+                "--out",
+                o,
+                "--steps",
+                "40",
+                "--size",
+                "48",
+                "--vgg19",
+                v,
+                "--log",
+                l,
+            ],
+            models.path(),
+        )
+    };
+    let run = learn("stripes");
+    assert!(run.status.success(), "{}", stderr(&run));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("style.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = manifest["styles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["pattern", "stripes"]);
+    assert!(out.join("preview-stripes.jpg").is_file());
+
+    let csv = fs::read_to_string(&log).unwrap();
+    let style: Vec<f32> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(style.len(), 40);
+    let (early, late) = (
+        style[..5].iter().sum::<f32>(),
+        style[35..].iter().sum::<f32>(),
+    );
+    assert!(late < early, "the style loss falls: {early} → {late}");
+
+    let stylize = |style: &str, dir: &str| {
+        let dir = work.path().join(dir);
+        let run = portraitist(
+            &[
+                "stylize",
+                "--style",
+                style,
+                "--max-side",
+                "96",
+                common::fixture("astronaut.jpg").to_str().unwrap(),
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+            models.path(),
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+        image::open(dir.join("astronaut.png")).unwrap().into_rgb8()
+    };
+    let old = stylize("pattern", "old");
+    // The same network and offsets; only half-precision storage (chosen where it keeps every
+    // output within one 8-bit level) may separate them.
+    let kept = common::max_abs_diff(&stylize("pattern-plus:pattern", "kept"), &old);
+    assert!(kept <= 1, "the old look is kept: max diff {kept}");
+    let new = stylize("pattern-plus:stripes", "new");
+    assert!(
+        common::mean_abs_diff(&new, &old) > 1.0,
+        "the new style differs"
+    );
+
+    let again = learn("pattern");
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already has a style `pattern`"),
+        "{}",
+        stderr(&again)
+    );
+}
+
 /// `train --style-photos` names a folder of photos; `--style`, its older name, still works.
 #[test]
 fn train_takes_style_photos_and_the_old_flag_name() {

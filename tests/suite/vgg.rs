@@ -22,7 +22,7 @@ const LAYERS: [(&str, u32, u32); 9] = [
 ];
 
 /// A file in the converter's format with small pseudo-random weights.
-fn synthetic_vgg() -> Vec<u8> {
+pub(crate) fn synthetic_vgg() -> Vec<u8> {
     let mut out = b"PTVGG19\n".to_vec();
     out.extend((LAYERS.len() as u32).to_le_bytes());
     let mut seed = 7u32;

@@ -1,0 +1,198 @@
+//! A new style for an existing network, learnt in minutes: only the new style's offsets of the
+//! norms' scales and shifts train (a few thousand numbers), while the shared convolutions stay
+//! fixed (Dumoulin, Shlens and Kudlur 2017 showed this converges far faster than training a
+//! network). The loss is the styles mode's without its discriminator: VGG19 content (relu3_1,
+//! relu4_1) to the photo, Gram matrices (relu1_1…relu4_1) to the style images' mean ones, and
+//! total variation. Platform-neutral like the rest of `learn`: `portraitist learn` runs it
+//! natively, and the page can run it in the browser.
+
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+
+use super::step::{Losses, StepError, read_losses, total_variation};
+use crate::model::{Generator, NormStats, Vgg19, gram};
+
+/// The trainable part: one `[channels]` offset of the scale and of the shift per norm layer.
+#[derive(Module, Debug)]
+pub struct StyleOffsets {
+    gamma: Vec<Param<Tensor<1>>>,
+    beta: Vec<Param<Tensor<1>>>,
+}
+
+/// How a new style is learnt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptConfig {
+    pub steps: u64,
+    /// Content crops per step.
+    pub batch: usize,
+    /// Side of the content crops (a multiple of 4).
+    pub size: usize,
+    pub learning_rate: f64,
+    /// Weights of the three terms; the defaults are the styles mode's (see its config).
+    pub content_weight: f32,
+    pub style_weight: f32,
+    pub tv_weight: f32,
+    pub seed: u64,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        Self {
+            steps: 400,
+            batch: 2,
+            size: 128,
+            learning_rate: 0.01,
+            content_weight: 2e-6,
+            style_weight: 1e-5,
+            tv_weight: 0.5,
+            seed: 1,
+        }
+    }
+}
+
+/// Learns one new style of `generator`; feed it content batches with [`Self::step`].
+pub struct StyleLearner {
+    generator: Generator,
+    offsets: StyleOffsets,
+    optimizer: ModuleOptimizer,
+    vgg: Vgg19,
+    /// The style images' mean Gram matrix per VGG19 layer: the target.
+    grams: Vec<Tensor<3>>,
+    config: AdaptConfig,
+    device: Device,
+    step: u64,
+}
+
+impl StyleLearner {
+    /// `style_images`: each `[1, 3, h, w]` in [-1, 1], any sizes. `device` must be an autodiff
+    /// device (`device.autodiff()`). The new style starts as the network's base (zero offsets).
+    pub fn new(
+        generator: &Generator,
+        style_images: &[Tensor<4>],
+        vgg: Vgg19,
+        config: AdaptConfig,
+        device: &Device,
+    ) -> Self {
+        let generator = generator.clone().to_device(device).no_grad();
+        let vgg = vgg.to_device(device).no_grad();
+        let channels = generator.config().norm_channels();
+        let zeros = |&c: &usize| Initializer::Zeros.init([c], device);
+        let offsets = StyleOffsets {
+            gamma: channels.iter().map(zeros).collect(),
+            beta: channels.iter().map(zeros).collect(),
+        };
+        let mut sums: Option<Vec<Tensor<3>>> = None;
+        for image in style_images {
+            let grams: Vec<Tensor<3>> = vgg
+                .features(image.clone().to_device(device))
+                .0
+                .iter()
+                .map(|f| gram(f).detach())
+                .collect();
+            sums = Some(match sums {
+                None => grams,
+                Some(s) => s.into_iter().zip(grams).map(|(a, b)| a + b).collect(),
+            });
+        }
+        let count = style_images.len().max(1) as f64;
+        let grams = sums
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| g / count)
+            .collect();
+        Self {
+            generator,
+            offsets,
+            optimizer: AdamConfig::new().with_beta_1(0.9).init(),
+            vgg,
+            grams,
+            config,
+            device: device.clone(),
+            step: 0,
+        }
+    }
+
+    pub fn config(&self) -> &AdaptConfig {
+        &self.config
+    }
+
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    /// One step on a batch of content photos `[batch, 3, size, size]` in [-1, 1]; returns the
+    /// losses named `content`, `style`, `tv`.
+    pub fn step(&mut self, content: Tensor<4>) -> Result<Losses, StepError> {
+        let content = content.to_device(&self.device);
+        let [batch, ..] = content.dims();
+        let offsets = &self.offsets;
+        let offset = |k: usize| {
+            let row = |p: &Param<Tensor<1>>| {
+                let [c] = p.dims();
+                p.val().reshape([1, c, 1, 1])
+            };
+            Some((row(&offsets.gamma[k]), row(&offsets.beta[k])))
+        };
+        let fake = self
+            .generator
+            .forward_offsets(content.clone(), &offset, &mut NormStats::live());
+        let out = self.vgg.features(fake.clone()).0;
+        let photo = self.vgg.features(content).0;
+        let mut content_loss = Tensor::zeros([1], &self.device);
+        for layer in [2, 3] {
+            content_loss = content_loss
+                + (out[layer].clone() - photo[layer].clone().detach())
+                    .square()
+                    .mean();
+        }
+        let mut style_loss = Tensor::zeros([1], &self.device);
+        for (o, target) in out.iter().zip(&self.grams) {
+            let g = gram(o);
+            let [_, c, _] = g.dims();
+            style_loss = style_loss + (g - target.clone().expand([batch, c, c])).square().mean();
+        }
+        let tv = total_variation(&fake);
+        let loss = content_loss.clone() * self.config.content_weight
+            + style_loss.clone() * self.config.style_weight
+            + tv.clone() * self.config.tv_weight;
+        let mut grads = loss.backward();
+        let grads = GradientsParams::from_module(&mut grads, &self.offsets);
+        let lr = self.config.learning_rate;
+        self.offsets = self.optimizer.step(lr, self.offsets.clone(), grads);
+        self.step += 1;
+        read_losses(vec![
+            ("content", content_loss),
+            ("style", style_loss),
+            ("tv", tv),
+        ])
+    }
+
+    /// The learnt offsets, one row per norm layer: `(gamma, beta)`.
+    pub fn rows(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let rows = |params: &[Param<Tensor<1>>]| {
+            params
+                .iter()
+                .map(|p| {
+                    p.val()
+                        .into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        (rows(&self.offsets.gamma), rows(&self.offsets.beta))
+    }
+
+    /// The network with the learnt style added as its last one, on `device`.
+    pub fn generator(&self, device: &Device) -> Generator {
+        let (gamma, beta) = self.rows();
+        self.generator
+            .valid()
+            .to_device(device)
+            .with_new_style(&gamma, &beta)
+    }
+}
