@@ -2,8 +2,8 @@
 //! norms' scales and shifts train (a few thousand numbers), while the shared convolutions stay
 //! fixed (Dumoulin, Shlens and Kudlur 2017 showed this converges far faster than training a
 //! network). The loss is the styles mode's without its discriminator: VGG19 content (relu3_1,
-//! relu4_1) to the photo, Gram matrices (relu1_1…relu4_1) to the style images' mean ones, and
-//! total variation. Platform-neutral like the rest of `learn`: `portraitist learn` runs it
+//! relu4_1) to the photo, Gram matrices (relu1_1…relu4_1) to the style images' mean ones (both
+//! relative distances), and total variation. Platform-neutral like the rest of `learn`: `portraitist learn` runs it
 //! natively, and the page can run it in the browser.
 
 use burn::module::{Module, Param};
@@ -11,7 +11,9 @@ use burn::nn::Initializer;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::step::{Losses, StepError, read_losses, total_variation};
+use super::step::{
+    Losses, StepError, content_distance, read_losses, style_distance, total_variation,
+};
 use crate::model::{Generator, NormStats, Vgg19, gram};
 
 /// The trainable part: one `[channels]` offset of the scale and of the shift per norm layer.
@@ -44,9 +46,9 @@ impl Default for AdaptConfig {
             batch: 2,
             size: 128,
             learning_rate: 0.01,
-            content_weight: 2e-6,
-            style_weight: 1e-5,
-            tv_weight: 0.5,
+            content_weight: 1.0,
+            style_weight: 3.0,
+            tv_weight: 0.3,
             seed: 1,
         }
     }
@@ -127,7 +129,6 @@ impl StyleLearner {
     /// losses named `content`, `style`, `tv`.
     pub fn step(&mut self, content: Tensor<4>) -> Result<Losses, StepError> {
         let content = content.to_device(&self.device);
-        let [batch, ..] = content.dims();
         let offsets = &self.offsets;
         let offset = |k: usize| {
             let row = |p: &Param<Tensor<1>>| {
@@ -141,19 +142,8 @@ impl StyleLearner {
             .forward_offsets(content.clone(), &offset, &mut NormStats::live());
         let out = self.vgg.features(fake.clone()).0;
         let photo = self.vgg.features(content).0;
-        let mut content_loss = Tensor::zeros([1], &self.device);
-        for layer in [2, 3] {
-            content_loss = content_loss
-                + (out[layer].clone() - photo[layer].clone().detach())
-                    .square()
-                    .mean();
-        }
-        let mut style_loss = Tensor::zeros([1], &self.device);
-        for (o, target) in out.iter().zip(&self.grams) {
-            let g = gram(o);
-            let [_, c, _] = g.dims();
-            style_loss = style_loss + (g - target.clone().expand([batch, c, c])).square().mean();
-        }
+        let content_loss = content_distance(&out, &photo, &self.device);
+        let style_loss = style_distance(&out, &self.grams, &self.device);
         let tv = total_variation(&fake);
         let loss = content_loss.clone() * self.config.content_weight
             + style_loss.clone() * self.config.style_weight

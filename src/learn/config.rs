@@ -206,13 +206,13 @@ impl TrainConfig {
                 size: 128,
                 batch: 4,
                 steps: 10_000,
-                // VGG19's features of 0..255 pixels make large squared errors: at the start of a
-                // run these weights bring content to about 1, style to a few units and TV to
-                // a tenth, with the adversarial term a small nudge beside them.
-                perceptual_weight: 2e-6,
-                style_weight: 1e-5,
+                // Content and style are relative distances (about 1 at the start of a run): style
+                // weighs three times content, TV smooths speckle, and the adversarial term is a
+                // small nudge beside them.
+                perceptual_weight: 1.0,
+                style_weight: 3.0,
                 adversarial_weight: 0.05,
-                tv_weight: 0.5,
+                tv_weight: 0.3,
                 decay_from: 0.8,
                 learning_rate: 1e-3,
                 beta1: 0.9,

@@ -152,8 +152,8 @@ pub fn transfer_step(
 
 /// One styles-mode step ([`Mode::Styles`]): `content` photos, each sample's `style` crop and
 /// `mix` (`[batch, styles]`, one-hot: the sample's style). The generator learns to keep the
-/// photo's VGG19 features (relu3_1 and relu4_1, squared error) while taking the Gram matrices of
-/// its style's crop (relu1_1…relu4_1) and fooling that style's head of the discriminator, with a
+/// photo's VGG19 features ([`content_distance`]) while taking the Gram matrices of its style's
+/// crop ([`style_distance`]) and fooling that style's head of the discriminator, with a
 /// total-variation term against speckle; then the discriminator learns, head by head, real
 /// style crops from generated images.
 #[allow(clippy::too_many_arguments)]
@@ -174,17 +174,9 @@ pub fn styles_step(
     let out = vgg.features(fake.clone()).0;
     let photo = vgg.features(content.detach()).0;
     let target = vgg.features(style.clone().detach()).0;
-    let mut content_loss = Tensor::zeros([1], device);
-    for layer in [2, 3] {
-        content_loss = content_loss
-            + (out[layer].clone() - photo[layer].clone().detach())
-                .square()
-                .mean();
-    }
-    let mut style_loss = Tensor::zeros([1], device);
-    for (o, t) in out.iter().zip(&target) {
-        style_loss = style_loss + (gram(o) - gram(t).detach()).square().mean();
-    }
+    let content_loss = content_distance(&out, &photo, device);
+    let targets: Vec<Tensor<3>> = target.iter().map(|t| gram(t).detach()).collect();
+    let style_loss = style_distance(&out, &targets, device);
     let tv = total_variation(&fake);
     let g_adv = generator_adversarial(kind, nets.d.forward_heads(fake.clone(), &mix));
     let loss = g_adv.clone() * config.adversarial_weight
@@ -207,6 +199,40 @@ pub fn styles_step(
         ("style", style_loss),
         ("tv", tv),
     ])
+}
+
+/// The styles mode's content loss: the relative squared distance of the output's VGG19 features
+/// to the photo's at relu3_1 and relu4_1, `Σ‖F(out) − F(photo)‖² / Σ‖F(photo)‖²` per sample,
+/// averaged. Relative, so every photo and layer weighs alike.
+pub fn content_distance(out: &[Tensor<4>], photo: &[Tensor<4>], device: &Device) -> Tensor<1> {
+    let mut loss = Tensor::zeros([1], device);
+    for layer in [2, 3] {
+        let p = photo[layer].clone().detach();
+        let diff = per_sample_sum((out[layer].clone() - p.clone()).square());
+        loss = loss + (diff / (per_sample_sum(p.square()) + 1e-6)).mean();
+    }
+    loss
+}
+
+/// The styles mode's style loss: the relative squared distance of the output's Gram matrices to
+/// the target ones (`targets[l]`, `[batch or 1, c, c]`) at relu1_1…relu4_1, per sample, averaged
+/// and summed over the layers. Relative, so styles with strong and weak textures weigh alike.
+pub fn style_distance(out: &[Tensor<4>], targets: &[Tensor<3>], device: &Device) -> Tensor<1> {
+    let mut loss = Tensor::zeros([1], device);
+    for (o, target) in out.iter().zip(targets) {
+        let g = gram(o);
+        let [batch, c, _] = g.dims();
+        let target = target.clone().expand([batch, c, c]);
+        let diff = (g - target.clone()).square().sum_dim(2).sum_dim(1);
+        let norm = target.square().sum_dim(2).sum_dim(1) + 1e-12;
+        loss = loss + (diff / norm).mean();
+    }
+    loss
+}
+
+/// `[batch, c, h, w]` → each sample's sum, `[batch, 1, 1, 1]`.
+fn per_sample_sum(x: Tensor<4>) -> Tensor<4> {
+    x.sum_dim(3).sum_dim(2).sum_dim(1)
 }
 
 /// Mean absolute difference between vertically and horizontally neighbouring pixels.
