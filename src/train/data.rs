@@ -23,12 +23,7 @@ pub fn style_folders(root: &Path) -> Result<Vec<(String, PathBuf)>, FolderError>
         .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let id = e.file_name().to_str()?.to_string();
-            let valid = !id.is_empty()
-                && id.len() <= 64
-                && id.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            valid.then(|| (id, e.path()))
+            crate::pack::valid_id(&id).then(|| (id, e.path()))
         })
         .collect();
     styles.sort();
