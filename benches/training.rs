@@ -1,9 +1,11 @@
 //! Training speed on the CPU backend: steps per second for `tiny` at 128 px and `small` at
 //! 256 px, batch 1, unpaired (CycleGAN: two generators, two discriminators) and paired
 //! (pix2pix); the noise GAN's CPU preset (`tiny` at 64 px, batch 16); and the styles mode's
-//! (a two-style `tiny` with VGG19 losses at 128 px, batch 4; skipped without the VGG19 weights).
+//! (a two-style `tiny` with VGG19 losses at 128 and 256 px, batch 4, VGG19 on our CPU path and,
+//! for reference, through Burn's autodiff; skipped without the VGG19 weights).
 //!
-//! `cargo bench --profile dev --bench training` — prints figures; never fails on timing.
+//! `cargo bench --profile dev --bench training [-- MODE]` — prints figures; never fails on timing.
+//! `MODE` (e.g. `styles`) keeps only the cases of that mode.
 
 use std::time::Instant;
 
@@ -36,7 +38,7 @@ fn main() {
         .unwrap_or(1);
     println!("training steps/s, CPU (flex), {threads} threads");
     println!(
-        "{:<9} {:<6} {:>5} {:>5} {:>9} {:>9}",
+        "{:<15} {:<6} {:>5} {:>5} {:>9} {:>9}",
         "mode", "preset", "size", "batch", "s/step", "steps/s"
     );
     let cases = [
@@ -46,8 +48,28 @@ fn main() {
         (Mode::Paired, Preset::Small, 256, 3),
         (Mode::Noise, Preset::Tiny, 64, 10),
         (Mode::Styles, Preset::Tiny, 128, 3),
+        (Mode::Styles, Preset::Tiny, 256, 2),
     ];
-    for (i, (mode, preset, size, steps)) in cases.into_iter().enumerate() {
+    let styles_cases = cases.iter().filter(|c| c.0 == Mode::Styles).count();
+    let cases = cases.into_iter().map(|c| (c, false)).chain(
+        cases
+            .into_iter()
+            .rev()
+            .take(styles_cases)
+            .rev()
+            .map(|c| (c, true)),
+    );
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| a.to_lowercase());
+    for (i, ((mode, preset, size, steps), burn_vgg)) in cases.enumerate() {
+        if only
+            .as_ref()
+            .is_some_and(|m| format!("{mode:?}").to_lowercase() != *m)
+        {
+            continue;
+        }
         let vgg = TrainConfig::default().vgg19;
         if mode == Mode::Styles && !vgg.exists() {
             println!("styles: skipped ({} is missing)", vgg.display());
@@ -89,13 +111,16 @@ fn main() {
             &mut |_: Event| {},
         )
         .unwrap();
+        if burn_vgg {
+            trainer = trainer.with_burn_vgg();
+        }
         trainer.run(Some(1), &mut |_| {}).unwrap(); // warm-up
         let started = Instant::now();
         trainer.run(Some(steps), &mut |_| {}).unwrap();
         let per_step = started.elapsed().as_secs_f64() / steps as f64;
         println!(
-            "{:<9} {:<6} {:>5} {:>5} {:>9.3} {:>9.2}",
-            format!("{mode:?}"),
+            "{:<15} {:<6} {:>5} {:>5} {:>9.3} {:>9.2}",
+            format!("{mode:?}{}", if burn_vgg { " (Burn VGG)" } else { "" }),
             preset.name(),
             size,
             batch,

@@ -56,6 +56,7 @@ ABOUT = {
     "ink": ("Ink drawing", "Black ink on white: bold contours and solid shadows."),
     "engraving": ("Engraving", "Banknote-style line engraving: tone drawn with parallel lines."),
     "halftone": ("Pop-art halftone", "Four flat poster colours and halftone dots, as in a comic print."),
+    "watercolour": ("Watercolour", "Pale washes of pigment on textured paper, darker where each wash dries."),
 }
 
 
@@ -183,7 +184,29 @@ def halftone(image, rng):
     return Image.fromarray(out.astype(np.uint8))
 
 
-DRAWN = {"pencil": pencil, "ink": ink, "engraving": engraving, "halftone": halftone}
+def watercolour(image, rng):
+    """Flat washes: smoothed colour in few tones, thinned with water (toward the paper), darker at
+    each wash's edge where pigment gathers as it dries, mottled by granulation, on grained paper."""
+    rgb = np.asarray(image.convert("RGB"), np.float32)
+    smooth = np.stack([blur(rgb[..., c], 4) for c in range(3)], axis=-1)
+    washes = np.round(smooth / 48.0) * 48.0
+    washes = np.stack([blur(washes[..., c], 2.5) for c in range(3)], axis=-1)
+    h, w = washes.shape[:2]
+    paper = np.array([247, 243, 232], np.float32)
+    thinned = paper - 0.72 * (paper - washes)
+    edge = edges(washes.mean(axis=2))
+    rim = np.clip(edge / (np.percentile(edge, 97) + 1e-6), 0, 1)
+    coarse = rng.normal(0, 1, (h // 24 + 1, w // 24 + 1))
+    coarse = np.kron(coarse, np.ones((24, 24)))[:h, :w]
+    mottle = blur(128 + 40 * coarse, 10) / 128.0 - 1.0
+    grain = rng.normal(0, 1, (h, w))
+    depth = 1.0 + 0.35 * rim + 0.12 * mottle + 0.04 * grain
+    out = paper - (paper - thinned) * depth[..., None]
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+DRAWN = {"pencil": pencil, "ink": ink, "engraving": engraving, "halftone": halftone,
+         "watercolour": watercolour}
 
 
 def fresh(folder, title_key):

@@ -152,6 +152,11 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
                 );
             }
         }
+        Event::StyleTargets { done, total } => {
+            bar.set_message("styles");
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
         Event::Started { step, total } => {
             if step > 0 {
                 say(&bar, format!("resuming at step {step} of {total}"));

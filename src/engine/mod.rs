@@ -3,4 +3,4 @@
 
 pub mod cpu;
 
-pub use cpu::{ConvTiming, CpuGenerator};
+pub use cpu::{ConvTiming, CpuGenerator, CpuVgg};

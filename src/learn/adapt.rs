@@ -11,10 +11,9 @@ use burn::nn::Initializer;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::step::{
-    Losses, StepError, content_distance, read_losses, style_distance, total_variation,
-};
-use crate::model::{Generator, NormStats, Vgg19, gram};
+use super::step::{Losses, StepError, mean_grams, read_losses, total_variation, vgg_terms};
+use crate::engine::cpu::CpuVgg;
+use crate::model::{Generator, NormStats, Vgg19};
 
 /// The trainable part: one `[channels]` offset of the scale and of the shift per norm layer.
 #[derive(Module, Debug)]
@@ -60,6 +59,8 @@ pub struct StyleLearner {
     offsets: StyleOffsets,
     optimizer: ModuleOptimizer,
     vgg: Vgg19,
+    /// On the CPU: VGG19 on our own CPU path (see [`vgg_terms`]).
+    cpu_vgg: Option<CpuVgg>,
     /// The style images' mean Gram matrix per VGG19 layer: the target.
     grams: Vec<Tensor<3>>,
     config: AdaptConfig,
@@ -85,28 +86,18 @@ impl StyleLearner {
             gamma: channels.iter().map(zeros).collect(),
             beta: channels.iter().map(zeros).collect(),
         };
-        let mut sums: Option<Vec<Tensor<3>>> = None;
-        for image in style_images {
-            let grams: Vec<Tensor<3>> = vgg
-                .features(image.clone().to_device(device))
-                .0
+        let grams = mean_grams(
+            &vgg,
+            style_images
                 .iter()
-                .map(|f| gram(f).detach())
-                .collect();
-            sums = Some(match sums {
-                None => grams,
-                Some(s) => s.into_iter().zip(grams).map(|(a, b)| a + b).collect(),
-            });
-        }
-        let count = style_images.len().max(1) as f64;
-        let grams = sums
-            .unwrap_or_default()
-            .into_iter()
-            .map(|g| g / count)
-            .collect();
+                .map(|image| image.clone().to_device(device)),
+        );
+        let cpu_vgg =
+            (device.clone().without_autodiff() == Device::flex()).then(|| CpuVgg::new(&vgg));
         Self {
             generator,
             offsets,
+            cpu_vgg,
             optimizer: AdamConfig::new().with_beta_1(0.9).init(),
             vgg,
             grams,
@@ -140,14 +131,17 @@ impl StyleLearner {
         let fake = self
             .generator
             .forward_offsets(content.clone(), &offset, &mut NormStats::live());
-        let out = self.vgg.features(fake.clone()).0;
-        let photo = self.vgg.features(content).0;
-        let content_loss = content_distance(&out, &photo, &self.device);
-        let style_loss = style_distance(&out, &self.grams, &self.device);
+        let [content_loss, style_loss, vgg_term] = vgg_terms(
+            &self.vgg,
+            self.cpu_vgg.as_ref(),
+            &fake,
+            content,
+            &self.grams,
+            [self.config.content_weight, self.config.style_weight],
+            &self.device,
+        );
         let tv = total_variation(&fake);
-        let loss = content_loss.clone() * self.config.content_weight
-            + style_loss.clone() * self.config.style_weight
-            + tv.clone() * self.config.tv_weight;
+        let loss = vgg_term + tv.clone() * self.config.tv_weight;
         let mut grads = loss.backward();
         let grads = GradientsParams::from_module(&mut grads, &self.offsets);
         let lr = self.config.learning_rate;

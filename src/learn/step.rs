@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::{Mode, TrainConfig};
 use super::losses::{adversarial, generator_adversarial, l1};
+use crate::engine::cpu::{CpuVgg, Targets};
 use crate::model::{
     Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
 };
@@ -152,8 +153,8 @@ pub fn transfer_step(
 
 /// One styles-mode step ([`Mode::Styles`]): `content` photos, each sample's `style` crop and
 /// `mix` (`[batch, styles]`, one-hot: the sample's style). The generator learns to keep the
-/// photo's VGG19 features ([`content_distance`]) while taking the Gram matrices of its style's
-/// crop ([`style_distance`]) and fooling that style's head of the discriminator, with a
+/// photo's VGG19 features ([`content_distance`]) while taking its style's target Gram matrices
+/// (`grams`, [`style_distance`]) and fooling that style's head of the discriminator, with a
 /// total-variation term against speckle; then the discriminator learns, head by head, real
 /// style crops from generated images.
 #[allow(clippy::too_many_arguments)]
@@ -165,24 +166,26 @@ pub fn styles_step(
     lr: f64,
     config: &TrainConfig,
     vgg: &Vgg19,
+    cpu_vgg: Option<&CpuVgg>,
+    grams: &StyleGrams,
     device: &Device,
 ) -> Result<Losses, StepError> {
     let kind = config.adversarial;
     let fake = nets
         .g
         .forward_styled(content.clone(), Some(&mix), &mut NormStats::live());
-    let out = vgg.features(fake.clone()).0;
-    let photo = vgg.features(content.detach()).0;
-    let target = vgg.features(style.clone().detach()).0;
-    let content_loss = content_distance(&out, &photo, device);
-    let targets: Vec<Tensor<3>> = target.iter().map(|t| gram(t).detach()).collect();
-    let style_loss = style_distance(&out, &targets, device);
+    let [content_loss, style_loss, vgg_term] = vgg_terms(
+        vgg,
+        cpu_vgg,
+        &fake,
+        content.clone(),
+        &grams.for_mix(&mix),
+        [config.perceptual_weight, config.style_weight],
+        device,
+    );
     let tv = total_variation(&fake);
     let g_adv = generator_adversarial(kind, nets.d.forward_heads(fake.clone(), &mix));
-    let loss = g_adv.clone() * config.adversarial_weight
-        + content_loss.clone() * config.perceptual_weight
-        + style_loss.clone() * config.style_weight
-        + tv.clone() * config.tv_weight;
+    let loss = g_adv.clone() * config.adversarial_weight + vgg_term + tv.clone() * config.tv_weight;
     let mut grads = loss.backward();
     let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
     nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
@@ -228,6 +231,139 @@ pub fn style_distance(out: &[Tensor<4>], targets: &[Tensor<3>], device: &Device)
         loss = loss + (diff / norm).mean();
     }
     loss
+}
+
+/// The content and style losses of the generator's output `fake` (against the `photo`s it was made
+/// from and per-sample target Gram matrices, `[batch or 1, c, c]` per layer), and their sum
+/// weighted by `[content, style]`, whose gradient flows back into the generator. With `cpu`
+/// (training on the CPU) VGG19 runs on our own CPU path, which hands its gradient to Burn as the
+/// output's: the term is `Σ fake · ∂loss/∂fake`, so the generator's gradients are the same.
+pub fn vgg_terms(
+    vgg: &Vgg19,
+    cpu: Option<&CpuVgg>,
+    fake: &Tensor<4>,
+    photo: Tensor<4>,
+    targets: &[Tensor<3>],
+    [content_weight, style_weight]: [f32; 2],
+    device: &Device,
+) -> [Tensor<1>; 3] {
+    let Some(cpu) = cpu else {
+        let out = vgg.features(fake.clone()).0;
+        let photo = vgg.features(photo.detach()).0;
+        let content = content_distance(&out, &photo, device);
+        let style = style_distance(&out, targets, device);
+        let weighted = content.clone() * content_weight + style.clone() * style_weight;
+        return [content, style, weighted];
+    };
+    let [batch, _, h, w] = fake.dims();
+    let planes = |t: Tensor<4>| -> Vec<Vec<f32>> {
+        let values = t
+            .detach()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        values.chunks(3 * h * w).map(<[f32]>::to_vec).collect()
+    };
+    let images = planes(fake.clone());
+    let photos = cpu.features_of(&planes(photo), h, w);
+    let grams: Vec<Vec<f32>> = targets
+        .iter()
+        .map(|t| {
+            t.clone()
+                .detach()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        })
+        .collect();
+    let per_sample: Vec<Targets> = (0..batch)
+        .map(|i| Targets {
+            photo: &photos[i],
+            grams: grams
+                .iter()
+                .zip(targets)
+                .map(|(g, t)| {
+                    let [n, c, _] = t.dims();
+                    let at = i.min(n - 1) * c * c;
+                    &g[at..at + c * c]
+                })
+                .collect(),
+        })
+        .collect();
+    let loss = cpu.loss(&images, h, w, &per_sample, content_weight, style_weight);
+    let scalar = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), device);
+    let grad = Tensor::<4>::from_data(
+        TensorData::new(loss.grad.concat(), [batch, 3, h, w]),
+        device,
+    );
+    let weighted = (fake.clone() * grad).sum();
+    [scalar(loss.content), scalar(loss.style), weighted]
+}
+
+/// The mean Gram matrix per VGG19 layer (relu1_1…relu4_1, each `[1, c, c]`) of `images`, each
+/// `[n, 3, h, w]` in [-1, 1]: a style's target. Off the autodiff graph.
+pub fn mean_grams(vgg: &Vgg19, images: impl IntoIterator<Item = Tensor<4>>) -> Vec<Tensor<3>> {
+    let mut sums: Option<Vec<Tensor<3>>> = None;
+    let mut count = 0;
+    for batch in images {
+        count += batch.dims()[0];
+        let features = vgg.features(batch.detach()).0;
+        let grams = features.iter().map(|f| gram(f).sum_dim(0).detach());
+        sums = Some(match sums {
+            None => grams.collect(),
+            Some(s) => s.into_iter().zip(grams).map(|(a, b)| a + b).collect(),
+        });
+    }
+    let count = count.max(1) as f64;
+    sums.unwrap_or_default()
+        .into_iter()
+        .map(|g| g / count)
+        .collect()
+}
+
+/// Every style's target Gram matrices, per VGG19 layer a `[styles, c·c]` table, so that a batch's
+/// targets are its one-hot (or mixed) style rows times the table.
+#[derive(Debug, Clone)]
+pub struct StyleGrams {
+    tables: Vec<Tensor<2>>,
+}
+
+impl StyleGrams {
+    /// `styles[s]`: style `s`'s [`mean_grams`].
+    pub fn new(styles: &[Vec<Tensor<3>>]) -> Self {
+        let layers = styles.first().map_or(0, Vec::len);
+        let tables = (0..layers)
+            .map(|l| {
+                let rows = styles
+                    .iter()
+                    .map(|grams| {
+                        let [_, c, _] = grams[l].dims();
+                        grams[l].clone().reshape([1, c * c])
+                    })
+                    .collect();
+                Tensor::cat(rows, 0)
+            })
+            .collect();
+        Self { tables }
+    }
+
+    /// The targets of a batch whose styles are `mix` (`[batch, styles]`): per layer `[batch, c, c]`.
+    pub fn for_mix(&self, mix: &Tensor<2>) -> Vec<Tensor<3>> {
+        let [batch, _] = mix.dims();
+        self.tables
+            .iter()
+            .map(|table| {
+                let [_, cc] = table.dims();
+                let c = (cc as f64).sqrt().round() as usize;
+                mix.clone()
+                    .detach()
+                    .matmul(table.clone())
+                    .reshape([batch, c, c])
+            })
+            .collect()
+    }
 }
 
 /// `[batch, c, h, w]` → each sample's sum, `[batch, 1, 1, 1]`.

@@ -79,6 +79,11 @@ impl Vgg19 {
         Ok(Self { convs, pool }.no_grad())
     }
 
+    /// The nine convolutions, in order (for [`crate::engine::cpu::CpuVgg`]).
+    pub fn convs(&self) -> &[Conv2d] {
+        &self.convs
+    }
+
     /// Features of RGB images in [-1, 1] (`[batch, 3, h, w]`).
     pub fn features(&self, images: Tensor<4>) -> VggFeatures {
         let [b, _, h, w] = images.dims();

@@ -11,6 +11,8 @@ use image::imageops::{self, FilterType};
 
 use super::trainer::DataSummary;
 use crate::learn::config::TrainConfig;
+use crate::learn::step::{StyleGrams, mean_grams};
+use crate::model::Vgg19;
 use crate::photos::{FolderError, ImageFolder, Skipped, to_tensor};
 use crate::rng::Rng;
 
@@ -263,6 +265,45 @@ pub(super) fn batch(data: &Data, config: &TrainConfig, rng: &mut Rng, device: &D
         _ => None,
     };
     Batch { input, target, mix }
+}
+
+/// Crops per style that make its target Gram matrices.
+const STYLE_CROPS: usize = 16;
+
+/// Styles mode: each style's target, the mean Gram matrices of [`STYLE_CROPS`] crops of its
+/// images at random scales (drawn from the run's seed, not its random state, so a resumed run
+/// gets the same targets). One fixed target per style is steadier than a new crop's each step,
+/// and saves the style crops' VGG19 pass. `progress(done, total)` counts styles.
+pub(super) fn style_grams(
+    data: &Data,
+    config: &TrainConfig,
+    vgg: &Vgg19,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Option<StyleGrams> {
+    let Data::Styles { styles, .. } = data else {
+        return None;
+    };
+    let size = config.size as u32;
+    let mut rng = Rng::new(config.seed ^ 0x5354_594c_4547_5241);
+    let mut grams = Vec::with_capacity(styles.len());
+    for (done, folder) in styles.iter().enumerate() {
+        progress(done, styles.len());
+        let crops: Vec<RgbImage> = (0..STYLE_CROPS)
+            .map(|i| {
+                let image = &folder.images[i * folder.len() / STYLE_CROPS];
+                Crop::random(image, size, &mut rng).apply(image, size)
+            })
+            .collect();
+        grams.push(mean_grams(
+            vgg,
+            crops
+                .chunks(config.batch.max(1))
+                .map(|c| to_tensor(c, device)),
+        ));
+    }
+    progress(styles.len(), styles.len());
+    Some(StyleGrams::new(&grams))
 }
 
 /// `[indices.len(), classes]` rows with a 1 at each index.

@@ -23,8 +23,9 @@ use super::checkpoint::{self, CheckpointError, Progress};
 use super::data::{self, Crop, Data, PairedFolder, batch};
 use super::report::{self, LossLog};
 use crate::create;
+use crate::engine::CpuVgg;
 use crate::learn::config::{ConfigError, Mode, TrainConfig};
-use crate::learn::step::{Nets, noise_step, styles_step, transfer_step};
+use crate::learn::step::{Nets, StyleGrams, noise_step, styles_step, transfer_step};
 use crate::learn::{Losses, StepError};
 use crate::model::{Generator, LatentGenerator, Vgg19};
 use crate::photos::{self, FolderError, ImageFolder};
@@ -128,6 +129,11 @@ pub enum Event<'a> {
     Loaded {
         summary: &'a DataSummary,
     },
+    /// Styles mode: the styles' target Gram matrices, `done` of `total` styles.
+    StyleTargets {
+        done: usize,
+        total: usize,
+    },
     Started {
         step: u64,
         total: u64,
@@ -168,6 +174,10 @@ pub struct Trainer {
     samples: Vec<RgbImage>,
     last_checkpoint: Option<u64>,
     vgg: Option<Vgg19>,
+    /// Styles mode: every style's target Gram matrices.
+    style_grams: Option<StyleGrams>,
+    /// Training on the CPU: VGG19 on our own CPU path (see [`crate::learn::step::vgg_terms`]).
+    cpu_vgg: Option<CpuVgg>,
 }
 
 impl Trainer {
@@ -303,6 +313,16 @@ impl Trainer {
         } else {
             None
         };
+        let style_grams = vgg.as_ref().and_then(|vgg| {
+            let mut progress = |done, total| events(Event::StyleTargets { done, total });
+            data::style_grams(&data, &config, vgg, &training, &mut progress)
+        });
+        let cpu_vgg = vgg
+            .as_ref()
+            .filter(|_| {
+                config.mode == Mode::Styles && device.clone().without_autodiff() == Device::flex()
+            })
+            .map(CpuVgg::new);
         let columns = config.loss_columns();
         let log_path = run_dir.join("losses.csv");
         let log = LossLog::open(&log_path, &columns, resume_from.as_ref().map(|_| step))
@@ -325,7 +345,16 @@ impl Trainer {
             samples,
             last_checkpoint,
             vgg,
+            style_grams,
+            cpu_vgg,
         })
+    }
+
+    /// Run VGG19 through Burn's autodiff even on the CPU (the reference our CPU path is tested
+    /// and measured against: `cargo bench --bench training`).
+    pub fn with_burn_vgg(mut self) -> Self {
+        self.cpu_vgg = None;
+        self
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -457,8 +486,8 @@ impl Trainer {
             Nets::Transfer(nets) => {
                 let batch = batch(&self.data, &self.config, &mut self.rng, &self.device);
                 let lr = self.config.learning_rate_at(self.step);
-                match (batch.mix, &self.vgg) {
-                    (Some(mix), Some(vgg)) => styles_step(
+                match (batch.mix, &self.vgg, &self.style_grams) {
+                    (Some(mix), Some(vgg), Some(grams)) => styles_step(
                         nets,
                         batch.input,
                         batch.target,
@@ -466,6 +495,8 @@ impl Trainer {
                         lr,
                         &self.config,
                         vgg,
+                        self.cpu_vgg.as_ref(),
+                        grams,
                         &self.device,
                     )?,
                     _ => transfer_step(

@@ -348,3 +348,246 @@ fn styles_mode_learns_several_styles_in_one_network_and_exports_them() {
     .unwrap();
     assert!(err.to_string().contains("green"), "{err}");
 }
+
+/// A style's target is the mean of its images' Gram matrices however they are batched, and a
+/// batch's targets are its mix of the styles' targets.
+#[test]
+fn style_targets_are_mean_grams_mixed_by_the_batch_styles() {
+    use burn::tensor::TensorData;
+    use portraitist::learn::step::{StyleGrams, mean_grams};
+
+    let device = Device::flex();
+    let vgg = Vgg19::from_bytes(&synthetic_vgg(), &device).unwrap();
+    let image = |k: u32| {
+        image::RgbImage::from_fn(24, 24, |x, y| {
+            image::Rgb([(x * k) as u8, (y * 9) as u8, ((x + y) * k) as u8])
+        })
+    };
+    let (a, b, c) = (image(3), image(7), image(11));
+    let values = |t: &Tensor<3>| t.to_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let close = |x: &[f32], y: &[f32], what: &str| {
+        let scale = y.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{what}: off by {worst} (scale {scale})"
+        );
+    };
+    let batched = mean_grams(
+        &vgg,
+        [portraitist::photos::to_tensor(
+            &[a.clone(), b.clone()],
+            &device,
+        )],
+    );
+    let one_by_one = mean_grams(&vgg, [photo_tensor(&a, &device), photo_tensor(&b, &device)]);
+    assert_eq!(batched.len(), 4);
+    for (x, y) in batched.iter().zip(&one_by_one) {
+        close(&values(x), &values(y), "batched vs one by one");
+    }
+    let other = mean_grams(&vgg, [photo_tensor(&c, &device)]);
+    let table = StyleGrams::new(&[batched.clone(), other.clone()]);
+    let mix = Tensor::<2>::from_data(
+        TensorData::new(vec![0.0f32, 1.0, 0.25, 0.75], [2, 2]),
+        &device,
+    );
+    let targets = table.for_mix(&mix);
+    for ((t, first), second) in targets.iter().zip(&batched).zip(&other) {
+        let [n, ch, _] = t.dims();
+        assert_eq!(n, 2);
+        let row = |i: usize| values(&t.clone().slice([i..i + 1, 0..ch, 0..ch]));
+        close(
+            &row(0),
+            &values(second),
+            "a one-hot row is that style's target",
+        );
+        let blend: Vec<f32> = values(first)
+            .iter()
+            .zip(values(second))
+            .map(|(p, q)| 0.25 * p + 0.75 * q)
+            .collect();
+        close(&row(1), &blend, "a mixed row is the mix of the targets");
+    }
+    assert_ne!(
+        values(&batched[1]),
+        values(&other[1]),
+        "different images, different targets"
+    );
+}
+
+/// The CPU path's VGG19 losses (portraitist::engine::CpuVgg) equal Burn's content and style
+/// distances, and their gradient with respect to the images equals Burn's autodiff.
+#[test]
+fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
+    use burn::tensor::TensorData;
+    use portraitist::engine::CpuVgg;
+    use portraitist::engine::cpu::Targets;
+    use portraitist::learn::step::{content_distance, style_distance};
+
+    let (b, h, w) = (2, 20, 28);
+    let device = Device::flex().autodiff();
+    let vgg = Vgg19::from_bytes(&synthetic_vgg(), &device).unwrap();
+    let mut seed = 11u32;
+    let mut noise = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    };
+    let images = noise(b * 3 * h * w);
+    let photos = noise(b * 3 * h * w);
+    let styles = noise(b * 3 * h * w);
+    let tensor =
+        |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, 3, h, w]), &device);
+    let (cw, sw) = (1.5f32, 3.0f32);
+
+    // Burn: the loss of the images against the photos' features and the styles' own Grams.
+    let x = tensor(&images).require_grad();
+    let out = vgg.features(x.clone()).0;
+    let photo = vgg.features(tensor(&photos)).0;
+    let grams: Vec<Tensor<3>> = vgg
+        .features(tensor(&styles))
+        .0
+        .iter()
+        .map(|f| portraitist::model::gram(f).detach())
+        .collect();
+    let content = content_distance(&out, &photo, &device);
+    let style = style_distance(&out, &grams, &device);
+    let loss = content.clone() * cw + style.clone() * sw;
+    let grads = loss.backward();
+    let burn_grad: Vec<f32> = x
+        .grad(&grads)
+        .unwrap()
+        .to_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let scalar = |t: Tensor<1>| t.into_scalar::<f32>();
+
+    // Ours, sample by sample.
+    let cpu = CpuVgg::new(&vgg);
+    let plane = 3 * h * w;
+    let sample = |v: &[f32], i: usize| v[i * plane..(i + 1) * plane].to_vec();
+    let photo_features: Vec<_> = (0..b)
+        .map(|i| cpu.features(&sample(&photos, i), h, w))
+        .collect();
+    let style_grams: Vec<_> = (0..b)
+        .map(|i| CpuVgg::grams(&cpu.features(&sample(&styles, i), h, w)))
+        .collect();
+    let targets: Vec<Targets> = (0..b)
+        .map(|i| Targets {
+            photo: &photo_features[i],
+            grams: style_grams[i].iter().map(Vec::as_slice).collect(),
+        })
+        .collect();
+    let ours = cpu.loss(
+        &(0..b).map(|i| sample(&images, i)).collect::<Vec<_>>(),
+        h,
+        w,
+        &targets,
+        cw,
+        sw,
+    );
+    let relative = |a: f32, e: f32| (a - e).abs() / e.abs().max(1e-12);
+    assert!(
+        relative(ours.content, scalar(content.clone())) < 1e-4,
+        "content {} vs {}",
+        ours.content,
+        scalar(content)
+    );
+    assert!(
+        relative(ours.style, scalar(style.clone())) < 1e-4,
+        "style {} vs {}",
+        ours.style,
+        scalar(style)
+    );
+    let ours_grad: Vec<f32> = ours.grad.concat();
+    let scale = burn_grad.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = ours_grad
+        .iter()
+        .zip(&burn_grad)
+        .map(|(a, e)| (a - e).abs())
+        .fold(0.0f32, f32::max);
+    assert!(scale > 0.0, "the gradient is not zero");
+    assert!(
+        worst <= 1e-4 * scale,
+        "gradient off by {worst} (largest {scale})"
+    );
+}
+
+/// On the CPU the styles step hands VGG19's gradient to Burn as the generator output's
+/// (`vgg_terms` with our CPU path): what flows back through the generator equals Burn's autodiff
+/// of the same losses.
+#[test]
+fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
+    use burn::tensor::Distribution;
+    use portraitist::engine::CpuVgg;
+    use portraitist::learn::step::vgg_terms;
+
+    let device = Device::flex().autodiff();
+    let vgg = Vgg19::from_bytes(&synthetic_vgg(), &device).unwrap();
+    let cpu = CpuVgg::new(&vgg);
+    let generator = portraitist::GeneratorConfig::new(4, 1).init(&device);
+    let input = Tensor::<4>::random([2, 3, 24, 24], Distribution::Uniform(-1.0, 1.0), &device);
+    let photo = Tensor::<4>::random([2, 3, 24, 24], Distribution::Uniform(-1.0, 1.0), &device);
+    let style = Tensor::<4>::random([1, 3, 24, 24], Distribution::Uniform(-1.0, 1.0), &device);
+    let targets: Vec<Tensor<3>> = vgg
+        .features(style)
+        .0
+        .iter()
+        .map(|f| portraitist::model::gram(f).detach())
+        .collect();
+    let run = |cpu: Option<&CpuVgg>| {
+        let x = input.clone().detach().require_grad();
+        let fake = generator.forward(x.clone());
+        let [content, style, weighted] = vgg_terms(
+            &vgg,
+            cpu,
+            &fake,
+            photo.clone(),
+            &targets,
+            [1.0, 5.0],
+            &device,
+        );
+        let grads = weighted.backward();
+        let grad: Vec<f32> = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
+        (
+            content.into_scalar::<f32>(),
+            style.into_scalar::<f32>(),
+            grad,
+        )
+    };
+    let (burn_content, burn_style, burn_grad) = run(None);
+    let (cpu_content, cpu_style, cpu_grad) = run(Some(&cpu));
+    assert!(
+        (cpu_content - burn_content).abs() <= 1e-4 * burn_content,
+        "{cpu_content} vs {burn_content}"
+    );
+    assert!(
+        (cpu_style - burn_style).abs() <= 1e-4 * burn_style,
+        "{cpu_style} vs {burn_style}"
+    );
+    let scale = burn_grad.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = cpu_grad
+        .iter()
+        .zip(&burn_grad)
+        .map(|(a, e)| (a - e).abs())
+        .fold(0.0f32, f32::max);
+    assert!(scale > 0.0, "the gradient is not zero");
+    assert!(
+        worst <= 1e-4 * scale,
+        "input gradient off by {worst} (largest {scale})"
+    );
+}

@@ -28,11 +28,13 @@ mod moments;
 mod parallel;
 mod planes;
 mod pool;
+mod vgg;
 
 use conv::Conv;
 use moments::Moments;
 use parallel::{Shared, for_each_plane, for_each_slice, par_map};
 use planes::{Map, Padded};
+pub use vgg::{CpuVgg, Planes, Targets, VggLoss};
 
 /// A [`Generator`]'s weights laid out for the CPU; build it with [`CpuGenerator::new`].
 #[derive(Clone)]
