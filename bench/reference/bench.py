@@ -5,6 +5,7 @@ stdout; progress goes to stderr.
   infer  --weights W --sizes 256,512,1024 --threads N --runs R   ms per image, GFLOP/s
   roof   --threads N                                      sgemm GFLOP/s (numpy/OpenBLAS, torch.mm)
   train  --weights W --side 128 --threads N --steps S     training steps/s, unpaired and paired
+  styles --weights W --vgg19 V --side 256 --batch 4       the styles mode's (painterly) step/s
   onnx   --weights W --out model.onnx --side 512          export for ONNX Runtime (Web)
 
 Every generator comes from a SafeTensors file written by Burn's export (`portraitist export
@@ -302,6 +303,102 @@ def train(args):
     }, 0
 
 
+def styles(args):
+    """The styles mode's step (`styles_step` in src/learn/step.rs): the generator, VGG19 content
+    (relu3_1, relu4_1) and Gram (relu1_1…relu4_1) relative distances to the photo and to each
+    sample's style target, total variation, and a PatchGAN with one head per style (LSGAN), both
+    trained by Adam. Default weights of the styles mode (src/learn/config.rs)."""
+    import torch
+    import torch.nn.functional as F
+
+    import models
+
+    setup = torch_setup(args.threads)
+    device = torch.device(args.device)
+    name = os.path.splitext(os.path.basename(args.weights))[0]
+    weights = {"content": 1.0, "style": 3.0, "adversarial": 0.05, "tv": 0.3}
+    seed = torch.Generator().manual_seed(1)
+    g = models.load(args.weights).train().to(device)
+    d = models.init_weights(models.Discriminator(32, 3, 3, heads=args.styles), seed).to(device)
+    vgg = models.Vgg19(args.vgg19).to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    opt_d = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    b, side = args.batch, args.side
+
+    def rand(*shape):
+        return (torch.rand(*shape, generator=seed) * 2 - 1).to(device)
+
+    # Each style's fixed target Gram matrices (ours: the mean of 16 crops; here: of one).
+    with torch.no_grad():
+        targets = [[models.gram(f) for f in vgg(rand(1, 3, side, side))] for _ in range(args.styles)]
+    tables = [torch.cat([t[l] for t in targets]).reshape(args.styles, -1) for l in range(4)]
+
+    def heads(scores, mix):
+        return (scores * mix.reshape(b, args.styles, 1, 1)).sum(1, keepdim=True)
+
+    def lsgan(scores, real):
+        return (scores - (1.0 if real else 0.0)).square().mean()
+
+    def per_sample(x):
+        return x.flatten(1).sum(1)
+
+    def step():
+        photo, style = rand(b, 3, side, side), rand(b, 3, side, side)
+        chosen = torch.randint(args.styles, (b,), generator=seed)
+        mix = F.one_hot(chosen, args.styles).float().to(device)
+        opt_g.zero_grad(set_to_none=True)
+        d.zero_grad(set_to_none=True)
+        fake = g(photo)
+        out = vgg(fake)
+        with torch.no_grad():
+            target = vgg(photo)
+        content = sum(
+            (per_sample((out[l] - target[l]).square()) / (per_sample(target[l].square()) + 1e-6)).mean()
+            for l in (2, 3)
+        )
+        style_loss = 0
+        for l, o in enumerate(out):
+            gm = models.gram(o)
+            c = gm.shape[1]
+            t = (mix @ tables[l]).reshape(b, c, c)
+            style_loss = style_loss + (per_sample((gm - t).square()) / (per_sample(t.square()) + 1e-12)).mean()
+        tv = (fake[:, :, 1:] - fake[:, :, :-1]).abs().mean() + (fake[..., 1:] - fake[..., :-1]).abs().mean()
+        g_adv = lsgan(heads(d(fake), mix), True)
+        loss = (g_adv * weights["adversarial"] + content * weights["content"]
+                + style_loss * weights["style"] + tv * weights["tv"])
+        loss.backward()
+        opt_g.step()
+        d.zero_grad(set_to_none=True)
+        d_loss = (lsgan(heads(d(style), mix), True) + lsgan(heads(d(fake.detach()), mix), False)) * 0.5
+        d_loss.backward()
+        opt_d.step()
+        return torch.stack([g_adv, d_loss, content, style_loss, tv]).tolist()
+
+    import resource
+
+    times = timed(step, args.steps, args.warmup)
+    per_step = sum(times) / len(times)
+    log(f"styles {name} {side}² batch {b}: {per_step:.3f} s/step")
+    return {
+        **setup,
+        "device": device_name(device),
+        "preset": name,
+        "side": side,
+        "batch": b,
+        "styles": args.styles,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "weights": weights,
+        "s_per_step": per_step,
+        "steps_per_s": 1 / per_step,
+        "s_per_step_median": statistics.median(times),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "included": "generator, VGG19 to relu4_1 on output and photo (content relu3_1+relu4_1, Gram "
+        "relu1_1..relu4_1, relative), TV, PatchGAN with a head per style (LSGAN), Adam on both; "
+        "random tensors as data; the generator's norms are not conditional here",
+    }, 0
+
+
 def export_onnx(args):
     import onnx
     import torch
@@ -390,6 +487,18 @@ def parse():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=train)
+
+    p = commands.add_parser("styles", help="the styles mode's (painterly) training step/s")
+    p.add_argument("--weights", required=True, help="the generator (trained from these weights)")
+    p.add_argument("--vgg19", default="data/vgg19/vgg19.bin")
+    p.add_argument("--side", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--styles", type=int, default=2)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=styles)
 
     p = commands.add_parser("onnx", help="export the generator to ONNX and verify it")
     p.add_argument("--weights", required=True)

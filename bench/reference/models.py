@@ -100,7 +100,7 @@ class Discriminator(nn.Module):
     """PatchGAN: stride-2 4×4 convolutions (zero padding 1), the last stage stride 1, then a
     one-channel head giving patch logits."""
 
-    def __init__(self, width, layers=3, channels=3):
+    def __init__(self, width, layers=3, channels=3, heads=1):
         super().__init__()
 
         def width_at(layer):
@@ -111,7 +111,8 @@ class Discriminator(nn.Module):
             stride = 2 if layer < layers else 1
             stages.append(Stage(width_at(layer - 1), width_at(layer), stride, norm=True))
         self.stages = nn.ModuleList(stages)
-        self.head = nn.Conv2d(width_at(layers), 1, 4, padding=1)
+        # One head per style in the styles mode (each sample is judged by its style's head).
+        self.head = nn.Conv2d(width_at(layers), heads, 4, padding=1)
 
     def forward(self, x):
         for stage in self.stages:
@@ -162,3 +163,62 @@ def generator_flops(layers, height, width):
         pixels //= layer["stride"] ** 2
         macs += pixels * layer["cout"] * layer["cin"] * layer["kernel"] ** 2
     return 2 * macs
+
+
+# VGG19's convolutions up to relu4_1 in data/vgg19/vgg19.bin (scripts/convert-vgg19.py).
+VGG_LAYERS = 9
+VGG_FEATURES = (0, 2, 4, 8)  # relu1_1, relu2_1, relu3_1, relu4_1
+VGG_POOLED = (1, 3, 7)
+BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+class Vgg19(nn.Module):
+    """`src/model/vgg.rs`: RGB in [-1, 1] → BGR 0..255 minus Caffe's means, then VGG19's first
+    four blocks; `forward` returns the four features the losses use."""
+
+    def __init__(self, path):
+        super().__init__()
+        import struct
+
+        data = open(path, "rb").read()
+        assert data[:8] == b"PTVGG19\n", f"{path}: not a vgg19.bin"
+        at, (count,) = 12, struct.unpack_from("<I", data, 8)
+        convs = []
+        for _ in range(count):
+            (length,) = struct.unpack_from("<I", data, at)
+            at += 4 + length
+            cout, cin, kh, kw = struct.unpack_from("<4I", data, at)
+            at += 16
+            table = torch.tensor(struct.unpack_from("<256f", data, at))
+            at += 1024
+            n = cout * cin * kh * kw
+            index = torch.frombuffer(bytearray(data[at:at + n]), dtype=torch.uint8).long()
+            at += n
+            bias = torch.tensor(struct.unpack_from(f"<{cout}f", data, at))
+            at += 4 * cout
+            conv = nn.Conv2d(cin, cout, 3, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(table[index].reshape(cout, cin, kh, kw))
+                conv.bias.copy_(bias)
+            convs.append(conv)
+        self.convs = nn.ModuleList(convs)
+        self.register_buffer("mean", torch.tensor(BGR_MEAN).reshape(1, 3, 1, 1))
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, images):
+        x = ((images + 1) * 127.5).flip(1) - self.mean
+        out = []
+        for i, conv in enumerate(self.convs):
+            x = F.relu(conv(x))
+            if i in VGG_FEATURES:
+                out.append(x)
+            if i in VGG_POOLED:
+                x = F.max_pool2d(x, 2)
+        return out
+
+
+def gram(features):
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
