@@ -19,7 +19,7 @@
 // wasm runs single-threaded too (no SharedArrayBuffer). Then, for reference, numThreads = 2 on a
 // second server that adds COOP/COEP headers (cross-origin isolated), reported under "threads2".
 //
-// With SITE=dir (our built site), also "duel": our page's CPU path (its default style, 512 px) and
+// With SITE=dir (our built site), also "duel": our page's CPU path (STYLE, else its default style, 512 px) and
 // ORT's single-thread page open in the same browser, one photo each in turn, DUEL pairs (default
 // 9). This machine's speed drifts by up to 1.5× over seconds, so figures taken minutes apart do not
 // compare; turns taken in alternation do. Reported: each side's runs and medians, and the median
@@ -96,7 +96,7 @@ async function duel(site, pairs) {
   const oursBase = await ours.start();
   const context = await browser.newContext({ serviceWorkers: 'block' });
   try {
-    const style = JSON.parse(fs.readFileSync(path.join(site, 'models/index.json'))).default;
+    const style = process.env.STYLE || JSON.parse(fs.readFileSync(path.join(site, 'models/index.json'))).default;
     const title = JSON.parse(fs.readFileSync(path.join(site, 'models', style, 'style.json'))).title;
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);

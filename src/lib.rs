@@ -9,8 +9,9 @@
 //! * [`image_io`]: safe decoding of user photos and encoding of results.
 //! * `learn`: the training configuration, losses and one step per mode, platform-neutral
 //!   (natively always; in wasm with the `learn` feature).
-//! * `photos`, `looks` (native only): folders of photos, photo ↔ tensor, contact sheets; the
-//!   parametric colour looks (known answers for training and evaluation).
+//! * [`looks`]: the parametric colour looks: the gallery's colour grades (applied by formula) and
+//!   known answers for training and evaluation.
+//! * `photos` (native only): folders of photos, photo ↔ tensor, contact sheets.
 //! * `train` (native only): data, losses, the training loop, checkpoints, reports.
 //! * `eval` (native only): content, style and ground-truth figures for a style, and a report.
 //!
@@ -24,7 +25,6 @@ pub mod eval;
 pub mod image_io;
 #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
 pub mod learn;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod looks;
 pub mod model;
 pub mod pack;

@@ -1,6 +1,7 @@
-//! Known parametric looks. Grading photos with one gives before/after pairs whose true answer is
-//! known, so a style trained on them can be measured against the grade itself (see the classical
-//! style in `models/`).
+//! Known parametric looks. The gallery's colour grades are these formulas, applied exactly and
+//! instantly by the stylizer (a look's pack has no network: see `Manifest::look`). Grading photos
+//! with one also gives before/after pairs whose true answer is known, so a network trained on them
+//! can be measured against the grade itself.
 
 use image::RgbImage;
 

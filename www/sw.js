@@ -4,7 +4,7 @@
 // and with the network off everything comes from it. A new sw.js gets a new cache and the old one
 // is deleted on activation.
 
-const CACHE = 'portraitist-v1';
+const CACHE = 'portraitist-v2';
 const SHELL = [
   './', './boot.js', './portraitist-web.js', './portraitist-web_bg.wasm', './style.css',
   './manifest.webmanifest', './icon.svg', './models/index.json',
@@ -17,7 +17,9 @@ async function styleFiles() {
     for (const style of index.styles || []) {
       const base = `./models/${style.id}/`;
       const manifest = await (await fetch(base + 'style.json', { cache: 'no-store' })).json();
-      files.push(base + 'style.json', base + manifest.weights.file);
+      files.push(base + 'style.json');
+      // A look has no weights file: its formula is in the app.
+      if (manifest.weights && manifest.weights.file) files.push(base + manifest.weights.file);
       if (style.preview) files.push(base + style.preview);
     }
   } catch (err) {

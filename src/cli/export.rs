@@ -5,13 +5,20 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use portraitist::train::export::{ExportRequest, WeightsSource, export, export_safetensors};
+use portraitist::looks::LookName;
+use portraitist::train::export::{
+    ExportRequest, WeightsSource, export, export_look, export_safetensors,
+};
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// The training run's folder.
-    #[arg(long, required_unless_present = "style", conflicts_with = "style")]
+    #[arg(long, required_unless_present_any = ["style", "look"], conflicts_with_all = ["style", "look"])]
     run: Option<PathBuf>,
+    /// Instead of a run: a pack for a parametric colour grade (`teal-orange`, `sepia-print`),
+    /// applied by its exact formula with no network.
+    #[arg(long, conflicts_with = "style")]
+    look: Option<String>,
     /// With `--format safetensors`: a style pack (id or folder) to export instead of a run.
     #[arg(long)]
     style: Option<String>,
@@ -67,6 +74,30 @@ pub fn run(args: &ExportArgs, models: &Path) -> Result<ExitCode> {
             args.out.display(),
             written.parameters,
             written.bytes
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &args.look {
+        let Some(look) = LookName::parse(name) else {
+            let known: Vec<&str> = LookName::ALL.iter().map(|l| l.name()).collect();
+            bail!("unknown look `{name}` (known: {})", known.join(", "));
+        };
+        let (Some(id), Some(title)) = (&args.id, &args.title) else {
+            bail!("a look's pack needs --id ID --title TITLE");
+        };
+        let manifest = export_look(
+            &args.out,
+            id,
+            title,
+            &args.description,
+            look,
+            args.preview.as_deref(),
+        )?;
+        println!(
+            "exported the look `{}` as `{}` (no network) to {}",
+            look.name(),
+            manifest.id,
+            args.out.display()
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -28,6 +28,9 @@ pub fn run(models: &Path) -> Result<()> {
             ""
         };
         let kind = match entry.kind {
+            PackKind::Transfer if entry.look.is_some() => {
+                " [colour grade: an exact formula, no network]"
+            }
             PackKind::Transfer => "",
             PackKind::Noise => " [noise: new portraits with `portraitist generate`]",
         };

@@ -111,6 +111,11 @@ pub struct TrainConfig {
     /// Styles mode: the styles' ids, in the order of the network's style table (the style
     /// folder's subfolders; filled in when the run starts).
     pub styles: Vec<String>,
+    /// Styles mode: the style table (each style's norm offsets) learns at this multiple of
+    /// `learning_rate`. Each style's offsets only learn on its own samples, and at the shared
+    /// rate the styles stay alike for hundreds of steps while the shared convolutions learn an
+    /// average look.
+    pub style_table_lr_factor: f64,
     /// Light colour jitter on content photos: ± this fraction of brightness, contrast, saturation.
     pub jitter: f32,
     /// Cached training images keep at most this multiple of `size` on their shorter side, so
@@ -155,6 +160,7 @@ impl Default for TrainConfig {
             adversarial_weight: 1.0,
             tv_weight: 0.0,
             styles: Vec::new(),
+            style_table_lr_factor: 10.0,
             jitter: 0.1,
             cache_scale: 2.0,
             log_every: 10,
@@ -371,6 +377,12 @@ impl TrainConfig {
             return fail(format!(
                 "learning_rate {} must be in (0, 1)",
                 self.learning_rate
+            ));
+        }
+        if !(self.style_table_lr_factor > 0.0 && self.style_table_lr_factor <= 100.0) {
+            return fail(format!(
+                "style_table_lr_factor {} must be in (0, 100]",
+                self.style_table_lr_factor
             ));
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {

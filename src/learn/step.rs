@@ -48,6 +48,9 @@ pub struct TransferNets {
     pub(crate) opt_d: ModuleOptimizer,
     /// Unpaired mode only: the way back and its judge.
     pub(crate) back: Option<Back>,
+    /// Styles mode: the style table's own optimiser (it learns faster: see
+    /// [`TrainConfig::style_table_lr_factor`]).
+    pub(crate) opt_styles: Option<ModuleOptimizer>,
 }
 
 pub struct Back {
@@ -187,8 +190,17 @@ pub fn styles_step(
     let g_adv = generator_adversarial(kind, nets.d.forward_heads(fake.clone(), &mix));
     let loss = g_adv.clone() * config.adversarial_weight + vgg_term + tv.clone() * config.tv_weight;
     let mut grads = loss.backward();
+    // The style table steps on its own, faster (its parameters are the same inside the network).
+    let table = nets.g.styles.take();
     let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
     nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+    nets.g.styles = match (table, nets.opt_styles.as_mut()) {
+        (Some(table), Some(opt)) => {
+            let grads = GradientsParams::from_module(&mut grads, &table);
+            Some(opt.step(lr * config.style_table_lr_factor, table, grads))
+        }
+        (table, _) => table,
+    };
     let d_loss = (adversarial(kind, nets.d.forward_heads(style, &mix), true)
         + adversarial(kind, nets.d.forward_heads(fake.detach(), &mix), false))
         * 0.5;
@@ -654,6 +666,7 @@ impl TransferNets {
             d: init_weights(d_config.init(device), &mut init_rng),
             opt_d: adam(),
             back,
+            opt_styles: (config.mode == Mode::Styles).then(adam),
         }
     }
 }

@@ -31,6 +31,9 @@ pub fn pack(id: &str) -> Option<Result<StylePack, PackError>> {
     let manifest = file(MANIFEST_FILE)?;
     Some((|| {
         let weights_file = super::Manifest::parse(&source, manifest)?.weights.file;
+        if weights_file.is_empty() {
+            return StylePack::from_bytes(&source, manifest, Vec::new());
+        }
         let weights = file(&weights_file).ok_or_else(|| PackError::Missing {
             file: format!("built-in {id}/{weights_file}"),
         })?;

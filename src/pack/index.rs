@@ -27,6 +27,9 @@ pub struct IndexEntry {
     #[serde(default)]
     pub description: String,
     pub kind: PackKind,
+    /// A look (no network): the parametric look's name (see [`Manifest::look`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look: Option<String>,
     #[serde(default)]
     pub preview: Option<String>,
     /// A multi-style pack's styles (the gallery offers each, and mixes of them).
@@ -83,6 +86,7 @@ impl Index {
             title: manifest.title.clone(),
             description: manifest.description.clone(),
             kind: manifest.kind,
+            look: manifest.look.clone(),
             preview: manifest.preview.clone(),
             styles: manifest.styles.clone(),
         };

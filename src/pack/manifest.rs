@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     FORMAT_VERSION, MAX_JSON_BYTES, PackError, plain_file_name, sha256_hex, truncate, valid_id,
 };
+use crate::looks::LookName;
 use crate::model::{GeneratorConfig, LatentGeneratorConfig};
 use crate::stylize::Normalization;
 
@@ -40,14 +41,20 @@ pub struct Manifest {
     #[serde(default)]
     pub description: String,
     pub kind: PackKind,
-    /// Transfer packs: the image-to-image generator's shape.
+    /// Transfer packs: the image-to-image generator's shape (none for a look).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorConfig>,
+    /// Transfer packs without a network: the parametric look applied by code, exactly
+    /// ([`crate::looks::LookName`], e.g. `teal-orange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look: Option<String>,
     /// Noise packs: the latent generator's shape (latent size, image size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_generator: Option<LatentGeneratorConfig>,
     #[serde(default)]
     pub normalization: Normalization,
+    /// The network's weights file (a look has none).
+    #[serde(default, skip_serializing_if = "WeightsInfo::is_none")]
     pub weights: WeightsInfo,
     #[serde(default)]
     pub training: TrainingSummary,
@@ -94,7 +101,7 @@ impl EvaluationSummary {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightsInfo {
     pub file: String,
@@ -104,11 +111,19 @@ pub struct WeightsInfo {
     pub dtype: Precision,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
+    #[default]
     F32,
     F16,
+}
+
+impl WeightsInfo {
+    /// No weights file (a look).
+    pub fn is_none(&self) -> bool {
+        self.file.is_empty()
+    }
 }
 
 /// Where a style came from and how well it trained. Informational; never needed to run it.
@@ -142,6 +157,7 @@ impl Manifest {
             description: String::new(),
             kind: PackKind::Transfer,
             generator: Some(generator),
+            look: None,
             latent_generator: None,
             normalization: Normalization::default(),
             weights: WeightsInfo {
@@ -165,6 +181,22 @@ impl Manifest {
             latent_generator: Some(generator),
             ..Self::new(id, title, GeneratorConfig::new(1, 0))
         }
+    }
+
+    /// A manifest for a look: a transfer pack whose restyling is the parametric `look`, applied
+    /// by code (no network, no weights).
+    pub fn new_look(id: &str, title: &str, look: LookName) -> Self {
+        Self {
+            generator: None,
+            look: Some(look.name().into()),
+            weights: WeightsInfo::default(),
+            ..Self::new(id, title, GeneratorConfig::new(1, 0))
+        }
+    }
+
+    /// The look a look pack applies.
+    pub fn look(&self) -> Option<LookName> {
+        self.look.as_deref().and_then(LookName::parse)
     }
 
     /// Parse and validate `style.json` bytes.
@@ -216,7 +248,34 @@ impl Manifest {
         if self.description.chars().count() > 4000 {
             return invalid("description must be at most 4000 characters".into());
         }
+        let networked = self.look.is_none();
+        if networked == self.weights.is_none() {
+            return invalid(if networked {
+                "a network's pack needs `weights`".into()
+            } else {
+                "a look has no `weights`".into()
+            });
+        }
         match (self.kind, &self.generator, &self.latent_generator) {
+            (PackKind::Transfer, None, None) if !networked => {
+                if self.look().is_none() {
+                    let known: Vec<&str> = LookName::ALL.iter().map(|l| l.name()).collect();
+                    return invalid(format!(
+                        "unknown look `{}` (this build knows {})",
+                        truncate(self.look.as_deref().unwrap_or_default()),
+                        known.join(", ")
+                    ));
+                }
+                if !self.styles.is_empty() {
+                    return invalid("a look has no `styles`".into());
+                }
+            }
+            (_, _, _) if !networked => {
+                return invalid(
+                    "a look is a transfer pack with `look` and no `generator` or `latent_generator`"
+                        .into(),
+                );
+            }
             (PackKind::Transfer, Some(g), None) => {
                 if !(1..=256).contains(&g.width) || g.blocks > 32 || g.channels != 3 {
                     return invalid(format!(
@@ -291,6 +350,9 @@ impl Manifest {
 
     pub(super) fn verify_weights(&self, weights: &[u8]) -> Result<(), PackError> {
         let info = &self.weights;
+        if info.is_none() && weights.is_empty() {
+            return Ok(());
+        }
         if weights.len() as u64 != info.bytes {
             return Err(PackError::WrongSize {
                 file: info.file.clone(),

@@ -78,6 +78,8 @@ pub enum PackError {
     UnknownStyle(String),
     #[error("{0}")]
     BadMix(String),
+    #[error("style `{0}` is a look applied by code: it has no network")]
+    NoNetwork(String),
     #[error("style `{id}` is {}, not {}", found.describe(), expected.describe())]
     WrongKind {
         id: String,
@@ -121,11 +123,16 @@ impl StylePack {
         let manifest_bytes = read_limited(&manifest_path, MAX_JSON_BYTES as u64)?;
         let source = manifest_path.display().to_string();
         let manifest = Manifest::parse(&source, &manifest_bytes)?;
-        let weights_path = dir.join(&manifest.weights.file);
-        let weights = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
-        manifest
-            .verify_weights(&weights)
-            .map_err(|e| e.at(&weights_path))?;
+        let weights = if manifest.weights.is_none() {
+            Vec::new()
+        } else {
+            let weights_path = dir.join(&manifest.weights.file);
+            let weights = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
+            manifest
+                .verify_weights(&weights)
+                .map_err(|e| e.at(&weights_path))?;
+            weights
+        };
         Ok(Self {
             manifest,
             weights,
@@ -170,6 +177,9 @@ impl StylePack {
 
     /// The image-to-image generator's shape, or a message that this is not a transfer pack.
     pub fn transfer_config(&self) -> Result<&GeneratorConfig, PackError> {
+        if self.manifest.look.is_some() {
+            return Err(PackError::NoNetwork(self.manifest.id.clone()));
+        }
         self.manifest
             .generator
             .as_ref()
@@ -221,7 +231,6 @@ impl StylePack {
         precision: Precision,
     ) -> Result<Manifest, PackError> {
         manifest.format_version = FORMAT_VERSION;
-        manifest.validate(&dir.join(MANIFEST_FILE).display().to_string())?;
         let weights = weights_bytes(generator, precision);
         manifest.weights = WeightsInfo {
             file: "generator.bpk".into(),
@@ -229,11 +238,27 @@ impl StylePack {
             bytes: weights.len() as u64,
             dtype: precision,
         };
+        manifest.validate(&dir.join(MANIFEST_FILE).display().to_string())?;
         fs::create_dir_all(dir).map_err(|source| PackError::Io {
             path: dir.into(),
             source,
         })?;
         write_atomic(&dir.join(&manifest.weights.file), &weights)?;
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifests always serialise");
+        write_atomic(&dir.join(MANIFEST_FILE), &json)?;
+        Ok(manifest)
+    }
+}
+
+impl StylePack {
+    /// Write a look's pack folder (`style.json` only: a look has no weights).
+    pub fn save_look(dir: &Path, mut manifest: Manifest) -> Result<Manifest, PackError> {
+        manifest.format_version = FORMAT_VERSION;
+        manifest.validate(&dir.join(MANIFEST_FILE).display().to_string())?;
+        fs::create_dir_all(dir).map_err(|source| PackError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let json = serde_json::to_vec_pretty(&manifest).expect("manifests always serialise");
         write_atomic(&dir.join(MANIFEST_FILE), &json)?;
         Ok(manifest)

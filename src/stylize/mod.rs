@@ -24,6 +24,7 @@ pub use planes::hot_paths;
 use planes::{Padding, Planes, Tile, feather, round_up, spans, to_level};
 
 use crate::engine::CpuGenerator;
+use crate::looks::LookName;
 use crate::model::{Generator, GeneratorConfig, NormStats};
 use crate::pack::{PackError, StylePack, StyleRef};
 
@@ -138,6 +139,18 @@ impl Stylizer {
         }
     }
 
+    /// A stylizer that applies `look` (exact, instant: no network runs).
+    pub fn look(look: LookName, device: Device) -> Self {
+        Self {
+            engine: Engine::Look(look),
+            config: GeneratorConfig::new(1, 0),
+            normalization: Normalization::default(),
+            device,
+            yield_now: None,
+            cancel: CancelToken::new(),
+        }
+    }
+
     /// A stylizer with a (transfer) pack's network and normalisation, on `device`; a
     /// multi-style pack's first style.
     pub fn from_pack(pack: &StylePack, device: &Device) -> Result<Self, PackError> {
@@ -160,6 +173,16 @@ impl Stylizer {
         weights: &[f32],
         device: &Device,
     ) -> Result<Self, PackError> {
+        if let Some(look) = pack.manifest.look() {
+            // One style, like any one-style pack: `[]` or `[1.0]`.
+            if weights.len() > 1 {
+                return Err(PackError::BadMix(format!(
+                    "`{}` is a look applied by code: it has no styles to mix",
+                    pack.manifest.id
+                )));
+            }
+            return Ok(Self::look(look, device.clone()));
+        }
         let generator = pack.generator(device)?;
         let generator = match generator.config().styles {
             Some(count) if weights.is_empty() => {
@@ -232,6 +255,12 @@ impl Stylizer {
         tile: Option<usize>,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<RgbImage, RenderError> {
+        if let Engine::Look(look) = &self.engine {
+            self.breathe().await?;
+            let out = look.apply(photo);
+            progress(1, 1);
+            return Ok(out);
+        }
         let tile = tile.map(|t| round_up(t.max(self.min_tile()), GeneratorConfig::MULTIPLE));
         let padding = Padding::for_network(photo.width() as usize, photo.height() as usize);
         match tile {
@@ -379,6 +408,11 @@ impl Stylizer {
                 });
             }
             Engine::Burn(generator) => generator,
+            Engine::Look(look) => {
+                return Err(
+                    self.backend_error(format!("the look `{}` has no network to run", look.name()))
+                );
+            }
         };
         // The planes move into the tensor: no copy of the pixels on the way in.
         let x = Tensor::<4>::from_data(
@@ -415,6 +449,8 @@ enum Engine {
     Burn(Box<Generator>),
     /// Our CPU path (same maths, compared in tests).
     Cpu(Box<CpuGenerator>),
+    /// No network: a parametric look, applied pixel by pixel.
+    Look(LookName),
 }
 
 #[cfg(test)]

@@ -283,6 +283,9 @@ impl TransferNets {
         self.opt_g = reader.optimizer("g", self.opt_g)?;
         self.d = reader.module("d", self.d)?;
         self.opt_d = reader.optimizer("d", self.opt_d)?;
+        if let Some(opt) = self.opt_styles.take() {
+            self.opt_styles = Some(reader.optimizer("g_styles", opt)?);
+        }
         if let Some(mut back) = self.back.take() {
             back.f = reader.module("f", back.f)?;
             back.opt_f = reader.optimizer("f", back.opt_f)?;

@@ -14,6 +14,7 @@ use super::trainer::{CHECKPOINTS, CONFIG_FILE, DataSummary, TrainError};
 use crate::create::Creator;
 use crate::image_io::{self, OutputFormat};
 use crate::learn::config::{Mode, TrainConfig};
+use crate::looks::LookName;
 use crate::model::{Generator, GeneratorConfig};
 use crate::pack::{DataSource, Index, Manifest, Precision, StyleInfo, StylePack, TrainingSummary};
 use crate::photos;
@@ -68,6 +69,48 @@ pub fn export(request: &ExportRequest) -> Result<Manifest, TrainError> {
     )
 }
 
+/// Write a look's pack into `out`: `style.json` naming `look` (a parametric colour grade that
+/// the stylizer applies by formula, no network) and its preview made from `preview_photo`
+/// (default: a built-in public-domain portrait); register it in `out`'s parent's index.
+pub fn export_look(
+    out: &Path,
+    id: &str,
+    title: &str,
+    description: &str,
+    look: LookName,
+    preview_photo: Option<&Path>,
+) -> Result<Manifest, TrainError> {
+    let mut manifest = Manifest::new_look(id, title, look);
+    manifest.description = description.to_string();
+    manifest.preview = Some(PREVIEW_FILE.into());
+    let manifest = StylePack::save_look(out, manifest)?;
+    let photo = preview_source(preview_photo)?;
+    let stylizer = Stylizer::look(look, Device::flex());
+    let jpeg = image_io::encode(&preview(&photo, &stylizer)?, OutputFormat::Jpeg(88))?;
+    write_file(&out.join(PREVIEW_FILE), &jpeg)?;
+    if let Some(models) = out.parent() {
+        Index::register(models, &manifest)?;
+    }
+    Ok(manifest)
+}
+
+/// The photo previews are made from.
+fn preview_source(path: Option<&Path>) -> Result<RgbImage, TrainError> {
+    match path {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            image_io::decode(&bytes).map_err(|source| TrainError::Decode {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        None => Ok(image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes")),
+    }
+}
+
 /// Write a transfer pack (`manifest` with `generator` stored at `precision`) into `out`, with
 /// its preview (and one per style of a multi-style pack) made from `preview_photo` (default: a
 /// built-in public-domain portrait), and register it in the index of `out`'s parent folder.
@@ -81,19 +124,7 @@ pub fn save_with_previews(
     let device = Device::flex();
     manifest.preview = Some(PREVIEW_FILE.into());
     let manifest = StylePack::save(out, manifest, generator, precision)?;
-    let photo = match preview_photo {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            image_io::decode(&bytes).map_err(|source| TrainError::Decode {
-                path: path.to_path_buf(),
-                source,
-            })?
-        }
-        None => image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes"),
-    };
+    let photo = preview_source(preview_photo)?;
     let pack = StylePack::load(out)?;
     let stylizer = Stylizer::from_pack(&pack, &device)?;
     let jpeg = image_io::encode(&preview(&photo, &stylizer)?, OutputFormat::Jpeg(88))?;

@@ -453,6 +453,9 @@ impl Trainer {
                 writer.optimizer("g", &n.opt_g);
                 writer.module("d", &n.d.valid());
                 writer.optimizer("d", &n.opt_d);
+                if let Some(opt) = &n.opt_styles {
+                    writer.optimizer("g_styles", opt);
+                }
                 if let Some(back) = &n.back {
                     writer.module("f", &back.f.valid());
                     writer.optimizer("f", &back.opt_f);

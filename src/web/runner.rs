@@ -256,8 +256,12 @@ pub(super) async fn fetch_pack(style_id: &str) -> Result<StylePack, String> {
     let manifest_url = format!("models/{style_id}/style.json");
     let manifest = browser::fetch_bytes(&manifest_url).await?;
     let parsed = Manifest::parse(&manifest_url, &manifest).map_err(|e| e.to_string())?;
-    let weights =
-        browser::fetch_bytes(&format!("models/{style_id}/{}", parsed.weights.file)).await?;
+    // A look has no weights: its formula is in the code.
+    let weights = if parsed.weights.is_none() {
+        Vec::new()
+    } else {
+        browser::fetch_bytes(&format!("models/{style_id}/{}", parsed.weights.file)).await?
+    };
     StylePack::from_bytes(&manifest_url, &manifest, weights).map_err(|e| e.to_string())
 }
 

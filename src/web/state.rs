@@ -55,6 +55,8 @@ pub(super) struct Card {
     pub(super) preview: Option<String>,
     /// The other styles of the same pack, `(style id, title)`: what this one can mix with.
     pub(super) mixes_with: Vec<(String, String)>,
+    /// A look: a colour grade by formula, no network.
+    pub(super) look: bool,
 }
 
 impl Card {
@@ -71,6 +73,7 @@ impl Card {
                     description: entry.description.clone(),
                     preview: entry.preview.as_ref().map(url),
                     mixes_with: Vec::new(),
+                    look: entry.look.is_some(),
                 });
                 continue;
             }
@@ -87,6 +90,7 @@ impl Card {
                         .filter(|other| other.id != style.id)
                         .map(|other| (other.id.clone(), other.title.clone()))
                         .collect(),
+                    look: false,
                 });
             }
         }

@@ -32,6 +32,9 @@ pub(super) fn StyleCard(ui: Ui, style: Card) -> impl IntoView {
                 None => view! { <span class="no-preview" aria-hidden="true"></span> }.into_any(),
             }}
             <span class="title">{style.title.clone()}</span>
+            {style.look.then(|| view! {
+                <span class="tag" title="Applied by an exact formula: no network runs">"colour grade"</span>
+            })}
         </button>
     }
 }

@@ -282,3 +282,105 @@ fn a_multi_style_pack_round_trips_and_mixes_by_name() {
     .unwrap_err();
     assert!(matches!(err, PackError::InvalidManifest { .. }), "{err}");
 }
+
+/// A look is a pack without a network: it loads from a folder and from bytes with no weights,
+/// stylizes exactly as its formula, cannot be mixed, and malformed looks are refused by name.
+#[test]
+fn a_look_pack_applies_its_formula_exactly() {
+    use portraitist::looks::LookName;
+
+    let dir = tempdir().unwrap();
+    let models = dir.path().join("models");
+    let out = models.join("grade");
+    let manifest = portraitist::train::export::export_look(
+        &out,
+        "grade",
+        "Grade",
+        "A formula.",
+        LookName::TealOrange,
+        None,
+    )
+    .unwrap();
+    assert_eq!(manifest.look(), Some(LookName::TealOrange));
+    let files: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.ends_with(".bpk")),
+        "no weights: {files:?}"
+    );
+    let index = Index::load(&models).unwrap();
+    assert_eq!(index.styles[0].look.as_deref(), Some("teal-orange"));
+
+    let device = Device::flex();
+    let photo = common::astronaut();
+    let pack = StylePack::load(&out).unwrap();
+    let styled = Stylizer::from_pack(&pack, &device)
+        .unwrap()
+        .render_blocking(&photo, Some(64), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(
+        styled,
+        LookName::TealOrange.apply(&photo),
+        "the formula, exactly"
+    );
+    assert_ne!(styled, photo);
+    let bytes = fs::read(out.join("style.json")).unwrap();
+    let from_bytes = StylePack::from_bytes("style.json", &bytes, Vec::new()).unwrap();
+    assert_eq!(
+        render(&Stylizer::from_pack(&from_bytes, &device).unwrap()),
+        LookName::TealOrange.apply(&common::astronaut())
+    );
+    let err = Stylizer::from_pack_weights(&pack, &[0.5, 0.5], &device).unwrap_err();
+    assert!(err.to_string().contains("no styles to mix"), "{err}");
+    let err = pack.generator(&device).unwrap_err();
+    assert!(err.to_string().contains("no network"), "{err}");
+
+    let good: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let network = common::test_config();
+    let mut unknown = good.clone();
+    unknown["look"] = "neon".into();
+    let mut with_network = good.clone();
+    with_network["generator"] = serde_json::to_value(&network).unwrap();
+    let mut with_weights = good.clone();
+    with_weights["weights"] =
+        serde_json::json!({"file": "generator.bpk", "sha256": "00", "bytes": 1, "dtype": "f32"});
+    let mut noise_look = good.clone();
+    noise_look["kind"] = "noise".into();
+    for (case, expected) in [
+        (unknown, "unknown look `neon`"),
+        (with_network, "no `generator`"),
+        (with_weights, "a look has no `weights`"),
+        (noise_look, "no `generator` or `latent_generator`"),
+    ] {
+        let err = Manifest::parse("style.json", &serde_json::to_vec(&case).unwrap()).unwrap_err();
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
+    // A network's pack without its weights entry is refused too.
+    let network_dir = dir.path().join("net");
+    common::random_pack(&network_dir, "net", 3);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(network_dir.join("style.json")).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("weights");
+    let err = Manifest::parse("style.json", &serde_json::to_vec(&manifest).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("needs `weights`"), "{err}");
+}
+
+/// The shipped colour grades are looks: the built-in `modern` and `classical` give their
+/// formulas' output exactly.
+#[test]
+fn the_shipped_colour_grades_are_their_formulas() {
+    use portraitist::looks::LookName;
+
+    let device = Device::flex();
+    for (id, look) in [
+        ("modern", LookName::TealOrange),
+        ("classical", LookName::SepiaPrint),
+    ] {
+        let pack = StylePack::resolve(id, std::path::Path::new("no-models-here")).unwrap();
+        assert_eq!(pack.manifest.look(), Some(look), "{id}");
+        let styled = render(&Stylizer::from_pack(&pack, &device).unwrap());
+        assert_eq!(styled, look.apply(&common::astronaut()), "{id}");
+    }
+}
