@@ -197,6 +197,29 @@ def main():
         print("\nSame networks, losses and optimiser on both sides: " + "; ".join(f"{k}: {v}" for k, v in included.items())
               + ". Ours is the real trainer (`Trainer::run`): it also crops and jitters photos from disk each step.")
 
+    styles_ours = OUT / "styles-ours.txt"
+    if styles_ours.exists():
+        print(f"\n## The styles mode's (painterly) training step, CPU, {threads} threads, batch 4\n")
+        ours = {}
+        for line in styles_ours.read_text().splitlines():
+            m = re.match(r"Styles( \(Burn VGG\))?\s+(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)", line)
+            if m:
+                ours[(int(m.group(3)), bool(m.group(1)))] = float(m.group(5))
+        rows = []
+        for side in sorted({side for side, _ in ours}):
+            torch_run = read(f"styles-torch-{side}.json") or {}
+            theirs = torch_run.get("s_per_step")
+            fast, burn = ours.get((side, False)), ours.get((side, True))
+            rows.append([f"{side}²", f"{fast:.2f}" if fast else "–", f"{burn:.2f}" if burn else "–",
+                         f"{theirs:.2f}" if theirs else "–", ratio(fast, theirs), ratio(burn, theirs),
+                         f"{torch_run['peak_rss_mib']:.0f}" if "peak_rss_mib" in torch_run else "–"])
+        print(table(["side", "ours s/step (VGG19 on our CPU path)", "ours s/step (VGG19 in Burn's autodiff)",
+                     "PyTorch s/step", "ours ÷ PyTorch", "Burn VGG ÷ PyTorch", "PyTorch peak RSS MiB"], rows))
+        included = (read("styles-torch-128.json") or {}).get("included")
+        if included:
+            print(f"\nPyTorch: {included}. Ours: the real trainer (`cargo bench --bench training -- styles`: "
+                  "two styles, `tiny`, photos cropped from disk each step).")
+
     print("\n## Browser, headless Chromium, 512² photo, the page's default style\n")
     cpu = web.get("cpu", {})
     gpu = web.get("webgpu", {})
