@@ -27,6 +27,9 @@ pub enum Backend {
     Cpu,
     /// GPU through wgpu (Vulkan, Metal or DX12); needs a build with `--features wgpu`.
     Wgpu,
+    /// NVIDIA GPU through CUDA (kernels compiled by NVRTC); needs a build with `--features cuda`
+    /// (see scripts/setup-cuda).
+    Cuda,
 }
 
 /// An error and its causes on one line, each cause once: library errors often print their source
@@ -55,6 +58,26 @@ pub fn device(backend: Backend) -> Result<Device> {
             .map_err(|e| anyhow::anyhow!("no usable GPU through wgpu: {e}")),
         #[cfg(not(feature = "wgpu"))]
         Backend::Wgpu => bail!("this build has no GPU support: rebuild with `--features wgpu`"),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => {
+            // The backend starts lazily and panics without a driver: try one tensor first.
+            let device = Device::cuda(0usize);
+            let probe = device.clone();
+            std::panic::catch_unwind(move || {
+                burn::tensor::Tensor::<1>::zeros([1], &probe).into_data()
+            })
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no usable CUDA device (is the NVIDIA driver loaded, and do CUDA_PATH and \
+                     LD_LIBRARY_PATH reach the CUDA toolkit's NVRTC?)"
+                )
+            })?;
+            Ok(device)
+        }
+        #[cfg(not(feature = "cuda"))]
+        Backend::Cuda => bail!(
+            "this build has no CUDA support: run scripts/setup-cuda, then rebuild with `--features cuda`"
+        ),
     }
 }
 
@@ -100,6 +123,7 @@ pub fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Cpu => "cpu (flex)",
         Backend::Wgpu => "wgpu",
+        Backend::Cuda => "cuda",
     }
 }
 
