@@ -507,17 +507,22 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
         ours.style,
         scalar(style)
     );
-    let ours_grad: Vec<f32> = ours.grad.concat();
-    let scale = burn_grad.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-    let worst = ours_grad
+    assert_gradient_matches(&ours.grad.concat(), &burn_grad, "the images' gradient");
+}
+
+/// `ours` within 1e-4 of `burn`'s largest magnitude everywhere, and `burn` not zero.
+fn assert_gradient_matches(ours: &[f32], burn: &[f32], what: &str) {
+    assert_eq!(ours.len(), burn.len(), "{what}: lengths");
+    let scale = burn.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = ours
         .iter()
-        .zip(&burn_grad)
+        .zip(burn)
         .map(|(a, e)| (a - e).abs())
         .fold(0.0f32, f32::max);
-    assert!(scale > 0.0, "the gradient is not zero");
+    assert!(scale > 0.0, "{what} is not zero");
     assert!(
         worst <= 1e-4 * scale,
-        "gradient off by {worst} (largest {scale})"
+        "{what} off by {worst} (largest {scale})"
     );
 }
 
@@ -579,17 +584,7 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
         (cpu_style - burn_style).abs() <= 1e-4 * burn_style,
         "{cpu_style} vs {burn_style}"
     );
-    let scale = burn_grad.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-    let worst = cpu_grad
-        .iter()
-        .zip(&burn_grad)
-        .map(|(a, e)| (a - e).abs())
-        .fold(0.0f32, f32::max);
-    assert!(scale > 0.0, "the gradient is not zero");
-    assert!(
-        worst <= 1e-4 * scale,
-        "input gradient off by {worst} (largest {scale})"
-    );
+    assert_gradient_matches(&cpu_grad, &burn_grad, "the generator input's gradient");
 }
 
 /// The style table learns at `style_table_lr_factor` × the shared rate: after one Adam step
