@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The README's before/after gallery: each public-domain test portrait, then the same portrait in
-every shipped transfer style at full strength, one row per portrait, labelled.
+every shipped transfer style (each style of a multi-style pack) at full strength, one row per
+portrait, labelled.
 
     scripts/gallery.py [PORTRAITIST_BINARY]    (writes docs/gallery.jpg; needs Pillow)
 
@@ -25,7 +26,12 @@ def main():
     binary = sys.argv[1] if len(sys.argv) > 1 else "portraitist"
     index = json.loads((ROOT / "models/index.json").read_text())
     styles = [s for s in index["styles"] if s.get("kind", "transfer") == "transfer"]
-    columns = [("photo", None)] + [(s["title"], s["id"]) for s in styles]
+    columns = [("photo", None)]
+    for s in styles:  # a multi-style pack: a column per style (`pack:style`)
+        if s.get("styles"):
+            columns += [(one["title"], f'{s["id"]}:{one["id"]}') for one in s["styles"]]
+        else:
+            columns.append((s["title"], s["id"]))
     sheet = Image.new("RGB", (CELL * len(columns), (CELL + LABEL) * len(PORTRAITS)), "white")
     draw = ImageDraw.Draw(sheet)
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,7 +40,7 @@ def main():
                 if style is None:
                     path = photo
                 else:
-                    out = pathlib.Path(tmp) / style
+                    out = pathlib.Path(tmp) / style.replace(":", "-")
                     subprocess.run([binary, "--models", str(ROOT / "models"), "stylize", "--style", style,
                                     "--max-side", "512", str(photo), "--out", str(out)],
                                    check=True, stdout=subprocess.DEVNULL)

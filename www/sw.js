@@ -4,7 +4,7 @@
 // and with the network off everything comes from it. A new sw.js gets a new cache and the old one
 // is deleted on activation.
 
-const CACHE = 'portraitist-v2';
+const CACHE = 'portraitist-v3';
 const SHELL = [
   './', './boot.js', './portraitist-web.js', './portraitist-web_bg.wasm', './style.css',
   './manifest.webmanifest', './icon.svg', './models/index.json',
@@ -21,11 +21,13 @@ async function styleFiles() {
       // A look has no weights file: its formula is in the app.
       if (manifest.weights && manifest.weights.file) files.push(base + manifest.weights.file);
       if (style.preview) files.push(base + style.preview);
+      // A multi-style pack: each style's own preview.
+      for (const one of style.styles || []) if (one.preview) files.push(base + one.preview);
     }
   } catch (err) {
     // No styles yet: the shell alone is still worth caching.
   }
-  return files;
+  return [...new Set(files)]; // cache.addAll refuses duplicates
 }
 
 self.addEventListener('install', (event) => {

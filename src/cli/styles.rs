@@ -22,7 +22,12 @@ pub fn run(models: &Path) -> Result<()> {
         } else {
             " [built in]"
         };
-        let default = if index.default.as_deref() == Some(&entry.id) {
+        // `pack` or `pack:style`.
+        let default_pack = index
+            .default
+            .as_deref()
+            .map(|d| d.split(':').next().unwrap_or(d));
+        let default = if default_pack == Some(entry.id.as_str()) {
             " (default)"
         } else {
             ""

@@ -14,7 +14,7 @@ use super::{
 /// `models/index.json`: the packs the app offers, in gallery order, with what the gallery shows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Index {
-    /// Id of the style selected when the app opens.
+    /// What the app selects when it opens: a pack's id (its first style) or `pack:style`.
     #[serde(default)]
     pub default: Option<String>,
     pub styles: Vec<IndexEntry>,

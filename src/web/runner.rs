@@ -37,10 +37,15 @@ pub(super) async fn load_styles(ui: Ui) {
                 .filter(|s| s.kind == PackKind::Transfer)
                 .collect();
             let cards = Card::all(&transfer);
-            // The default pack's (first) card.
+            // The default: a style of a pack (`pack:style`), or a pack's first card.
             let default = index
                 .default
-                .and_then(|d| cards.iter().find(|c| c.pack == d))
+                .and_then(|d| {
+                    cards
+                        .iter()
+                        .find(|c| c.id == d)
+                        .or_else(|| cards.iter().find(|c| c.pack == d))
+                })
                 .or_else(|| cards.first())
                 .map(|c| c.id.clone());
             if cards.is_empty() {

@@ -297,21 +297,34 @@ test('without ?backend the page uses WebGPU on a hardware adapter and the CPU on
 
 test('every shipped style is offered, the default is chosen, and each gives the native CLI\'s result', async () => {
   const index = JSON.parse(fs.readFileSync(path.join('models', 'index.json'), 'utf8'));
-  const shipped = index.styles.filter((s) => (s.kind ?? 'transfer') === 'transfer');
+  // A card per style: a multi-style pack's styles are `pack:style`, each with its own title.
+  const shipped = index.styles
+    .filter((s) => (s.kind ?? 'transfer') === 'transfer')
+    .flatMap((s) => (s.styles?.length
+      ? s.styles.map((one) => ({ id: `${s.id}:${one.id}`, title: one.title }))
+      : [{ id: s.id, title: s.title }]));
   assert.ok(shipped.length >= 3, `models/index.json ships ${shipped.length} transfer styles`);
+  // `pack:style`, or a pack: its first style.
+  const byDefault = shipped.find((s) => s.id === index.default)
+    ?? shipped.find((s) => s.id.split(':')[0] === index.default);
+  assert.ok(byDefault, `the default ${index.default} is a shipped style`);
+  const cardOf = (page, title) => page.locator('.style', {
+    has: page.locator('.title', { hasText: new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }),
+  });
   const { context, page } = await openPage(`${base}?backend=cpu`);
   try {
-    const defaultCard = page.locator('.style', { hasText: shipped.find((s) => s.id === index.default).title });
+    const defaultCard = cardOf(page, byDefault.title);
     await defaultCard.waitFor();
     assert.equal(await defaultCard.getAttribute('aria-pressed'), 'true', 'the default style is selected');
     for (const style of shipped) {
-      const card = page.locator('.style', { hasText: style.title });
+      const card = cardOf(page, style.title);
       await card.click();
       assert.equal(await card.getAttribute('aria-pressed'), 'true');
       await upload(page, ASTRONAUT);
       assert.equal(await pageFailure(page), null);
-      const web = await download(page, '#download-png', `shipped-${style.id}.png`, `astronaut-${style.id}.png`);
-      const out = path.join(ARTIFACTS, 'native', `shipped-${style.id}`);
+      const web = await download(page, '#download-png', `shipped-${style.id.replace(':', '-')}.png`,
+        `astronaut-${style.id.replace(':', '-')}.png`);
+      const out = path.join(ARTIFACTS, 'native', `shipped-${style.id.replace(':', '-')}`);
       fs.rmSync(out, { recursive: true, force: true });
       execFileSync(PORTRAITIST, ['--models', 'models', '--backend', 'cpu', 'stylize', '--style', style.id,
         ASTRONAUT, '--out', out], { stdio: 'pipe' });
