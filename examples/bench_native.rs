@@ -9,15 +9,16 @@
 //!                                            (PRESETS: comma list, default `tiny,small`)
 //! bench_native layers PRESET SIDE RUNS      our CPU path, each convolution's median time
 //! bench_native tiling BACKEND                a 1024² photo whole vs in 256² tiles (the page's path)
-//! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256²)
+//! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256², and
+//!                                            the styles step at 256², batch 8, where VGG19 is)
 //! bench_native check BACKEND STEPS           BACKEND against flex on the same numbers: forward
 //!                                            passes, each loss's gradients, then STEPS training
 //!                                            steps side by side (where a GPU goes wrong)
 //! ```
 //!
 //! BACKEND is `cpu` (our CPU path, which the stylizer uses on the CPU; `infer` only), `flex`
-//! (Burn's CPU backend), `ndarray` (needs `--features ndarray`) or `wgpu` (needs `--features
-//! wgpu` or `vulkan`). SIZES is a comma list such as `256,512,1024`.
+//! (Burn's CPU backend), `ndarray` (needs `--features ndarray`), `wgpu` (needs `--features
+//! wgpu` or `vulkan`) or `cuda` (needs `--features cuda`, after scripts/setup-cuda). SIZES is a comma list such as `256,512,1024`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -58,6 +59,37 @@ fn main() {
 type Result<T> = std::result::Result<T, String>;
 
 fn device(name: &str) -> Result<Device> {
+    let device = gpu_or_cpu_device(name)?;
+    if matches!(name, "wgpu" | "cuda") {
+        precision(device)
+    } else {
+        Ok(device)
+    }
+}
+
+/// `BENCH_PRECISION=f16`: the GPU device's tensors default to f16 (integers stay i32), set before
+/// its first tensor. Nothing else changes: parameters and optimiser state are f16 too, so the
+/// check shows what plain f16 does to the losses, gradients and steps.
+fn precision(mut device: Device) -> Result<Device> {
+    use burn::tensor::{FloatDType, IntDType};
+    match std::env::var("BENCH_PRECISION").as_deref() {
+        Err(_) | Ok("f32") => Ok(device),
+        Ok("f16") => {
+            if !device.supports_dtype(FloatDType::F16) {
+                return Err("this GPU has no usable f16 (shaderFloat16 and 16-bit storage)".into());
+            }
+            device
+                .configure((FloatDType::F16, IntDType::I32))
+                .map_err(|e| format!("f16 on this device: {e:?}"))?;
+            Ok(device)
+        }
+        Ok(other) => Err(format!(
+            "BENCH_PRECISION=`{other}`: expected `f32` or `f16`"
+        )),
+    }
+}
+
+fn gpu_or_cpu_device(name: &str) -> Result<Device> {
     match name {
         "flex" => Ok(Device::flex()),
         #[cfg(feature = "ndarray")]
@@ -77,6 +109,8 @@ fn device(name: &str) -> Result<Device> {
         }
         .init()
         .map_err(|e| format!("no usable GPU through wgpu: {e}")),
+        #[cfg(feature = "cuda")]
+        "cuda" => portraitist::engine::cuda_device(),
         other => Err(format!("backend `{other}` is not in this build")),
     }
 }
@@ -343,33 +377,60 @@ fn train(backend: &str, steps: usize) -> Result<()> {
     let device = device(backend)?;
     let dir = std::env::temp_dir().join(format!("portraitist-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    for folder in ["a", "b", "pairs/before", "pairs/after"] {
+    for folder in [
+        "a",
+        "b",
+        "pairs/before",
+        "pairs/after",
+        "styles/one",
+        "styles/two",
+    ] {
         photos(&dir.join(folder), 4, 300)?;
     }
-    let cases = [
-        (Mode::Unpaired, Preset::Tiny, 128),
-        (Mode::Paired, Preset::Tiny, 128),
-        (Mode::Unpaired, Preset::Small, 256),
-        (Mode::Paired, Preset::Small, 256),
+    // The painterly recipe's step (styles mode: VGG19 losses and a PatchGAN) at the GPU issue's
+    // size and batch, where the VGG19 weights are at hand (BENCH_VGG19, default the trainer's path).
+    let vgg19 = std::env::var_os("BENCH_VGG19")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| TrainConfig::default().vgg19);
+    let mut cases = vec![
+        (Mode::Unpaired, Preset::Tiny, 128, None),
+        (Mode::Paired, Preset::Tiny, 128, None),
+        (Mode::Unpaired, Preset::Small, 256, None),
+        (Mode::Paired, Preset::Small, 256, None),
     ];
-    for (i, (mode, preset, size)) in cases.into_iter().enumerate() {
+    if vgg19.exists() {
+        cases.push((Mode::Styles, Preset::Tiny, 256, Some(8)));
+    } else {
+        eprintln!(
+            "bench_native: styles step skipped ({} is missing)",
+            vgg19.display()
+        );
+    }
+    for (i, (mode, preset, size, batch)) in cases.into_iter().enumerate() {
         let sources = match mode {
             Mode::Paired => Sources::Paired {
                 pairs: dir.join("pairs"),
+            },
+            Mode::Styles => Sources::Styles {
+                content: dir.join("a"),
+                styles: dir.join("styles"),
             },
             _ => Sources::Unpaired {
                 content: dir.join("a"),
                 style: dir.join("b"),
             },
         };
+        let defaults = TrainConfig::for_mode(mode);
         let config = TrainConfig {
             mode,
             preset,
             size,
+            batch: batch.unwrap_or(defaults.batch),
             steps: 100_000,
             sample_every: 1_000_000,
             checkpoint_every: 1_000_000,
-            ..TrainConfig::for_mode(mode)
+            vgg19: vgg19.clone(),
+            ..defaults
         };
         let batch = config.batch;
         let mut trainer = Trainer::new(
@@ -556,7 +617,11 @@ fn check(backend: &str, steps: usize) -> Result<()> {
     // As the trainer: unfused unless BURN_FUSION_MAX_EXPLORATIONS says otherwise (set it to a
     // large number to see what fusion does).
     let unfused = portraitist::train::trainer::unfused();
-    println!("{{\"backend\":\"{backend}\",\"unfused\":{unfused}}}");
+    let precision = std::env::var("BENCH_PRECISION").unwrap_or_else(|_| "f32".into());
+    let removed = std::env::var("PORTRAITIST_FUSION_REMOVE").unwrap_or_default();
+    println!(
+        "{{\"backend\":\"{backend}\",\"unfused\":{unfused},\"fusion_removed\":\"{removed}\",\"precision\":\"{precision}\"}}"
+    );
     let reference = Device::flex();
     let other = device(backend)?;
     let config = TrainConfig {

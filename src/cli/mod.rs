@@ -59,21 +59,7 @@ pub fn device(backend: Backend) -> Result<Device> {
         #[cfg(not(feature = "wgpu"))]
         Backend::Wgpu => bail!("this build has no GPU support: rebuild with `--features wgpu`"),
         #[cfg(feature = "cuda")]
-        Backend::Cuda => {
-            // The backend starts lazily and panics without a driver: try one tensor first.
-            let device = Device::cuda(0usize);
-            let probe = device.clone();
-            std::panic::catch_unwind(move || {
-                burn::tensor::Tensor::<1>::zeros([1], &probe).into_data()
-            })
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "no usable CUDA device (is the NVIDIA driver loaded, and do CUDA_PATH and \
-                     LD_LIBRARY_PATH reach the CUDA toolkit's NVRTC?)"
-                )
-            })?;
-            Ok(device)
-        }
+        Backend::Cuda => portraitist::engine::cuda_device().map_err(anyhow::Error::msg),
         #[cfg(not(feature = "cuda"))]
         Backend::Cuda => bail!(
             "this build has no CUDA support: run scripts/setup-cuda, then rebuild with `--features cuda`"

@@ -123,8 +123,9 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
     // Before the GPU is touched: Burn reads its configuration once (see `unfused`).
     if !portraitist::train::trainer::unfused() && matches!(backend, Backend::Wgpu) {
         eprintln!(
-            "warning: Burn's kernel fusion is on (BURN_FUSION_MAX_EXPLORATIONS or burn.toml): on wgpu it \
-             has computed training losses wrongly and turned runs to NaN"
+            "warning: Burn's kernel fusion is on (BURN_FUSION_MAX_EXPLORATIONS, burn.toml or \
+             PORTRAITIST_FUSION_REMOVE): on wgpu it has computed training losses wrongly and \
+             turned runs to NaN"
         );
     }
     let device = device(backend)?;

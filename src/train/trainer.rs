@@ -42,7 +42,26 @@ use crate::rng::Rng;
 /// touches a GPU before it makes a trainer calls it first, since Burn reads its configuration
 /// once (afterwards this can only report). It has no effect on the CPU, which does not fuse.
 /// Burn's other settings (its `burn.toml`, its `BURN_*` variables) are kept.
+///
+/// `PORTRAITIST_FUSION_REMOVE=ElementWise[,NAME…]` (in a build with a GPU backend) keeps fusion on
+/// but without the named optimisations (`ElementWise`, `Matmul`, `Reduce`, `ReduceBroadcasted`,
+/// `NHWCRelayout`): the way to find which one is wrong (`bench_native check`). Then this returns
+/// false.
 pub fn unfused() -> bool {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Ok(list) = std::env::var("PORTRAITIST_FUSION_REMOVE") {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !burn_cubecl::fusion::BUILTIN_NAMES.contains(&name) {
+                eprintln!(
+                    "warning: PORTRAITIST_FUSION_REMOVE: `{name}` is none of Burn's fusions ({})",
+                    burn_cubecl::fusion::BUILTIN_NAMES.join(", ")
+                );
+            }
+            // Fails only once fusion has started, when the first call has already removed it.
+            let _ = burn_cubecl::fusion::remove(name);
+        }
+        return false;
+    }
     use burn::BurnConfig;
     use burn_std::config::RuntimeConfig;
     // What Burn would load by itself, with fusion turned off where nothing above decided.

@@ -9,6 +9,7 @@ mod backend;
 mod browser;
 mod camera;
 mod create_view;
+pub mod harness;
 mod runner;
 mod state;
 mod style_card;

@@ -1,0 +1,135 @@
+//! The page's stylize path without the page, for `bench/dawn` (Node with Dawn, Chrome's WebGPU
+//! implementation): the same wasm code the page runs — device choice, pack parsing, the tiled
+//! render at the page's tile size — on a GPU without a browser. Exported to JavaScript; the page
+//! itself does not use it.
+
+use image::RgbImage;
+use wasm_bindgen::prelude::*;
+
+use super::backend::{self, Backend};
+use super::state::BROWSER_TILE;
+use crate::image_io::{self, OutputFormat};
+use crate::pack::{StylePack, StyleRef};
+use crate::stylize::Stylizer;
+
+/// One style on the device the page would pick (`backend`: `webgpu`, or `cpu` for the wasm CPU
+/// path), ready to stylize photos.
+#[wasm_bindgen]
+pub struct Harness {
+    stylizer: Stylizer,
+    backend: Backend,
+}
+
+#[wasm_bindgen]
+impl Harness {
+    /// `manifest` and `weights` are a pack's `style.json` and weights file; `style` names a
+    /// style or mix the way the page and the CLI do (`painters:ink`, `painters:ink=0.7,…`).
+    /// WebGPU is taken even on a software adapter (the page would pass over one).
+    pub async fn open(
+        backend: String,
+        style: String,
+        manifest: Vec<u8>,
+        weights: Vec<u8>,
+    ) -> Result<Harness, JsError> {
+        let forced = match backend.as_str() {
+            "webgpu" => Backend::WebGpu,
+            "cpu" => Backend::Cpu,
+            other => {
+                return Err(JsError::new(&format!(
+                    "unknown backend `{other}`: webgpu or cpu"
+                )));
+            }
+        };
+        let (device, backend, note) = backend::init(Some(forced)).await;
+        if backend != forced {
+            return Err(JsError::new(
+                &note.unwrap_or_else(|| "WebGPU is not available".into()),
+            ));
+        }
+        let style = StyleRef::parse(&style).map_err(js)?;
+        let pack = StylePack::from_bytes("style.json", &manifest, weights).map_err(js)?;
+        let stylizer = Stylizer::from_pack_style(&pack, &style, &device).map_err(js)?;
+        Ok(Harness { stylizer, backend })
+    }
+
+    /// `WebGPU` or `CPU`.
+    pub fn backend(&self) -> String {
+        self.backend.label().into()
+    }
+
+    /// The full-strength result for an encoded photo (JPEG, PNG, WebP), as PNG bytes.
+    pub fn stylize(&self, photo: Vec<u8>) -> js_sys::Promise {
+        let stylizer = self.stylizer.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let photo = image_io::decode(&photo).map_err(js_value)?;
+            let styled = render(&stylizer, &photo).await?;
+            let png = image_io::encode(&styled, OutputFormat::Png).map_err(js_value)?;
+            Ok(js_sys::Uint8Array::from(png.as_slice()).into())
+        })
+    }
+
+    /// Milliseconds of each of `runs` renders of the photo resized to `side`×`side`, after one
+    /// untimed render of that size (its shapes' kernels compile then). Only the render is timed,
+    /// read-back of the result included: decoding and resizing happen once, before.
+    pub fn time(&self, photo: Vec<u8>, side: u32, runs: u32) -> js_sys::Promise {
+        let stylizer = self.stylizer.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let photo = image_io::decode(&photo).map_err(js_value)?;
+            let photo = image::imageops::resize(&photo, side, side, image::imageops::Triangle);
+            render(&stylizer, &photo).await?;
+            let times = js_sys::Array::new();
+            for _ in 0..runs {
+                let started = now_ms()?;
+                render(&stylizer, &photo).await?;
+                times.push(&JsValue::from(now_ms()? - started));
+            }
+            Ok(times.into())
+        })
+    }
+}
+
+/// The page's render: full strength, tiled at the page's tile size.
+async fn render(stylizer: &Stylizer, photo: &RgbImage) -> Result<RgbImage, JsValue> {
+    stylizer
+        .render(photo, Some(BROWSER_TILE), &mut |_, _| {})
+        .await
+        .map_err(js_value)
+}
+
+/// `performance.now()` of whatever global there is (a page, a worker, Node).
+fn now_ms() -> Result<f64, JsValue> {
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into())?;
+    let now: js_sys::Function = js_sys::Reflect::get(&performance, &"now".into())?.dyn_into()?;
+    now.call0(&performance)?
+        .as_f64()
+        .ok_or_else(|| "performance.now() gave no number".into())
+}
+
+/// The largest difference of any channel of any pixel between two encoded images of one size.
+#[wasm_bindgen(js_name = maxDifference)]
+pub fn max_difference(a: &[u8], b: &[u8]) -> Result<u8, JsError> {
+    let (a, b): (RgbImage, RgbImage) = (
+        image_io::decode(a).map_err(js)?,
+        image_io::decode(b).map_err(js)?,
+    );
+    if a.dimensions() != b.dimensions() {
+        return Err(JsError::new(&format!(
+            "sizes differ: {:?} and {:?}",
+            a.dimensions(),
+            b.dimensions()
+        )));
+    }
+    Ok(a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0))
+}
+
+fn js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn js_value(e: impl std::fmt::Display) -> JsValue {
+    js(e).into()
+}
