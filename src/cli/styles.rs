@@ -22,12 +22,7 @@ pub fn run(models: &Path) -> Result<()> {
         } else {
             " [built in]"
         };
-        // `pack` or `pack:style`.
-        let default_pack = index
-            .default
-            .as_deref()
-            .map(|d| d.split(':').next().unwrap_or(d));
-        let default = if default_pack == Some(entry.id.as_str()) {
+        let default = if index.default_pack() == Some(entry.id.as_str()) {
             " (default)"
         } else {
             ""

@@ -38,6 +38,12 @@ pub struct IndexEntry {
 }
 
 impl Index {
+    /// The pack of the default: `default` itself, or the part before `:` of a `pack:style`.
+    pub fn default_pack(&self) -> Option<&str> {
+        let default = self.default.as_deref()?;
+        Some(default.split_once(':').map_or(default, |(pack, _)| pack))
+    }
+
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Self, PackError> {
         let invalid = |message: String| PackError::InvalidManifest {
             file: file.into(),

@@ -170,8 +170,19 @@ fn context_2d(canvas: &HtmlCanvasElement) -> Result<web_sys::CanvasRenderingCont
         .map_err(|_| "no 2d context".into())
 }
 
+/// `performance.now()` of whatever global there is: a page, a worker, or Node (bench/dawn).
 pub fn now_ms() -> f64 {
-    window().performance().map(|p| p.now()).unwrap_or(0.0)
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"performance".into())
+        .ok()
+        .and_then(|performance| {
+            let now: js_sys::Function = js_sys::Reflect::get(&performance, &"now".into())
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            now.call0(&performance).ok()?.as_f64()
+        })
+        .unwrap_or(0.0)
 }
 
 /// Let the browser paint and handle input before the next chunk of work.

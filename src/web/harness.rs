@@ -7,6 +7,7 @@ use image::RgbImage;
 use wasm_bindgen::prelude::*;
 
 use super::backend::{self, Backend};
+use super::browser;
 use super::state::BROWSER_TILE;
 use crate::image_io::{self, OutputFormat};
 use crate::pack::{StylePack, StyleRef};
@@ -79,9 +80,9 @@ impl Harness {
             render(&stylizer, &photo).await?;
             let times = js_sys::Array::new();
             for _ in 0..runs {
-                let started = now_ms()?;
+                let started = browser::now_ms();
                 render(&stylizer, &photo).await?;
-                times.push(&JsValue::from(now_ms()? - started));
+                times.push(&JsValue::from(browser::now_ms() - started));
             }
             Ok(times.into())
         })
@@ -94,15 +95,6 @@ async fn render(stylizer: &Stylizer, photo: &RgbImage) -> Result<RgbImage, JsVal
         .render(photo, Some(BROWSER_TILE), &mut |_, _| {})
         .await
         .map_err(js_value)
-}
-
-/// `performance.now()` of whatever global there is (a page, a worker, Node).
-fn now_ms() -> Result<f64, JsValue> {
-    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into())?;
-    let now: js_sys::Function = js_sys::Reflect::get(&performance, &"now".into())?.dyn_into()?;
-    now.call0(&performance)?
-        .as_f64()
-        .ok_or_else(|| "performance.now() gave no number".into())
 }
 
 /// The largest difference of any channel of any pixel between two encoded images of one size.

@@ -23,6 +23,7 @@ pub(super) async fn load_styles(ui: Ui) {
         .and_then(|b| Index::parse("models/index.json", &b).map_err(|e| e.to_string()));
     match index {
         Ok(index) => {
+            let default_pack = index.default_pack().map(str::to_owned);
             let noise: Vec<IndexEntry> = index
                 .styles
                 .iter()
@@ -38,13 +39,13 @@ pub(super) async fn load_styles(ui: Ui) {
                 .collect();
             let cards = Card::all(&transfer);
             // The default: a style of a pack (`pack:style`), or a pack's first card.
-            let default = index
-                .default
-                .and_then(|d| {
+            let default = cards
+                .iter()
+                .find(|c| index.default.as_deref() == Some(c.id.as_str()))
+                .or_else(|| {
                     cards
                         .iter()
-                        .find(|c| c.id == d)
-                        .or_else(|| cards.iter().find(|c| c.pack == d))
+                        .find(|c| default_pack.as_deref() == Some(c.pack.as_str()))
                 })
                 .or_else(|| cards.first())
                 .map(|c| c.id.clone());
