@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint (with its own config; --steps may extend it).
     #[arg(long)]
     resume: bool,
+    /// Start a new run from a pack's network (a pack folder, e.g. models/painters) instead of
+    /// random weights; its shape and styles must be the run's.
+    #[arg(long, value_name = "PACK_DIR", conflicts_with = "resume")]
+    init: Option<PathBuf>,
 }
 
 pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
@@ -120,6 +124,13 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
         seed: args.seed,
         adversarial: args.adversarial,
     });
+    let config = match &args.init {
+        Some(pack) => TrainConfig {
+            init: Some(pack.clone()),
+            ..config
+        },
+        None => config,
+    };
     // Before the GPU is touched: Burn reads its configuration once (see `unfused`).
     if !portraitist::train::trainer::unfused() && matches!(backend, Backend::Wgpu) {
         eprintln!(

@@ -128,6 +128,10 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Content images shown in every sample grid.
     pub sample_count: usize,
+    /// A new run starts from this pack's generator (its folder) instead of random weights: a
+    /// shipped network trained further, or on new data. Its shape and (styles mode) its styles
+    /// must be the run's; the discriminator and the optimisers start afresh.
+    pub init: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -168,6 +172,7 @@ impl Default for TrainConfig {
             checkpoint_every: 250,
             keep_checkpoints: 3,
             sample_count: 4,
+            init: None,
         }
     }
 }

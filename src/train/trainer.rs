@@ -28,6 +28,7 @@ use crate::learn::config::{ConfigError, Mode, TrainConfig};
 use crate::learn::step::{Nets, StyleGrams, noise_step, styles_step, transfer_step};
 use crate::learn::{Losses, StepError};
 use crate::model::{Generator, LatentGenerator, Vgg19};
+use crate::pack::StylePack;
 use crate::photos::{self, FolderError, ImageFolder};
 use crate::rng::Rng;
 
@@ -199,6 +200,41 @@ pub struct Trainer {
     cpu_vgg: Option<CpuVgg>,
 }
 
+/// A new run's generator becomes `pack`'s (see [`TrainConfig::init`]).
+fn start_from_pack(
+    nets: &mut Nets,
+    pack_dir: &Path,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let fail = |why: String| TrainError::Usage(format!("init {}: {why}", pack_dir.display()));
+    let Nets::Transfer(nets) = nets else {
+        return Err(fail(
+            "a noise run cannot start from a pack (only unpaired, paired and styles runs)".into(),
+        ));
+    };
+    let pack = StylePack::load(pack_dir).map_err(|e| fail(e.to_string()))?;
+    let theirs = pack.transfer_config().map_err(|e| fail(e.to_string()))?;
+    let ours = config.generator_config();
+    if *theirs != ours {
+        return Err(fail(format!(
+            "its network ({theirs:?}) is not this run's ({ours:?}): use its preset and styles"
+        )));
+    }
+    if config.mode == Mode::Styles {
+        let ids: Vec<&str> = pack.manifest.styles.iter().map(|s| s.id.as_str()).collect();
+        if ids != config.styles {
+            return Err(fail(format!(
+                "its styles are {} but the style folder holds {}",
+                ids.join(", "),
+                config.styles.join(", ")
+            )));
+        }
+    }
+    nets.g = pack.generator(device).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
 impl Trainer {
     /// Prepare a run in `run_dir`: a new one, or (`resume`) the one already there, whose own
     /// config is used (`steps` may be raised to continue further).
@@ -316,6 +352,9 @@ impl Trainer {
             step = reader.progress.step;
             rng = reader.progress.rng;
             last_checkpoint = Some(step);
+        }
+        if let (None, Some(pack)) = (&resume_from, &config.init) {
+            start_from_pack(&mut nets, pack, &config, &training)?;
         }
         let vgg = if config.uses_vgg() {
             let path = &config.vgg19;

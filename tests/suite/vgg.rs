@@ -333,6 +333,40 @@ fn styles_mode_learns_several_styles_in_one_network_and_exports_them() {
     let diff = crate::common::mean_abs_diff(&blue, &red);
     assert!(diff > 2.0, "the two styles differ: {diff}");
 
+    // A new run can start from the exported pack (`train --init`): its generator is the pack's
+    // before the first step, not random weights.
+    let trainer = Trainer::new(
+        &sources,
+        &dir.path().join("from-pack"),
+        TrainConfig {
+            init: Some(out.clone()),
+            ..trainer.config().clone()
+        },
+        false,
+        &device,
+        &mut |_: Event| {},
+    )
+    .unwrap();
+    let started = crate::common::param_values(&trainer.generator().unwrap());
+    let shipped = crate::common::param_values(&pack.generator(&device).unwrap());
+    assert_eq!(started, shipped);
+    // A pack of another shape is refused by name.
+    let err = Trainer::new(
+        &sources,
+        &dir.path().join("wrong-pack"),
+        TrainConfig {
+            init: Some(out.clone()),
+            preset: Preset::Small,
+            ..trainer.config().clone()
+        },
+        false,
+        &device,
+        &mut |_: Event| {},
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("is not this run's"), "{err}");
+
     // The same run resumed with a style folder holding other styles is refused.
     std::fs::create_dir_all(styles.join("green")).unwrap();
     painted(&styles.join("green"), &|_, _, _| [0, 200, 0]);
