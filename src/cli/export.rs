@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
+use portraitist::StylePack;
 use portraitist::looks::LookName;
+use portraitist::pack::archive::PackFile;
 use portraitist::train::export::{
     ExportRequest, WeightsSource, export, export_look, export_safetensors,
 };
@@ -19,11 +21,14 @@ pub struct ExportArgs {
     /// applied by its exact formula with no network.
     #[arg(long, conflicts_with = "style")]
     look: Option<String>,
-    /// With `--format safetensors`: a style pack (id or folder) to export instead of a run.
+    /// With `--format safetensors` or `tar`: a style pack (id, folder or archive) to export
+    /// instead of a run.
     #[arg(long)]
     style: Option<String>,
-    /// `pack`: a style pack folder for the CLI and the web app. `safetensors`: the generator's
-    /// weights as one .safetensors file (f32; its shape in the metadata) for PyTorch and other tools.
+    /// `pack`: a style pack folder for the CLI and the web app. `tar`: a pack as one file (the
+    /// page takes it dropped on it, `stylize --style FILE` reads it, `tar -xf` unpacks it).
+    /// `safetensors`: the generator's weights as one .safetensors file (f32; its shape in the
+    /// metadata) for PyTorch and other tools.
     #[arg(long, value_enum, default_value_t = ExportFormat::Pack)]
     format: ExportFormat,
     /// Pack id: lowercase letters, digits, - and _ (pack format).
@@ -52,10 +57,40 @@ pub struct ExportArgs {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ExportFormat {
     Pack,
+    Tar,
     Safetensors,
 }
 
 pub fn run(args: &ExportArgs, models: &Path) -> Result<ExitCode> {
+    if args.format == ExportFormat::Tar {
+        let Some(style) = &args.style else {
+            bail!("--format tar packs an existing pack: give --style ID (or a pack folder)");
+        };
+        let pack = StylePack::resolve(style, models)?;
+        // The previews travel with it; a built-in pack has none.
+        let manifest = &pack.manifest;
+        let mut previews = Vec::new();
+        if let Some(dir) = pack.dir() {
+            let names = manifest.preview.iter().chain(manifest.styles.iter().filter_map(|s| s.preview.as_ref()));
+            for name in names {
+                let path = dir.join(name);
+                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                previews.push(PackFile { name: name.clone(), bytes });
+            }
+        }
+        let bytes = pack.to_archive(&previews);
+        portraitist::atomic::write(&args.out, &bytes)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        println!(
+            "wrote {} ({} bytes, pack `{}`): `portraitist stylize --style {}` reads it, the page takes it \
+             dropped on it, `tar -xf` unpacks it into a pack folder",
+            args.out.display(),
+            bytes.len(),
+            manifest.id,
+            args.out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.format == ExportFormat::Safetensors {
         let source = match (&args.run, &args.style) {
             (Some(run_dir), _) => WeightsSource::Run {

@@ -37,6 +37,21 @@ pub struct IndexEntry {
     pub styles: Vec<StyleInfo>,
 }
 
+impl IndexEntry {
+    /// A pack's entry, as its manifest describes it.
+    pub fn of(manifest: &Manifest) -> Self {
+        Self {
+            id: manifest.id.clone(),
+            title: manifest.title.clone(),
+            description: manifest.description.clone(),
+            kind: manifest.kind,
+            look: manifest.look.clone(),
+            preview: manifest.preview.clone(),
+            styles: manifest.styles.clone(),
+        }
+    }
+}
+
 impl Index {
     /// The pack of the default: `default` itself, or the part before `:` of a `pack:style`.
     pub fn default_pack(&self) -> Option<&str> {
@@ -87,15 +102,7 @@ impl Index {
     /// Add or replace a pack's entry and write the index atomically.
     pub fn register(models_dir: &Path, manifest: &Manifest) -> Result<Self, PackError> {
         let mut index = Self::load(models_dir)?;
-        let entry = IndexEntry {
-            id: manifest.id.clone(),
-            title: manifest.title.clone(),
-            description: manifest.description.clone(),
-            kind: manifest.kind,
-            look: manifest.look.clone(),
-            preview: manifest.preview.clone(),
-            styles: manifest.styles.clone(),
-        };
+        let entry = IndexEntry::of(manifest);
         match index.styles.iter_mut().find(|s| s.id == entry.id) {
             Some(existing) => *existing = entry,
             None => index.styles.push(entry),

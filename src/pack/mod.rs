@@ -17,6 +17,7 @@ use crate::model::{Generator, GeneratorConfig, LatentGenerator, LatentGeneratorC
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod builtin;
+pub mod archive;
 mod index;
 mod manifest;
 mod mix;
@@ -110,8 +111,13 @@ impl StylePack {
         })
     }
 
-    /// Load a pack from its folder (or the path of its `style.json`).
+    /// Load a pack from its folder, the path of its `style.json`, or its archive (a `.tar`
+    /// file, see [`archive`]).
     pub fn load(path: &Path) -> Result<Self, PackError> {
+        if path.is_file() && !path.ends_with(MANIFEST_FILE) && starts_like_archive(path) {
+            let bytes = read_limited(path, MAX_WEIGHTS_BYTES + (MAX_JSON_BYTES as u64) * 64)?;
+            return Self::from_archive(&path.display().to_string(), &bytes).map(|(pack, _)| pack);
+        }
         let (dir, manifest_path) = if path.is_dir() {
             (path.to_path_buf(), path.join(MANIFEST_FILE))
         } else {
@@ -349,6 +355,16 @@ pub(crate) fn truncate(s: &str) -> String {
     } else {
         format!("{}…", s.chars().take(80).collect::<String>())
     }
+}
+
+/// Whether a file's first block is a tar header (a pack archive).
+fn starts_like_archive(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(512);
+    fs::File::open(path)
+        .and_then(|f| f.take(512).read_to_end(&mut head))
+        .is_ok()
+        && archive::is_archive(&head)
 }
 
 pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, PackError> {

@@ -131,6 +131,38 @@ fn stylize_accepts_a_pack_path_and_writes_jpeg_and_webp() {
     }
 }
 
+/// `export --format tar` writes a pack as one file, and `stylize --style FILE` gives exactly what
+/// the pack folder gives.
+#[test]
+fn a_pack_exported_as_one_file_stylizes_like_its_folder() {
+    let models = models();
+    let work = tempdir().unwrap();
+    let archive = work.path().join("pattern.tar");
+    let run = portraitist(
+        &["export", "--format", "tar", "--style", "pattern", "--out", archive.to_str().unwrap()],
+        models.path(),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("pattern.tar"));
+    let input = common::fixture("grace_hopper.jpg");
+    let stylize = |style: &str, out: &str| {
+        let out = work.path().join(out);
+        let run = portraitist(
+            &["stylize", "--style", style, "--max-side", "128", input.to_str().unwrap(), "--out", out.to_str().unwrap()],
+            models.path(),
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+        image::open(out.join("grace_hopper.png")).unwrap().into_rgb8()
+    };
+    let from_file = stylize(archive.to_str().unwrap(), "from-file");
+    let from_folder = stylize("pattern", "from-folder");
+    assert_eq!(from_file, from_folder);
+    // Without a pack to put in it: a usage error, not a panic.
+    let run = portraitist(&["export", "--format", "tar", "--out", "x.tar"], models.path());
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("--") && !stderr(&run).contains("panicked"), "{}", stderr(&run));
+}
+
 #[test]
 fn several_photos_are_all_written_and_name_clashes_are_avoided() {
     let models = models();

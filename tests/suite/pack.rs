@@ -384,3 +384,63 @@ fn the_shipped_colour_grades_are_their_formulas() {
         assert_eq!(styled, look.apply(&common::astronaut()), "{id}");
     }
 }
+
+/// A pack as one file (`pack::archive`): the shipped multi-style pack and its previews go into a
+/// tar and come back verified, system tar reads what we write and we read what it writes, and a
+/// damaged or truncated archive is refused by name.
+#[test]
+fn a_pack_archive_round_trips_through_our_reader_and_system_tar() {
+    use portraitist::pack::archive::{self, PackFile};
+
+    let shipped_dir = common::repo_models().join("painters");
+    let shipped = StylePack::load(&shipped_dir).unwrap();
+    let preview = PackFile {
+        name: "preview.jpg".into(),
+        bytes: fs::read(shipped_dir.join("preview.jpg")).unwrap(),
+    };
+    let bytes = shipped.to_archive(std::slice::from_ref(&preview));
+    assert!(archive::is_archive(&bytes));
+    assert_eq!(bytes.len() % 512, 0);
+    let (back, others) = StylePack::from_archive("painters.tar", &bytes).unwrap();
+    assert_eq!(back.manifest, shipped.manifest);
+    assert_eq!(others, [preview.clone()]);
+    let device = Device::flex();
+    let params = |p: &StylePack| common::param_values(&p.generator(&device).unwrap());
+    assert_eq!(params(&back), params(&shipped));
+
+    // System tar unpacks it into a pack folder that loads; it packs a folder we then read.
+    let dir = tempdir().unwrap();
+    let file = dir.path().join("painters.tar");
+    fs::write(&file, &bytes).unwrap();
+    let tar = |args: &[&str]| {
+        let out = std::process::Command::new("tar").args(args).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success(), "tar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    tar(&["-xf", "painters.tar"]);
+    let unpacked = StylePack::load(&dir.path().join("painters")).unwrap();
+    assert_eq!(params(&unpacked), params(&shipped));
+    assert_eq!(fs::read(dir.path().join("painters/preview.jpg")).unwrap(), preview.bytes);
+    tar(&["-cf", "theirs.tar", "painters"]);
+    let theirs = StylePack::load(&dir.path().join("theirs.tar")).unwrap();
+    assert_eq!(params(&theirs), params(&shipped));
+    // `load` takes the archive's path like a folder's.
+    assert_eq!(params(&StylePack::load(&file).unwrap()), params(&shipped));
+
+    // A flipped byte in a header, in the weights, or a cut: each refused, naming the problem.
+    let mut header = bytes.clone();
+    header[3] ^= 1;
+    let err = StylePack::from_archive("x.tar", &header).unwrap_err().to_string();
+    assert!(err.contains("checksum") && err.contains("x.tar"), "{err}");
+    let weights_at = bytes.windows(4).position(|w| w == b"NRUB").map(|i| i + 100);
+    let mut damaged = bytes.clone();
+    damaged[weights_at.unwrap_or(2048)] ^= 0x55;
+    let err = StylePack::from_archive("x.tar", &damaged).unwrap_err();
+    assert!(matches!(err, PackError::HashMismatch { .. }), "{err}");
+    assert!(err.to_string().starts_with("x.tar: painters/generator.bpk"), "{err}");
+    let err = StylePack::from_archive("x.tar", &bytes[..bytes.len() / 2]).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+    // An archive without a manifest says so.
+    let empty = archive::write("x", &[PackFile { name: "notes.txt".into(), bytes: b"hi".to_vec() }]);
+    let err = StylePack::from_archive("x.tar", &empty).unwrap_err().to_string();
+    assert!(err.contains("style.json") && err.contains("missing"), "{err}");
+}
