@@ -1,7 +1,8 @@
 //! Writes style packs of seeded random generators, for the browser tests only (never shipped):
 //! `cargo run --example test_pack -- MODELS_DIR` creates MODELS_DIR/pattern (a transfer pack),
 //! MODELS_DIR/pattern-faces (a noise pack), MODELS_DIR/duo (a two-style pack: `duo:warm`,
-//! `duo:cool`) and MODELS_DIR/index.json.
+//! `duo:cool`), MODELS_DIR/index.json, and MODELS_DIR/mine (two styles, not in the index: a user's own
+//! pack for the page's "add a style pack").
 
 use std::path::PathBuf;
 
@@ -60,5 +61,20 @@ fn main() {
     let manifest = StylePack::save(&models.join("duo"), manifest, &generator, Precision::F32)
         .unwrap_or_else(|e| panic!("cannot write the test multi-style pack: {e}"));
     Index::register(&models, &manifest).unwrap_or_else(|e| panic!("cannot write the index: {e}"));
+
+    // `mine`: a two-style pack the index does not list, as a user's own pack would be (the
+    // browser test adds it to the page as an archive).
+    let config = GeneratorConfig::new(8, 2).with_styles(Some(2));
+    let generator = common::perturb_styles(common::random_generator(&config, 25), 26);
+    let mut manifest = Manifest::new("mine", "Test own pack", config);
+    manifest.styles = ["sun", "moon"]
+        .map(|id| StyleInfo {
+            id: id.into(),
+            title: format!("Own {id}"),
+            ..StyleInfo::default()
+        })
+        .to_vec();
+    StylePack::save(&models.join("mine"), manifest, &generator, Precision::F32)
+        .unwrap_or_else(|e| panic!("cannot write the test own pack: {e}"));
     println!("{}", models.join("pattern").display());
 }

@@ -9,6 +9,7 @@ use web_sys::HtmlInputElement;
 use super::browser;
 use super::camera::{close_camera, open_camera, take_picture};
 use super::create_view::CreateView;
+use super::own;
 use super::runner::{download, load_styles, read_file, reblend, run, set_photo};
 use super::state::Ui;
 use super::style_card::StyleCard;
@@ -19,7 +20,10 @@ use crate::stylize::CancelToken;
 pub fn App() -> impl IntoView {
     let ui = Ui::new();
     browser::register_service_worker();
-    spawn_local(load_styles(ui));
+    spawn_local(async move {
+        load_styles(ui).await;
+        own::restore(ui).await;
+    });
 
     // Paste an image from anywhere on the page.
     let paste = window_event_listener(leptos::ev::paste, move |ev| {
@@ -38,6 +42,18 @@ pub fn App() -> impl IntoView {
         let input: HtmlInputElement = event_target(&ev);
         if let Some(file) = input.files().and_then(|f| f.get(0)) {
             spawn_local(read_file(ui, file));
+        }
+        input.set_value("");
+    };
+    let on_pack = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        if let Some(file) = input.files().and_then(|f| f.get(0)) {
+            spawn_local(async move {
+                match browser::file_bytes(&file).await {
+                    Ok(bytes) => own::add(ui, file.name(), bytes).await,
+                    Err(e) => ui.fail(format!("{}: {e}", file.name())),
+                }
+            });
         }
         input.set_value("");
     };
@@ -75,6 +91,14 @@ pub fn App() -> impl IntoView {
                     </For>
                 </div>
                 {move || mix_controls(ui)}
+                {move || own_controls(ui)}
+                <p class="add-pack">
+                    <label class="pick">
+                        "Add a style pack"
+                        <input type="file" accept=".tar,application/x-tar" id="add-pack" on:change=on_pack />
+                    </label>
+                    <span class="hint">"A .tar made by "<code>"portraitist export --format tar"</code>", or drop it on the photo area. It stays in this browser; nothing is uploaded."</span>
+                </p>
             </section>
             <section aria-labelledby="photo-heading">
                 <h2 id="photo-heading">"2. Give a portrait"</h2>
@@ -215,6 +239,28 @@ fn mix_controls(ui: Ui) -> Option<impl IntoView> {
                     {move || ui.mix_with.get().map(|_| format!("{:.0} %", ui.mix.get()))}
                 </span>
             </label>
+        </div>
+    })
+}
+
+/// For a style of one of the user's own packs: download the pack again, or remove it.
+fn own_controls(ui: Ui) -> Option<impl IntoView> {
+    let selected = ui.selected.get();
+    let card = ui
+        .styles
+        .get()
+        .into_iter()
+        .find(|c| Some(&c.id) == selected.as_ref() && c.own)?;
+    let (download, remove) = (card.pack.clone(), card.pack.clone());
+    Some(view! {
+        <div class="own">
+            <span class="tag">"your own pack"</span>
+            <button type="button" id="download-pack" on:click=move |_| own::download(ui, &download)>
+                "Download this style pack"
+            </button>
+            <button type="button" id="remove-pack" on:click=move |_| spawn_local(own::remove(ui, remove.clone()))>
+                "Remove it from this browser"
+            </button>
         </div>
     })
 }

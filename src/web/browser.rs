@@ -65,6 +65,112 @@ pub fn paint(canvas: &HtmlCanvasElement, image: &image::RgbImage) -> Result<(), 
     ctx.put_image_data(&data, 0.0, 0.0).map_err(describe)
 }
 
+/// A `blob:` address for bytes (a preview image kept in memory), valid while the page lives.
+pub fn object_url(bytes: &[u8], mime: &str) -> Result<String, String> {
+    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let options = BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(describe)?;
+    Url::create_object_url_with_blob(&blob).map_err(describe)
+}
+
+/// A key → bytes store in this browser's IndexedDB (database `portraitist`, one object store
+/// per name): what the page keeps across reloads and offline.
+pub struct Store {
+    db: web_sys::IdbDatabase,
+    name: &'static str,
+}
+
+/// An IndexedDB request's result once it succeeds.
+async fn finished(request: &web_sys::IdbRequest) -> Result<JsValue, String> {
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        let (ok, failed) = (request.clone(), request.clone());
+        let on_success = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let _ = resolve.call1(&JsValue::NULL, &ok.result().unwrap_or(JsValue::UNDEFINED));
+        });
+        let on_error = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let error = failed.error().ok().flatten().map(|e| e.message());
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&error.unwrap_or_default()));
+        });
+        request.set_onsuccess(Some(on_success.unchecked_ref()));
+        request.set_onerror(Some(on_error.unchecked_ref()));
+    });
+    JsFuture::from(promise).await.map_err(describe)
+}
+
+/// A read-write transaction's end (its writes are on disk then).
+async fn committed(transaction: &web_sys::IdbTransaction) -> Result<(), String> {
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        let on_complete = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        let failed = transaction.clone();
+        let on_error = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let error = failed.error().map(|e| e.message());
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&error.unwrap_or_default()));
+        });
+        transaction.set_oncomplete(Some(on_complete.unchecked_ref()));
+        transaction.set_onerror(Some(on_error.unchecked_ref()));
+        transaction.set_onabort(Some(on_error.unchecked_ref()));
+    });
+    JsFuture::from(promise).await.map(|_| ()).map_err(describe)
+}
+
+impl Store {
+    pub async fn open(name: &'static str) -> Result<Self, String> {
+        let fail = |e: JsValue| format!("this browser's storage (IndexedDB) is not available: {}", describe(e));
+        let factory = window()
+            .indexed_db()
+            .map_err(fail)?
+            .ok_or_else(|| "this browser has no storage for the page (IndexedDB)".to_string())?;
+        let request = factory.open_with_u32("portraitist", 1).map_err(fail)?;
+        let upgrading = request.clone();
+        let on_upgrade = wasm_bindgen::closure::Closure::once_into_js(move || {
+            if let Ok(db) = upgrading.result()
+                && let Ok(db) = db.dyn_into::<web_sys::IdbDatabase>()
+                && !db.object_store_names().contains(name)
+            {
+                let _ = db.create_object_store(name);
+            }
+        });
+        request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
+        let db = finished(&request).await.map_err(|e| format!("cannot open the page's storage: {e}"))?;
+        let db = db.dyn_into().map_err(|_| "the page's storage gave no database".to_string())?;
+        Ok(Self { db, name })
+    }
+
+    fn objects(&self, mode: web_sys::IdbTransactionMode) -> Result<(web_sys::IdbTransaction, web_sys::IdbObjectStore), String> {
+        let transaction = self
+            .db
+            .transaction_with_str_and_mode(self.name, mode)
+            .map_err(describe)?;
+        let store = transaction.object_store(self.name).map_err(describe)?;
+        Ok((transaction, store))
+    }
+
+    /// Every value, in key order.
+    pub async fn all(&self) -> Result<Vec<Vec<u8>>, String> {
+        let (_, store) = self.objects(web_sys::IdbTransactionMode::Readonly)?;
+        let values = finished(&store.get_all().map_err(describe)?).await?;
+        let values: js_sys::Array = values.dyn_into().map_err(|_| "not a list".to_string())?;
+        Ok(values.iter().map(|v| Uint8Array::new(&v).to_vec()).collect())
+    }
+
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
+        let (transaction, store) = self.objects(web_sys::IdbTransactionMode::Readwrite)?;
+        store
+            .put_with_key(&Uint8Array::from(bytes), &JsValue::from_str(key))
+            .map_err(describe)?;
+        committed(&transaction).await.map_err(|e| format!("could not keep it in this browser: {e}"))
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        let (transaction, store) = self.objects(web_sys::IdbTransactionMode::Readwrite)?;
+        store.delete(&JsValue::from_str(key)).map_err(describe)?;
+        committed(&transaction).await
+    }
+}
+
 /// Offer bytes as a download.
 pub fn download(bytes: &[u8], mime: &str, name: &str) -> Result<(), String> {
     let parts = js_sys::Array::of1(&Uint8Array::from(bytes));

@@ -1,7 +1,7 @@
 //! The browser front end (wasm only): a Leptos app over the same `Stylizer` and `StylePack` as
 //! the CLI. `app`, `style_card`, `create_view` and `camera` are the components, `state` the page's
 //! signals and session, `runner` the work behind them (stylize, cancel, GPU fallback, downloads);
-//! `backend` picks WebGPU or the CPU, `browser` wraps the few Web APIs the app needs (fetch,
+//! `own` the user's own packs (added, kept in the browser), `backend` picks WebGPU or the CPU, `browser` wraps the few Web APIs the app needs (fetch,
 //! files, canvas, downloads).
 
 mod app;
@@ -10,6 +10,7 @@ mod browser;
 mod camera;
 mod create_view;
 pub mod harness;
+mod own;
 mod runner;
 mod state;
 mod style_card;

@@ -12,6 +12,7 @@ use leptos::task::spawn_local;
 
 use super::backend::{self, Backend};
 use super::browser;
+use super::own;
 use super::state::{BROWSER_TILE, Card, Ui, WARM_UP_SIDE, canvas};
 use crate::image_io::{self, OutputFormat};
 use crate::pack::{Index, IndexEntry, Manifest, PackKind, StylePack, StyleRef};
@@ -64,6 +65,8 @@ pub(super) async fn load_styles(ui: Ui) {
 pub(super) async fn read_file(ui: Ui, file: web_sys::File) {
     let name = file.name();
     match browser::file_bytes(&file).await {
+        // A style pack given where photos go is added to the gallery.
+        Ok(bytes) if crate::pack::archive::is_archive(&bytes) => own::add(ui, name, bytes).await,
         Ok(bytes) => match image_io::decode(&bytes) {
             Ok(photo) => set_photo(ui, photo, name),
             Err(e) => ui.fail(format!("{name}: {e}")),
@@ -281,7 +284,7 @@ pub(super) async fn load_style(ui: Ui, spec: &str, device: &Device) -> Result<St
             .filter(|(id, _)| *id == style.pack)
             .map(|(_, pack)| pack.clone())
     });
-    let pack = match cached {
+    let pack = match cached.or_else(|| own::pack(ui, &style.pack)) {
         Some(pack) => pack,
         None => {
             let pack = fetch_pack(&style.pack).await?;

@@ -42,6 +42,8 @@ pub(super) struct Session {
     pub(super) creator: Option<(String, Creator)>,
     /// The portrait on the walk canvas, at the generator's size, and its file name.
     pub(super) created: Option<(RgbImage, String)>,
+    /// The user's own packs (see `own`), verified, with the archive each came in.
+    pub(super) own: Vec<(StylePack, Vec<u8>)>,
 }
 
 /// One card of the gallery: a one-style pack, or one style of a multi-style pack.
@@ -57,44 +59,53 @@ pub(super) struct Card {
     pub(super) mixes_with: Vec<(String, String)>,
     /// A look: a colour grade by formula, no network.
     pub(super) look: bool,
+    /// One of the user's own packs (kept in this browser), not a shipped one.
+    pub(super) own: bool,
 }
 
 impl Card {
     /// The gallery's cards for the index's transfer packs, in index order.
     pub(super) fn all(entries: &[IndexEntry]) -> Vec<Card> {
-        let mut cards = Vec::new();
-        for entry in entries {
-            let url = |file: &String| format!("models/{}/{file}", entry.id);
-            if entry.styles.is_empty() {
-                cards.push(Card {
-                    id: entry.id.clone(),
-                    pack: entry.id.clone(),
-                    title: entry.title.clone(),
-                    description: entry.description.clone(),
-                    preview: entry.preview.as_ref().map(url),
-                    mixes_with: Vec::new(),
-                    look: entry.look.is_some(),
-                });
-                continue;
-            }
-            for style in &entry.styles {
-                cards.push(Card {
-                    id: format!("{}:{}", entry.id, style.id),
-                    pack: entry.id.clone(),
-                    title: style.title.clone(),
-                    description: style.description.clone(),
-                    preview: style.preview.as_ref().or(entry.preview.as_ref()).map(url),
-                    mixes_with: entry
-                        .styles
-                        .iter()
-                        .filter(|other| other.id != style.id)
-                        .map(|other| (other.id.clone(), other.title.clone()))
-                        .collect(),
-                    look: false,
-                });
-            }
+        entries
+            .iter()
+            .flat_map(|entry| Self::of(entry, false, &|file| format!("models/{}/{file}", entry.id)))
+            .collect()
+    }
+
+    /// One pack's cards; `url` gives the address of one of its files (a preview).
+    pub(super) fn of(entry: &IndexEntry, own: bool, url: &dyn Fn(&str) -> String) -> Vec<Card> {
+        let url = |file: &String| url(file);
+        if entry.styles.is_empty() {
+            return vec![Card {
+                id: entry.id.clone(),
+                pack: entry.id.clone(),
+                title: entry.title.clone(),
+                description: entry.description.clone(),
+                preview: entry.preview.as_ref().map(url),
+                mixes_with: Vec::new(),
+                look: entry.look.is_some(),
+                own,
+            }];
         }
-        cards
+        entry
+            .styles
+            .iter()
+            .map(|style| Card {
+                id: format!("{}:{}", entry.id, style.id),
+                pack: entry.id.clone(),
+                title: style.title.clone(),
+                description: style.description.clone(),
+                preview: style.preview.as_ref().or(entry.preview.as_ref()).map(url),
+                mixes_with: entry
+                    .styles
+                    .iter()
+                    .filter(|other| other.id != style.id)
+                    .map(|other| (other.id.clone(), other.title.clone()))
+                    .collect(),
+                look: false,
+                own,
+            })
+            .collect()
     }
 }
 

@@ -562,6 +562,71 @@ test('after one visit the app works offline (service worker)', async () => {
   }
 });
 
+test('cpu: an own style pack (.tar) joins the gallery, is kept offline after a reload, equals the CLI, downloads, and is removed', async () => {
+  const archive = path.join(ARTIFACTS, 'mine.tar');
+  execFileSync(PORTRAITIST, [
+    '--models', path.join(SITE, 'models'), 'export', '--format', 'tar', '--style', 'mine', '--out', archive,
+  ], { stdio: 'pipe' });
+  // A damaged archive: refused by name, and the page goes on.
+  const damaged = path.join(ARTIFACTS, 'mine-damaged.tar');
+  const bytes = fs.readFileSync(archive);
+  bytes[bytes.length - 2048] ^= 0x55; // inside the weights, the last file but the closing blocks
+  fs.writeFileSync(damaged, bytes);
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  try {
+    await page.locator('.style').first().waitFor();
+    await page.locator('#add-pack').setInputFiles(damaged);
+    await page.locator('.error').waitFor();
+    const refused = await page.locator('.error').textContent();
+    assert.match(refused, /mine-damaged\.tar/);
+    assert.match(refused, /checksum|damaged/);
+    assert.equal(await page.locator('.style[data-style="mine:sun"]').count(), 0);
+
+    // Added through the photo input, as a drop would: both styles appear, the first is chosen.
+    await page.locator('#photo').setInputFiles(archive);
+    const sun = page.locator('.style[data-style="mine:sun"]');
+    await sun.waitFor();
+    assert.equal(await page.locator('.style[data-style="mine:moon"]').count(), 1);
+    assert.equal(await sun.getAttribute('aria-pressed'), 'true');
+    assert.equal(await pageFailure(page), null);
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null);
+    const close = (web, native, what) => {
+      const d = diff(web, native);
+      console.log(`# ${what} vs native CLI: ${JSON.stringify(d)}`);
+      assert.ok(d.max <= 2 && d.mean < 0.1, `${what}: browser vs native ${JSON.stringify(d)}`);
+    };
+    const reference = nativeReference(ASTRONAUT, 'mine-sun', [], 'mine:sun');
+    close(await download(page, '#download-png', 'mine-sun.png'), reference, 'own pack, mine:sun');
+    // The pack downloads as it was added.
+    const again = await download(page, '#download-pack', 'mine-again.tar', 'mine.tar');
+    assert.ok(fs.readFileSync(again).equals(fs.readFileSync(archive)), 'the downloaded pack is the one added');
+
+    // Kept in this browser: after a reload with the server gone, it is still there and runs.
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    await site.stop();
+    const served = site.requests.length;
+    await page.reload();
+    await sun.waitFor();
+    await sun.click();
+    await upload(page, ASTRONAUT);
+    assert.equal(await pageFailure(page), null);
+    close(await download(page, '#download-png', 'mine-sun-offline.png'), reference, 'own pack offline');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'own-pack.png'), fullPage: true });
+    assert.equal(site.requests.length, served, 'the server was down');
+
+    // Removed: gone now and after another reload.
+    await page.locator('#remove-pack').click();
+    await page.waitForFunction(() => !document.querySelector('.style[data-style^="mine:"]'));
+    await page.reload();
+    await page.locator('.style').first().waitFor();
+    assert.equal(await page.locator('.style[data-style^="mine:"]').count(), 0);
+  } finally {
+    await context.close();
+    if (!site.server) base = await site.start(site.port);
+  }
+});
+
 test('every request the pages made went to 127.0.0.1', () => {
   assert.ok(site.requests.length > 5, 'the server saw the page load');
   assert.deepEqual(externalRequests, []);

@@ -1,0 +1,164 @@
+//! The user's own style packs: a pack archive (`portraitist export --format tar`, or one the page
+//! made) chosen or dropped on the page joins the gallery, is kept in this browser (IndexedDB), and
+//! is there again after a reload and offline, until removed. Nothing is uploaded.
+
+use leptos::prelude::*;
+
+use super::browser::{self, Store};
+use super::runner::run;
+use super::state::{Card, Ui};
+use crate::pack::{IndexEntry, PackKind, StylePack};
+
+/// The IndexedDB object store of the archives, by pack id.
+const STORE: &str = "packs";
+
+/// A pack's cards, its previews served from memory.
+fn cards(pack: &StylePack, files: &[crate::pack::archive::PackFile]) -> Vec<Card> {
+    let urls: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|f| {
+            let mime = if f.name.ends_with(".png") { "image/png" } else { "image/jpeg" };
+            Some((f.name.clone(), browser::object_url(&f.bytes, mime).ok()?))
+        })
+        .collect();
+    let url = |name: &str| {
+        urls.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, url)| url.clone())
+            .unwrap_or_default()
+    };
+    Card::of(&IndexEntry::of(&pack.manifest), true, &url)
+}
+
+/// Check an archive and put its pack in the gallery (after the shipped ones), replacing an own
+/// pack of the same id. Returns the pack's id.
+fn show(ui: Ui, name: &str, bytes: Vec<u8>) -> Result<String, String> {
+    let (pack, files) = StylePack::from_archive(name, &bytes).map_err(|e| e.to_string())?;
+    let id = pack.manifest.id.clone();
+    if pack.manifest.kind != PackKind::Transfer {
+        return Err(format!(
+            "{name}: the pack `{id}` makes new portraits from noise; only style packs (photo to \
+             portrait) can be added to the gallery"
+        ));
+    }
+    let shipped = ui
+        .styles
+        .with_untracked(|cards| cards.iter().any(|c| c.pack == id && !c.own));
+    if shipped {
+        return Err(format!(
+            "{name}: a style pack that comes with the app is already called `{id}`; export yours \
+             under another id"
+        ));
+    }
+    let new_cards = cards(&pack, &files);
+    ui.styles.update(|cards| {
+        cards.retain(|c| c.pack != id);
+        cards.extend(new_cards);
+    });
+    ui.session.update_value(|s| {
+        s.own.retain(|(p, _)| p.manifest.id != id);
+        if s.pack.as_ref().is_some_and(|(p, _)| *p == id) {
+            s.pack = None;
+        }
+        if s.stylizer.as_ref().is_some_and(|(spec, _)| spec.split(':').next() == Some(id.as_str())) {
+            s.stylizer = None;
+        }
+        s.own.push((pack, bytes));
+    });
+    Ok(id)
+}
+
+/// At start-up: the packs this browser kept.
+pub(super) async fn restore(ui: Ui) {
+    let kept = match Store::open(STORE).await {
+        Ok(store) => store.all().await,
+        Err(e) => Err(e),
+    };
+    match kept {
+        Ok(archives) => {
+            for bytes in archives {
+                // A kept pack that no longer reads (a newer format, damage) is left out with a
+                // message; the others still load.
+                if let Err(e) = show(ui, "a kept style pack", bytes) {
+                    ui.fail(e);
+                }
+            }
+        }
+        Err(e) => ui.fail(format!("Your own style packs could not be read: {e}")),
+    }
+}
+
+/// A pack archive the user gave: into the gallery, kept, selected, and run on the photo.
+pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) {
+    let kept = bytes.clone();
+    match show(ui, &name, bytes) {
+        Ok(id) => {
+            let saved = match Store::open(STORE).await {
+                Ok(store) => store.put(&id, &kept).await,
+                Err(e) => Err(e),
+            };
+            let first = ui
+                .styles
+                .with_untracked(|cards| cards.iter().find(|c| c.pack == id).map(|c| c.id.clone()));
+            ui.mix_with.set(None);
+            ui.selected.set(first);
+            ui.error.set(None);
+            match saved {
+                Ok(()) => ui.status.set(format!("Added the style pack `{id}` from {name}; it stays in this browser.")),
+                Err(e) => ui.fail(format!("Added `{id}` for this visit only: {e}")),
+            }
+            run(ui);
+        }
+        Err(e) => ui.fail(e),
+    }
+}
+
+/// Remove one of the user's packs from the gallery and from this browser.
+pub(super) async fn remove(ui: Ui, id: String) {
+    ui.styles.update(|cards| cards.retain(|c| c.pack != id || !c.own));
+    ui.session.update_value(|s| {
+        s.own.retain(|(p, _)| p.manifest.id != id);
+        if s.pack.as_ref().is_some_and(|(p, _)| *p == id) {
+            s.pack = None;
+        }
+    });
+    if ui.selected.get_untracked().is_some_and(|s| s.split(':').next() == Some(id.as_str())) {
+        let first = ui.styles.with_untracked(|cards| cards.first().map(|c| c.id.clone()));
+        ui.mix_with.set(None);
+        ui.selected.set(first);
+        run(ui);
+    }
+    let removed = match Store::open(STORE).await {
+        Ok(store) => store.delete(&id).await,
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => ui.status.set(format!("Removed the style pack `{id}` from this browser.")),
+        Err(e) => ui.fail(format!("`{id}` could not be removed from this browser: {e}")),
+    }
+}
+
+/// The archive of one of the user's packs, as it was added: a download gives it back.
+pub(super) fn download(ui: Ui, id: &str) {
+    let bytes = ui.session.with_value(|s| {
+        s.own
+            .iter()
+            .find(|(p, _)| p.manifest.id == id)
+            .map(|(_, bytes)| bytes.clone())
+    });
+    if let Some(bytes) = bytes
+        && let Err(e) = browser::download(&bytes, "application/x-tar", &format!("{id}.tar"))
+    {
+        ui.fail(e);
+    }
+}
+
+/// The pack `id` when it is one of the user's.
+pub(super) fn pack(ui: Ui, id: &str) -> Option<StylePack> {
+    ui.session.with_value(|s| {
+        s.own
+            .iter()
+            .find(|(p, _)| p.manifest.id == id)
+            .map(|(p, _)| p.clone())
+    })
+}
