@@ -19,7 +19,10 @@ source is listed with its licence in data/styles/SOURCES.md.
                            looks drawn by code (below) from the photos of data/photos and
                            data/people: our own drawings of those photos, under the photos' terms.
 * data/people/             photos of people for content: the test images of the PyPI
-                           face_recognition sdist (US government portraits, public domain).
+                           face_recognition sdist (US government portraits, public domain); the
+                           demo photos of people of Debian's kphotoalbum (its author's own, GPL-2+
+                           with the package); the historic portraits among Debian gramps' example
+                           media (GPL-2+ per its debian/copyright, which names no other terms).
 * data/content/            what styles runs learn from (`--content data/content`): links to
                            data/photos and data/people, and the first AVATARS facesjs avatars
                            (faces of every skin tone; data/portraits stays for evaluation).
@@ -47,6 +50,15 @@ FREECOL = ("freecol", "1.0.0-1")
 WESNOTH = ("wesnoth-1.16-data", "1:1.16.9-1")
 WESNOTH_DIRS = ["humans", "elves", "dwarves"]
 FACE_RECOGNITION = ("face_recognition", "1.3.0")
+KPHOTOALBUM = ("kphotoalbum", "5.9.1-1")
+# Its demo photos with people in them (the others are landscapes, pets and a logo).
+KPHOTOALBUM_PEOPLE = ["anne_helene", "bar55", "bar55_2", "jesper", "jesper_2", "new_wave_1",
+                      "new_wave_2", "qt-logo", "wayne", "grand_canyon_2"]
+GRAMPS = ("gramps", "5.1.5-1")
+# Its example media that are portraits (not the scanned document).
+GRAMPS_PEOPLE = ["654px-Aksel_Andersson", "Alimehemet", "AntoineClaudet", "E_W_Dahlgren",
+                 "Gunnlaugur_Larusson_-_Yawn", "O0", "O2", "O3", "O4", "O5",
+                 "1897_expeditionsmannschaft_rio_a"]
 
 ABOUT = {
     "vangogh": ("Van Gogh", "Swirling impasto strokes and the bold blues and yellows of Van Gogh's late paintings."),
@@ -233,10 +245,29 @@ def main():
                 image = Image.open(io.BytesIO(tar.extractfile(member).read()))
                 fit(image.convert("RGB"), 1024).save(PEOPLE / f"{pathlib.Path(name).stem}.jpg",
                                                      quality=92)
-    people = sorted(PEOPLE.iterdir())
-    sources.append(f"data/people: {len(people)} photos from the PyPI sdist "
+    count = len(list(PEOPLE.iterdir()))
+    sources.append(f"data/people: {count} photos from the PyPI sdist "
                    f"{FACE_RECOGNITION[0]} {FACE_RECOGNITION[1]}, tests/test_images/ (White House "
                    "photos of Barack Obama and Joe Biden: works of the US government, public domain)")
+    for (package, version), folder, wanted, prefix, licence in [
+        (KPHOTOALBUM, "/usr/share/kphotoalbum/demo/", KPHOTOALBUM_PEOPLE, "kpa",
+         "the author's own demo photos, GPL-2+ with the package (its debian/copyright)"),
+        (GRAMPS, "/usr/share/doc/gramps/example/gramps/", GRAMPS_PEOPLE, "gramps",
+         "historic portraits in its example media, GPL-2+ per its debian/copyright"),
+    ]:
+        found = []
+        for name, data in deb_members(deb(package, version), [folder]):
+            stem = pathlib.Path(name).stem
+            if stem in wanted and pathlib.Path(name).parent.name == pathlib.Path(folder).name:
+                image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+                fit(image, 1024).save(PEOPLE / f"{prefix}-{stem}.jpg", quality=92)
+                found.append(stem)
+        missing = sorted(set(wanted) - set(found))
+        if missing:
+            sys.exit(f"{package} {version} lacks {missing} in {folder}")
+        sources.append(f"data/people: {len(found)} photos from Debian {package} {version}, "
+                       f"{folder} ({', '.join(sorted(found))}): {licence}")
+    people = sorted(PEOPLE.iterdir())
 
     fresh(STYLES / "vangogh", "vangogh")
     for path in sorted((DATA / "paintings").iterdir()):
