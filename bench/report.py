@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out")
-GPU = Path(__file__).with_name("gpu")
+GPU = Path(os.environ.get("GPU_DIR") or Path(__file__).with_name("gpu"))
 
 
 def read(name):
@@ -276,52 +276,179 @@ def main():
                 rows[-1][2] = middle
         print(table(["path", "time (median estimate)", "throughput"], rows))
 
+    gpu_section()
+    lavapipe_section()
+
+
+def lavapipe_section():
+    """bench/lavapipe-check: the wgpu training path on Mesa's CPU-emulated Vulkan, for correctness."""
+    folder = Path(__file__).with_name("lavapipe")
+    checks = [(file, lines(file, folder)) for file in ("check-wgpu.jsonl", "check-wgpu-fused.jsonl",
+              "check-wgpu-no-elementwise.jsonl", "check-wgpu-f16.jsonl")]
+    checks = [(file, run) for file, run in checks if run]
+    if not checks:
+        return
+    machine = (folder / "machine.txt").read_text().splitlines() if (folder / "machine.txt").exists() else []
+    print("\n## wgpu without a GPU: Mesa's lavapipe (correctness only)\n")
+    print(f"`bench/lavapipe-check` on {machine[2] if len(machine) > 2 else '?'} ({'; '.join(machine[:2])}): Burn's "
+          "wgpu backend on Vulkan emulated by the CPU, the same checks as on a lent GPU. Its times mean nothing; "
+          "the figures say which settings compute what the CPU computes (`bench/lavapipe/`).")
+    errors = [(file, (folder / file.replace('.jsonl', '.jsonl.err')).read_text().strip().splitlines())
+              for file, _ in checks if (folder / file.replace('.jsonl', '.jsonl.err')).exists()]
+    gpu_checks(checks)
+    for file, err in errors:
+        if err:
+            print(f"\n`{file}` printed: `{err[-1][:200]}`")
+
+
+def gpu_section():
+    """bench/gpu-run's figures (bench/gpu/), where a GPU machine has been lent: inference and training
+    on wgpu (Vulkan) and CUDA against PyTorch CUDA, the GPU-vs-CPU checks, and the page's WebGPU path
+    under Node + Dawn."""
     machine = GPU / "gpu-machine.txt"
-    if machine.exists():
-        gpu_name, cpu_line, day = (machine.read_text().splitlines() + ["?", "?", "?"])[:3]
-        print(f"\n## GPU: Burn wgpu (Vulkan) vs PyTorch CUDA\n")
-        print(f"Measured separately with `bench/gpu-run` on {day}: {gpu_name} ({cpu_line}); the JSON is in "
-              "`bench/gpu/` (our build machines have no GPU, so `bench/run` does not repeat it). Batch 1, float32, "
-              "median of the timed runs after warm-up; Burn's autotune cache was filled by a first pass.")
-        burn = {(r["preset"], r["side"]): r for r in lines("gpu-infer-burn.jsonl", GPU)}
-        readback = [r["ms_median"] - r["ms_computed_median"] for r in burn.values() if "ms_computed_median" in r]
-        if readback:
-            print(f"Each of Burn's runs waits for the device before the output is read back (`Device::sync`); the "
-                  f"read-back itself is at most {max(readback):.2f} ms of these times.")
-        memory = lines("gpu-infer-memory.jsonl", GPU)
-        pools = {}
-        for r in memory:
-            pools.setdefault(r["memory"].split()[0], {}).setdefault((r["preset"], r["side"]), []).append(r["ms_median"])
-        if {"adaptive", "exclusive"} <= pools.keys():
-            gaps = [abs(pools["exclusive"][k][0] / min(v) - 1) for k, v in pools["adaptive"].items() if k in pools["exclusive"]]
-            print(f"wgpu's memory pool makes no difference here: with one buffer per allocation "
-                  f"(`BENCH_WGPU_MEMORY=exclusive`) the medians were within {100 * max(gaps):.0f} % of the adaptive "
-                  "pool's (`gpu-infer-memory.jsonl`).")
-        print()
-        sizes = {12: "tiny", 16: "small", 64: "large"}
-        rows = []
-        for run in lines("gpu-infer-torch.jsonl", GPU):
-            preset = sizes.get(run["config"]["width"], "?")
-            for result in run["results"]:
-                ours = burn.get((preset, result["side"]), {})
-                rows.append([preset, f"{result['side']}²", f"{ours.get('ms_median', 0):.1f} (min {ours.get('ms_min', 0):.1f})",
-                             f"{result['ms_median']:.1f}", ratio(ours.get("ms_median"), result["ms_median"])])
-        print(table(["preset", "side", "Burn wgpu ms (min)", "PyTorch CUDA ms", "Burn ÷ PyTorch"], rows))
-        trained = lines("gpu-train-burn.jsonl", GPU)
-        error = (GPU / "gpu-train-burn.err").read_text().strip() if (GPU / "gpu-train-burn.err").exists() else ""
-        rows = []
-        for preset, side in (("tiny", 128), ("small", 256)):
-            torch_run = json.loads((GPU / f"gpu-train-torch-{preset}.json").read_text()) if (GPU / f"gpu-train-torch-{preset}.json").exists() else {}
+    if not machine.exists():
+        return
+    gpu_name, cpu_line, day = (machine.read_text().splitlines() + ["?", "?", "?"])[:3]
+    print("\n## GPU: Burn (wgpu on Vulkan, CUDA) vs PyTorch CUDA\n")
+    print(f"Measured separately with `bench/gpu-run` on {day}: {gpu_name} ({cpu_line}); the JSON is in "
+          "`bench/gpu/` (our build machines have no GPU, so `bench/run` does not repeat it). Batch 1, "
+          "median of the timed runs after warm-up; Burn's autotune cache was filled by a first pass.")
+    parts = (GPU / "parts.txt").read_text().splitlines() if (GPU / "parts.txt").exists() else []
+    failed = [p for p in parts if not p.endswith(" s") or " exit 0 " not in p]
+    if failed:
+        print("Parts of that run that did not finish cleanly (`parts.txt`; their `.err` files say why): "
+              + "; ".join(f"`{p}`" for p in failed) + ".")
+    burn = {(r["preset"], r["side"]): r for r in lines("gpu-infer-burn.jsonl", GPU)}
+    readback = [r["ms_median"] - r["ms_computed_median"] for r in burn.values() if "ms_computed_median" in r]
+    if readback:
+        print(f"Each of Burn's runs waits for the device before the output is read back (`Device::sync`); the "
+              f"read-back itself is at most {max(readback):.2f} ms of these times.")
+    memory = lines("gpu-infer-memory.jsonl", GPU)
+    pools = {}
+    for r in memory:
+        pools.setdefault(r["memory"].split()[0], {}).setdefault((r["preset"], r["side"]), []).append(r["ms_median"])
+    if {"adaptive", "exclusive"} <= pools.keys():
+        gaps = [abs(pools["exclusive"][k][0] / min(v) - 1) for k, v in pools["adaptive"].items() if k in pools["exclusive"]]
+        print(f"wgpu's memory pool makes no difference here: with one buffer per allocation "
+              f"(`BENCH_WGPU_MEMORY=exclusive`) the medians were within {100 * max(gaps):.0f} % of the adaptive "
+              "pool's (`gpu-infer-memory.jsonl`).")
+    print()
+    # Inference: a column per Burn route that was measured, the best of them against PyTorch.
+    routes = [(name, {(r["preset"], r["side"]): r for r in lines(file, GPU)})
+              for name, file in (("wgpu f32", "gpu-infer-burn.jsonl"), ("wgpu f16", "gpu-infer-burn-f16.jsonl"),
+                                 ("CUDA f32", "gpu-infer-cuda.jsonl"))]
+    routes = [(name, runs) for name, runs in routes if runs]
+    sizes = {12: "tiny", 16: "small", 64: "large"}
+    rows = []
+    for run in lines("gpu-infer-torch.jsonl", GPU):
+        preset = sizes.get(run["config"]["width"], "?")
+        for result in run["results"]:
+            ours = [runs.get((preset, result["side"]), {}).get("ms_median") for _, runs in routes]
+            best = min((v for v in ours if v), default=None)
+            rows.append([preset, f"{result['side']}²"] + [f"{v:.1f}" if v else "–" for v in ours]
+                        + [f"{result['ms_median']:.1f}", ratio(best, result["ms_median"])])
+    print(table(["preset", "side"] + [f"Burn {name} ms" for name, _ in routes]
+                + ["PyTorch CUDA ms", "best Burn ÷ PyTorch"], rows))
+
+    # Training: the trainer's step on each backend; PyTorch's same networks and losses.
+    trained = {name: lines(file, GPU) for name, file in (("wgpu", "gpu-train-burn.jsonl"), ("CUDA", "gpu-train-cuda.jsonl"))}
+    trained = {name: runs for name, runs in trained.items() if runs or (GPU / file_err(name)).exists()}
+    torch = {}
+    for preset in ("tiny", "small"):
+        path = GPU / f"gpu-train-torch-{preset}.json"
+        if path.exists():
+            run = json.loads(path.read_text())
             for mode in ("unpaired", "paired"):
-                ours = next((r["steps_per_s"] for r in trained if r["preset"] == preset and r["mode"] == mode), None)
-                theirs = torch_run.get(mode, {}).get("steps_per_s")
-                rows.append([mode, preset, f"{side}²", f"{ours:.2f}" if ours else "failed", f"{theirs:.2f}" if theirs else "–",
-                             ratio(ours and 1 / ours, theirs and 1 / theirs)])
-        print("\nTraining steps/s, batch 1:\n")
-        print(table(["mode", "preset", "side", "Burn wgpu", "PyTorch CUDA", "Burn ÷ PyTorch (time)"], rows))
-        if error:
-            print(f"\nBurn's training on wgpu stopped, so the missing figures were not taken: `{error}`")
+                if mode in run:
+                    torch[(mode, preset, run["side"])] = run[mode]["steps_per_s"]
+    styles = GPU / "gpu-styles-torch.json"
+    if styles.exists():
+        run = json.loads(styles.read_text())
+        torch[("styles", run["preset"], run["side"])] = run["steps_per_s"]
+    cases = [("unpaired", "tiny", 128), ("paired", "tiny", 128), ("unpaired", "small", 256),
+             ("paired", "small", 256), ("styles", "tiny", 256)]
+    rows = []
+    for mode, preset, side in cases:
+        ours = {name: next((r for r in runs if (r["mode"], r["preset"], r["side"]) == (mode, preset, side)), None)
+                for name, runs in trained.items()}
+        if not any(ours.values()) and (mode, preset, side) not in torch:
+            continue
+        batch = next((r["batch"] for r in ours.values() if r), 8 if mode == "styles" else 1)
+        rates = [r["steps_per_s"] if r else None for r in ours.values()]
+        theirs = torch.get((mode, preset, side))
+        best = max((v for v in rates if v), default=None)
+        rows.append([mode, preset, f"{side}²", batch] + [f"{v:.2f}" if v else "not run" for v in rates]
+                    + [f"{theirs:.2f}" if theirs else "–", f"{best / theirs:.2f}×" if best and theirs else "–"])
+    if rows:
+        print("\nTraining steps/s (the painterly styles step is the GPU issue's target: best Burn ≥ 0.8× PyTorch):\n")
+        print(table(["mode", "preset", "side", "batch"] + [f"Burn {name}" for name in trained]
+                    + ["PyTorch CUDA", "best Burn ÷ PyTorch (steps/s)"], rows))
+    for name in trained:
+        err = GPU / file_err(name)
+        if err.exists() and err.read_text().strip():
+            print(f"\nBurn's training on {name} printed: `{err.read_text().strip().splitlines()[-1]}`")
+
+    cli = GPU / "stylize-cuda.txt"
+    if cli.exists() and cli.read_text().strip():
+        print(f"\n`portraitist stylize --backend cuda` against `--backend cpu` on the same portrait (`image_diff`): "
+              f"{cli.read_text().strip().splitlines()[-1]}")
+
+    checks = [(file, lines(file, GPU)) for file in ("check-wgpu.jsonl", "check-cuda.jsonl",
+              "check-wgpu-no-elementwise.jsonl", "check-wgpu-f16.jsonl", "check-cuda-f16.jsonl")]
+    checks = [(file, run) for file, run in checks if run]
+    if checks:
+        gpu_checks(checks)
+    else:
         check_section(lines("check-fused.jsonl", GPU), lines("check-unfused.jsonl", GPU))
+    webgpu_section()
+
+
+def file_err(name):
+    return {"wgpu": "gpu-train-burn.err", "CUDA": "gpu-train-cuda.err"}[name]
+
+
+def gpu_checks(checks):
+    """One row per `bench_native check` run: the same losses and gradients on the CPU and the GPU,
+    then a few steps side by side."""
+    rows = []
+    for file, run in checks:
+        head = run[0]
+        backend = head.get("backend", "?")
+        losses = [abs(r[backend] - r["flex"]) / abs(r["flex"]) for r in run
+                  if "loss" in r and isinstance(r.get(backend), (int, float)) and r["flex"]]
+        grads = [r["relative"] for r in run if "grad_of" in r and isinstance(r.get("scale"), (int, float))
+                 and r["scale"] > 1e-4]
+        bad_grads = sum(1 for g in grads if not isinstance(g, (int, float)))
+        grads = [g for g in grads if isinstance(g, (int, float))]
+        steps = [r for r in run if "step" in r]
+        error = next((r[f"{backend}_error"] for r in steps if f"{backend}_error" in r), None)
+        fusion = "off" if head.get("unfused") else "on" + (f" without {head['fusion_removed']}" if head.get("fusion_removed") else "")
+        rows.append([f"`{file}`", backend, head.get("precision", "f32"), fusion,
+                     f"{max(losses):.0e}" if losses else "–",
+                     (f"{100 * max(grads):.2f} %" if grads else "–") + (f" ({bad_grads} NaN)" if bad_grads else ""),
+                     f"{len(steps) - (1 if error else 0)}" + (f" (then: {error[:60]})" if error else "")])
+    print("\n`bench_native check BACKEND 3` computes the same losses and gradients of the same networks on the "
+          "CPU (flex, f32) and on the GPU, then runs the real trainer on both side by side:\n")
+    print(table(["file", "backend", "precision", "fusion", "losses apart (relative, largest)",
+                 "gradients apart (of each tensor's largest value)", "steps run"], rows))
+
+
+def webgpu_section():
+    """The page's WebGPU inference (the wasm harness of bench/dawn) on the GPU under Node + Dawn."""
+    path = GPU / "dawn.json"
+    if not path.exists():
+        return
+    run = json.loads(path.read_text())
+    adapter = run.get("adapter", {})
+    print(f"\n## The page's WebGPU path on the GPU (Node + Dawn)\n")
+    print(f"`bench/dawn/run.mjs`: the page's wasm (`src/web/harness.rs`, the same code path as the page) on Dawn's "
+          f"adapter `{adapter.get('vendor', '?')} {adapter.get('architecture', '')} {adapter.get('description', '')}`"
+          f" ({run.get('backend', '?')}), style `{run.get('style', '?')}`. Against the CLI's output of the same "
+          f"portrait: max difference **{run.get('max_difference_vs_cli')}** 8-bit levels. {run.get('note', '')}.\n")
+    targets = {512: 30, 2048: 300}
+    rows = [[f"{t['side']}²", t["runs"], f"{t['median_ms']:.1f}", f"{t['min_ms']:.1f}",
+             f"≤ {targets[t['side']]} ms" if t["side"] in targets else ""] for t in run.get("timings", [])]
+    print(table(["side", "runs", "median ms", "min ms", "target"], rows))
 
 
 def check_section(fused, unfused):
