@@ -313,10 +313,11 @@ def gpu_section():
     print(f"Measured separately with `bench/gpu-run` on {day}: {gpu_name} ({cpu_line}); the JSON is in "
           "`bench/gpu/` (our build machines have no GPU, so `bench/run` does not repeat it). Batch 1, "
           "median of the timed runs after warm-up; Burn's autotune cache was filled by a first pass.")
-    parts = (GPU / "parts.txt").read_text().splitlines() if (GPU / "parts.txt").exists() else []
+    parts = [line for name in ("parts-native.txt", "parts-web.txt") if (GPU / name).exists()
+             for line in (GPU / name).read_text().splitlines()]
     failed = [p for p in parts if not p.endswith(" s") or " exit 0 " not in p]
     if failed:
-        print("Parts of that run that did not finish cleanly (`parts.txt`; their `.err` files say why): "
+        print("Parts of that run that did not finish cleanly (`parts-*.txt`; their `.err` files say why): "
               + "; ".join(f"`{p}`" for p in failed) + ".")
     burn = {(r["preset"], r["side"]): r for r in lines("gpu-infer-burn.jsonl", GPU)}
     readback = [r["ms_median"] - r["ms_computed_median"] for r in burn.values() if "ms_computed_median" in r]
@@ -404,7 +405,11 @@ def gpu_section():
 
 
 def file_err(name):
-    return {"wgpu": "gpu-train-burn.err", "CUDA": "gpu-train-cuda.err"}[name]
+    """The training part's stderr: gpu-run names it after the part (an older run wrote
+    gpu-train-burn.err)."""
+    stem = {"wgpu": "gpu-train-burn", "CUDA": "gpu-train-cuda"}[name]
+    current = f"{stem}.jsonl.err"
+    return current if (GPU / f"{stem}.jsonl").exists() or (GPU / current).exists() else f"{stem}.err"
 
 
 def gpu_checks(checks):
@@ -414,19 +419,28 @@ def gpu_checks(checks):
     for file, run in checks:
         head = run[0]
         backend = head.get("backend", "?")
-        losses = [abs(r[backend] - r["flex"]) / abs(r["flex"]) for r in run
-                  if "loss" in r and isinstance(r.get(backend), (int, float)) and r["flex"]]
-        grads = [r["relative"] for r in run if "grad_of" in r and isinstance(r.get("scale"), (int, float))
-                 and r["scale"] > 1e-4]
-        bad_grads = sum(1 for g in grads if not isinstance(g, (int, float)))
-        grads = [g for g in grads if isinstance(g, (int, float))]
+        number = lambda v: isinstance(v, (int, float))
+        loss_lines = [r for r in run if "loss" in r]
+        losses = [abs(r[backend] - r["flex"]) / abs(r["flex"]) for r in loss_lines
+                  if number(r.get(backend)) and number(r.get("flex")) and r["flex"]]
+        bad_losses = len(loss_lines) - len(losses)
+        grad_lines = [r for r in run if "grad_of" in r]
+        # A gradient with NaN or infinite values (`non_finite`), or one the GPU did not give
+        # (`error`), is counted, not compared: `relative` skips NaN.
+        bad_grads = sum(1 for r in grad_lines if r.get("non_finite") or "error" in r or not number(r.get("relative")))
+        grads = [r["relative"] for r in grad_lines if number(r.get("scale")) and r["scale"] > 1e-4
+                 and number(r.get("relative")) and not r.get("non_finite") and "error" not in r]
         steps = [r for r in run if "step" in r]
         error = next((r[f"{backend}_error"] for r in steps if f"{backend}_error" in r), None)
+        drift = [r.get("worst_relative") for r in steps if "worst_relative" in r]
+        drift_text = ("" if not drift else f", parameters at most {100 * max(d for d in drift if number(d)):.1f} % apart"
+                      if all(number(d) for d in drift) else ", a parameter became NaN")
         fusion = "off" if head.get("unfused") else "on" + (f" without {head['fusion_removed']}" if head.get("fusion_removed") else "")
         rows.append([f"`{file}`", backend, head.get("precision", "f32"), fusion,
-                     f"{max(losses):.0e}" if losses else "–",
-                     (f"{100 * max(grads):.2f} %" if grads else "–") + (f" ({bad_grads} NaN)" if bad_grads else ""),
-                     f"{len(steps) - (1 if error else 0)}" + (f" (then: {error[:60]})" if error else "")])
+                     (f"{max(losses):.0e}" if losses else "–") + (f" ({bad_losses} NaN)" if bad_losses else ""),
+                     (f"{100 * max(grads):.2f} %" if grads else "–")
+                     + (f" ({bad_grads} NaN or missing)" if bad_grads else ""),
+                     f"{len(steps) - (1 if error else 0)}" + drift_text + (f" (then: {error[:60]})" if error else "")])
     print("\n`bench_native check BACKEND 3` computes the same losses and gradients of the same networks on the "
           "CPU (flex, f32) and on the GPU, then runs the real trainer on both side by side:\n")
     print(table(["file", "backend", "precision", "fusion", "losses apart (relative, largest)",

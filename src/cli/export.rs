@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use portraitist::StylePack;
 use portraitist::looks::LookName;
-use portraitist::pack::archive::PackFile;
+use portraitist::pack::archive;
 use portraitist::train::export::{
     ExportRequest, WeightsSource, export, export_look, export_safetensors,
 };
@@ -66,19 +66,20 @@ pub fn run(args: &ExportArgs, models: &Path) -> Result<ExitCode> {
         let Some(style) = &args.style else {
             bail!("--format tar packs an existing pack: give --style ID (or a pack folder)");
         };
-        let pack = StylePack::resolve(style, models)?;
-        // The previews travel with it; a built-in pack has none.
-        let manifest = &pack.manifest;
-        let mut previews = Vec::new();
-        if let Some(dir) = pack.dir() {
-            let names = manifest.preview.iter().chain(manifest.styles.iter().filter_map(|s| s.preview.as_ref()));
-            for name in names {
-                let path = dir.join(name);
-                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                previews.push(PackFile { name: name.clone(), bytes });
+        // An archive keeps its previews; a folder's are read from it (a built-in pack has none).
+        let path = Path::new(style);
+        let (pack, previews) = match std::fs::read(path) {
+            Ok(bytes) if path.is_file() && archive::is_archive(&bytes) => {
+                StylePack::from_archive(style, &bytes)?
             }
-        }
-        let bytes = pack.to_archive(&previews);
+            _ => {
+                let pack = StylePack::resolve(style, models)?;
+                let previews = pack.preview_files()?;
+                (pack, previews)
+            }
+        };
+        let manifest = &pack.manifest;
+        let bytes = pack.to_archive(&previews)?;
         portraitist::atomic::write(&args.out, &bytes)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
         println!(

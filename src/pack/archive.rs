@@ -25,18 +25,38 @@ pub fn is_archive(bytes: &[u8]) -> bool {
     bytes.len() >= BLOCK && &bytes[257..262] == b"ustar"
 }
 
+/// Whether a header is POSIX ustar's (GNU tar's own format keeps other fields where ustar has
+/// the name prefix).
+fn is_posix(header: &[u8]) -> bool {
+    &header[257..263] == b"ustar\0"
+}
+
 /// The archive of a pack `id` made of `files` (each under `id/`), with fixed modes and times so
-/// the same pack always gives the same bytes.
-pub fn write(id: &str, files: &[PackFile]) -> Vec<u8> {
+/// the same pack always gives the same bytes. A file name over 100 bytes cannot be stored.
+pub fn write(id: &str, files: &[PackFile]) -> Result<Vec<u8>, PackError> {
     let mut out = Vec::new();
     for file in files {
-        let name = format!("{id}/{}", file.name);
         let mut header = [0u8; BLOCK];
-        put(&mut header[0..100], name.as_bytes());
+        let path = format!("{id}/{}", file.name);
+        if path.len() <= 100 {
+            put(&mut header[0..100], path.as_bytes());
+        } else if file.name.len() <= 100 && id.len() <= 155 {
+            // ustar's split: the folder in the prefix field, the file in the name field.
+            put(&mut header[0..100], file.name.as_bytes());
+            put(&mut header[345..500], id.as_bytes());
+        } else {
+            return Err(PackError::InvalidManifest {
+                file: file.name.clone(),
+                message: "a file name over 100 bytes cannot go into a pack archive".into(),
+            });
+        }
         put(&mut header[100..108], b"0000644\0");
         put(&mut header[108..116], b"0000000\0");
         put(&mut header[116..124], b"0000000\0");
-        put(&mut header[124..136], format!("{:011o}\0", file.bytes.len()).as_bytes());
+        put(
+            &mut header[124..136],
+            format!("{:011o}\0", file.bytes.len()).as_bytes(),
+        );
         put(&mut header[136..148], b"00000000000\0");
         header[156] = b'0';
         put(&mut header[257..265], b"ustar\x0000");
@@ -48,7 +68,7 @@ pub fn write(id: &str, files: &[PackFile]) -> Vec<u8> {
         out.resize(out.len().next_multiple_of(BLOCK), 0);
     }
     out.resize(out.len() + 2 * BLOCK, 0);
-    out
+    Ok(out)
 }
 
 fn put(field: &mut [u8], value: &[u8]) {
@@ -68,16 +88,27 @@ fn read(source: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, PackError>
         if header.iter().all(|&b| b == 0) {
             return Ok(files);
         }
-        let stored: u32 = octal(&header[148..156]).ok_or_else(|| bad("a header's checksum is not a number".into()))? as u32;
+        let stored: u32 = octal(&header[148..156])
+            .ok_or_else(|| bad("a header's checksum is not a number".into()))?
+            as u32;
         let sum: u32 = header
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { b' ' as u32 } else { b as u32 })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    b' ' as u32
+                } else {
+                    b as u32
+                }
+            })
             .sum();
         if stored != sum {
-            return Err(bad(format!("the header at byte {at} is damaged (checksum)")));
+            return Err(bad(format!(
+                "the header at byte {at} is damaged (checksum)"
+            )));
         }
-        let size = octal(&header[124..136]).ok_or_else(|| bad("a file size is not a number".into()))?;
+        let size =
+            octal(&header[124..136]).ok_or_else(|| bad("a file size is not a number".into()))?;
         let start = at + BLOCK;
         let end = usize::try_from(size)
             .ok()
@@ -90,7 +121,7 @@ fn read(source: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, PackError>
             String::from_utf8_lossy(&field[..len]).into_owned()
         };
         let mut path = name(0..100);
-        if &header[257..262] == b"ustar" && header[345] != 0 {
+        if is_posix(header) && header[345] != 0 {
             path = format!("{}/{path}", name(345..500));
         }
         match header[156] {
@@ -129,17 +160,36 @@ impl StylePack {
             .filter_map(|(path, _)| {
                 let path = path.trim_start_matches("./");
                 let folder = path.strip_suffix(MANIFEST_FILE)?;
-                (folder.is_empty() || (folder.ends_with('/') && !folder[..folder.len() - 1].contains('/')))
-                    .then(|| folder.to_string())
+                (folder.is_empty()
+                    || (folder.ends_with('/') && !folder[..folder.len() - 1].contains('/')))
+                .then(|| folder.to_string())
             })
-            .min_by_key(|folder| folder.len())
-            .ok_or_else(|| PackError::Missing {
-                file: format!("{source}: {MANIFEST_FILE}"),
-            })?;
+            .collect::<Vec<_>>();
+        let manifest_at = match manifest_at.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(PackError::Missing {
+                    file: format!("{source}: {MANIFEST_FILE}"),
+                });
+            }
+            several => {
+                return Err(PackError::InvalidManifest {
+                    file: source.to_string(),
+                    message: format!(
+                        "an archive holds one pack, this one {} ({}): archive one pack folder",
+                        several.len(),
+                        several.join(", ")
+                    ),
+                });
+            }
+        };
         let mut manifest = None;
         let mut others = Vec::new();
         for (path, data) in files {
-            let Some(name) = path.trim_start_matches("./").strip_prefix(manifest_at.as_str()) else {
+            let Some(name) = path
+                .trim_start_matches("./")
+                .strip_prefix(manifest_at.as_str())
+            else {
                 continue;
             };
             if name.is_empty() || name.contains('/') {
@@ -174,10 +224,9 @@ impl StylePack {
                 })?;
             let weights = others.remove(at).bytes;
             if weights.len() as u64 > MAX_WEIGHTS_BYTES {
-                return Err(PackError::WrongSize {
+                return Err(PackError::InvalidManifest {
                     file: format!("{source}: {}", parsed.weights.file),
-                    expected: parsed.weights.bytes,
-                    actual: weights.len() as u64,
+                    message: format!("weights over {MAX_WEIGHTS_BYTES} bytes are refused"),
                 });
             }
             weights
@@ -189,8 +238,34 @@ impl StylePack {
         Ok((pack, others))
     }
 
+    /// The previews the manifest names, read from the pack's folder (none for a pack built from
+    /// bytes), each once.
+    pub fn preview_files(&self) -> Result<Vec<PackFile>, PackError> {
+        let Some(dir) = self.dir() else {
+            return Ok(Vec::new());
+        };
+        let manifest = &self.manifest;
+        let mut files: Vec<PackFile> = Vec::new();
+        let names = manifest
+            .preview
+            .iter()
+            .chain(manifest.styles.iter().filter_map(|s| s.preview.as_ref()));
+        for name in names {
+            if files.iter().any(|f| &f.name == name) {
+                continue;
+            }
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|source| PackError::Io { path, source })?;
+            files.push(PackFile {
+                name: name.clone(),
+                bytes,
+            });
+        }
+        Ok(files)
+    }
+
     /// This pack as one archive: its manifest, weights and the `extra` files (previews).
-    pub fn to_archive(&self, extra: &[PackFile]) -> Vec<u8> {
+    pub fn to_archive(&self, extra: &[PackFile]) -> Result<Vec<u8>, PackError> {
         let mut files = vec![PackFile {
             name: MANIFEST_FILE.to_string(),
             bytes: serde_json::to_vec_pretty(&self.manifest).expect("manifests always serialise"),

@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Generator, GeneratorConfig, LatentGenerator, LatentGeneratorConfig};
 
+pub mod archive;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod builtin;
-pub mod archive;
 mod index;
 mod manifest;
 mod mix;

@@ -74,51 +74,73 @@ pub fn object_url(bytes: &[u8], mime: &str) -> Result<String, String> {
     Url::create_object_url_with_blob(&blob).map_err(describe)
 }
 
-/// A key → bytes store in this browser's IndexedDB (database `portraitist`, one object store
-/// per name): what the page keeps across reloads and offline.
+/// A key → bytes store in this browser's IndexedDB (database `portraitist`, version 1, whose
+/// one object store is the name given; a second store would need a new version): what the page
+/// keeps across reloads and offline.
 pub struct Store {
     db: web_sys::IdbDatabase,
     name: &'static str,
 }
 
-/// An IndexedDB request's result once it succeeds.
+/// An IndexedDB request's result once it succeeds. The handlers reach the request through
+/// their event, so the one that never runs holds nothing but the promise's two functions.
 async fn finished(request: &web_sys::IdbRequest) -> Result<JsValue, String> {
+    fn source(event: &web_sys::Event) -> Option<web_sys::IdbRequest> {
+        event.target()?.dyn_into().ok()
+    }
     let promise = js_sys::Promise::new(&mut |resolve, reject| {
-        let (ok, failed) = (request.clone(), request.clone());
-        let on_success = wasm_bindgen::closure::Closure::once_into_js(move || {
-            let _ = resolve.call1(&JsValue::NULL, &ok.result().unwrap_or(JsValue::UNDEFINED));
-        });
-        let on_error = wasm_bindgen::closure::Closure::once_into_js(move || {
-            let error = failed.error().ok().flatten().map(|e| e.message());
-            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&error.unwrap_or_default()));
-        });
+        let on_success =
+            wasm_bindgen::closure::Closure::once_into_js(move |event: web_sys::Event| {
+                let result = source(&event).and_then(|r| r.result().ok());
+                let _ = resolve.call1(&JsValue::NULL, &result.unwrap_or(JsValue::UNDEFINED));
+            });
+        let on_error =
+            wasm_bindgen::closure::Closure::once_into_js(move |event: web_sys::Event| {
+                let error = source(&event)
+                    .and_then(|r| r.error().ok().flatten())
+                    .map(|e| e.message());
+                let _ = reject.call1(
+                    &JsValue::NULL,
+                    &JsValue::from_str(&error.unwrap_or_default()),
+                );
+            });
         request.set_onsuccess(Some(on_success.unchecked_ref()));
         request.set_onerror(Some(on_error.unchecked_ref()));
     });
     JsFuture::from(promise).await.map_err(describe)
 }
 
-/// A read-write transaction's end (its writes are on disk then).
+/// A read-write transaction's end: committed, or aborted (a failed request aborts it, and
+/// the transaction's error is set by then).
 async fn committed(transaction: &web_sys::IdbTransaction) -> Result<(), String> {
     let promise = js_sys::Promise::new(&mut |resolve, reject| {
         let on_complete = wasm_bindgen::closure::Closure::once_into_js(move || {
             let _ = resolve.call0(&JsValue::NULL);
         });
-        let failed = transaction.clone();
-        let on_error = wasm_bindgen::closure::Closure::once_into_js(move || {
-            let error = failed.error().map(|e| e.message());
-            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&error.unwrap_or_default()));
-        });
+        let on_abort =
+            wasm_bindgen::closure::Closure::once_into_js(move |event: web_sys::Event| {
+                let transaction: Option<web_sys::IdbTransaction> =
+                    event.target().and_then(|t| t.dyn_into().ok());
+                let error = transaction.and_then(|t| t.error()).map(|e| e.message());
+                let _ = reject.call1(
+                    &JsValue::NULL,
+                    &JsValue::from_str(&error.unwrap_or_else(|| "the write was cancelled".into())),
+                );
+            });
         transaction.set_oncomplete(Some(on_complete.unchecked_ref()));
-        transaction.set_onerror(Some(on_error.unchecked_ref()));
-        transaction.set_onabort(Some(on_error.unchecked_ref()));
+        transaction.set_onabort(Some(on_abort.unchecked_ref()));
     });
     JsFuture::from(promise).await.map(|_| ()).map_err(describe)
 }
 
 impl Store {
     pub async fn open(name: &'static str) -> Result<Self, String> {
-        let fail = |e: JsValue| format!("this browser's storage (IndexedDB) is not available: {}", describe(e));
+        let fail = |e: JsValue| {
+            format!(
+                "this browser's storage (IndexedDB) is not available: {}",
+                describe(e)
+            )
+        };
         let factory = window()
             .indexed_db()
             .map_err(fail)?
@@ -134,12 +156,19 @@ impl Store {
             }
         });
         request.set_onupgradeneeded(Some(on_upgrade.unchecked_ref()));
-        let db = finished(&request).await.map_err(|e| format!("cannot open the page's storage: {e}"))?;
-        let db = db.dyn_into().map_err(|_| "the page's storage gave no database".to_string())?;
+        let db = finished(&request)
+            .await
+            .map_err(|e| format!("cannot open the page's storage: {e}"))?;
+        let db = db
+            .dyn_into()
+            .map_err(|_| "the page's storage gave no database".to_string())?;
         Ok(Self { db, name })
     }
 
-    fn objects(&self, mode: web_sys::IdbTransactionMode) -> Result<(web_sys::IdbTransaction, web_sys::IdbObjectStore), String> {
+    fn objects(
+        &self,
+        mode: web_sys::IdbTransactionMode,
+    ) -> Result<(web_sys::IdbTransaction, web_sys::IdbObjectStore), String> {
         let transaction = self
             .db
             .transaction_with_str_and_mode(self.name, mode)
@@ -153,7 +182,10 @@ impl Store {
         let (_, store) = self.objects(web_sys::IdbTransactionMode::Readonly)?;
         let values = finished(&store.get_all().map_err(describe)?).await?;
         let values: js_sys::Array = values.dyn_into().map_err(|_| "not a list".to_string())?;
-        Ok(values.iter().map(|v| Uint8Array::new(&v).to_vec()).collect())
+        Ok(values
+            .iter()
+            .map(|v| Uint8Array::new(&v).to_vec())
+            .collect())
     }
 
     pub async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
@@ -161,7 +193,9 @@ impl Store {
         store
             .put_with_key(&Uint8Array::from(bytes), &JsValue::from_str(key))
             .map_err(describe)?;
-        committed(&transaction).await.map_err(|e| format!("could not keep it in this browser: {e}"))
+        committed(&transaction)
+            .await
+            .map_err(|e| format!("could not keep it in this browser: {e}"))
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), String> {

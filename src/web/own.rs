@@ -17,17 +17,41 @@ fn cards(pack: &StylePack, files: &[crate::pack::archive::PackFile]) -> Vec<Card
     let urls: Vec<(String, String)> = files
         .iter()
         .filter_map(|f| {
-            let mime = if f.name.ends_with(".png") { "image/png" } else { "image/jpeg" };
+            let mime = if f.name.ends_with(".png") {
+                "image/png"
+            } else {
+                "image/jpeg"
+            };
             Some((f.name.clone(), browser::object_url(&f.bytes, mime).ok()?))
         })
         .collect();
+    // A preview the archive lacks gets an empty address here, and no preview on its card.
     let url = |name: &str| {
         urls.iter()
             .find(|(n, _)| n == name)
             .map(|(_, url)| url.clone())
             .unwrap_or_default()
     };
-    Card::of(&IndexEntry::of(&pack.manifest), true, &url)
+    let mut cards = Card::of(&IndexEntry::of(&pack.manifest), true, &url);
+    for card in &mut cards {
+        if card.preview.as_deref() == Some("") {
+            card.preview = None;
+        }
+    }
+    cards
+}
+
+/// Take pack `id`'s cards out of the gallery, freeing their in-memory previews.
+fn drop_cards(ui: Ui, id: &str) {
+    ui.styles.update(|cards| {
+        cards.retain(|c| {
+            let gone = c.pack == id && c.own;
+            if gone && let Some(url) = c.preview.as_deref().filter(|u| u.starts_with("blob:")) {
+                let _ = web_sys::Url::revoke_object_url(url);
+            }
+            !gone
+        })
+    });
 }
 
 /// Check an archive and put its pack in the gallery (after the shipped ones), replacing an own
@@ -51,16 +75,17 @@ fn show(ui: Ui, name: &str, bytes: Vec<u8>) -> Result<String, String> {
         ));
     }
     let new_cards = cards(&pack, &files);
-    ui.styles.update(|cards| {
-        cards.retain(|c| c.pack != id);
-        cards.extend(new_cards);
-    });
+    drop_cards(ui, &id);
+    ui.styles.update(|cards| cards.extend(new_cards));
     ui.session.update_value(|s| {
         s.own.retain(|(p, _)| p.manifest.id != id);
         if s.pack.as_ref().is_some_and(|(p, _)| *p == id) {
             s.pack = None;
         }
-        if s.stylizer.as_ref().is_some_and(|(spec, _)| spec.split(':').next() == Some(id.as_str())) {
+        if s.stylizer
+            .as_ref()
+            .is_some_and(|(spec, _)| spec.split(':').next() == Some(id.as_str()))
+        {
             s.stylizer = None;
         }
         s.own.push((pack, bytes));
@@ -104,7 +129,9 @@ pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) {
             ui.selected.set(first);
             ui.error.set(None);
             match saved {
-                Ok(()) => ui.status.set(format!("Added the style pack `{id}` from {name}; it stays in this browser.")),
+                Ok(()) => ui.status.set(format!(
+                    "Added the style pack `{id}` from {name}; it stays in this browser."
+                )),
                 Err(e) => ui.fail(format!("Added `{id}` for this visit only: {e}")),
             }
             run(ui);
@@ -115,15 +142,21 @@ pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) {
 
 /// Remove one of the user's packs from the gallery and from this browser.
 pub(super) async fn remove(ui: Ui, id: String) {
-    ui.styles.update(|cards| cards.retain(|c| c.pack != id || !c.own));
+    drop_cards(ui, &id);
     ui.session.update_value(|s| {
         s.own.retain(|(p, _)| p.manifest.id != id);
         if s.pack.as_ref().is_some_and(|(p, _)| *p == id) {
             s.pack = None;
         }
     });
-    if ui.selected.get_untracked().is_some_and(|s| s.split(':').next() == Some(id.as_str())) {
-        let first = ui.styles.with_untracked(|cards| cards.first().map(|c| c.id.clone()));
+    if ui
+        .selected
+        .get_untracked()
+        .is_some_and(|s| s.split(':').next() == Some(id.as_str()))
+    {
+        let first = ui
+            .styles
+            .with_untracked(|cards| cards.first().map(|c| c.id.clone()));
         ui.mix_with.set(None);
         ui.selected.set(first);
         run(ui);
@@ -133,8 +166,12 @@ pub(super) async fn remove(ui: Ui, id: String) {
         Err(e) => Err(e),
     };
     match removed {
-        Ok(()) => ui.status.set(format!("Removed the style pack `{id}` from this browser.")),
-        Err(e) => ui.fail(format!("`{id}` could not be removed from this browser: {e}")),
+        Ok(()) => ui
+            .status
+            .set(format!("Removed the style pack `{id}` from this browser.")),
+        Err(e) => ui.fail(format!(
+            "`{id}` could not be removed from this browser: {e}"
+        )),
     }
 }
 

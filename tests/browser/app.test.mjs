@@ -617,7 +617,8 @@ test('cpu: an own style pack (.tar) joins the gallery, is kept offline after a r
 
     // Removed: gone now and after another reload.
     await page.locator('#remove-pack').click();
-    await page.waitForFunction(() => !document.querySelector('.style[data-style^="mine:"]'));
+    await page.waitForFunction(() => /Removed the style pack/.test(document.querySelector('.status')?.textContent));
+    assert.equal(await page.locator('.style[data-style^="mine:"]').count(), 0);
     await page.reload();
     await page.locator('.style').first().waitFor();
     assert.equal(await page.locator('.style[data-style^="mine:"]').count(), 0);

@@ -398,12 +398,12 @@ fn a_pack_archive_round_trips_through_our_reader_and_system_tar() {
         name: "preview.jpg".into(),
         bytes: fs::read(shipped_dir.join("preview.jpg")).unwrap(),
     };
-    let bytes = shipped.to_archive(std::slice::from_ref(&preview));
+    let bytes = shipped.to_archive(std::slice::from_ref(&preview)).unwrap();
     assert!(archive::is_archive(&bytes));
     assert_eq!(bytes.len() % 512, 0);
     let (back, others) = StylePack::from_archive("painters.tar", &bytes).unwrap();
     assert_eq!(back.manifest, shipped.manifest);
-    assert_eq!(others, [preview.clone()]);
+    assert_eq!(others, std::slice::from_ref(&preview));
     let device = Device::flex();
     let params = |p: &StylePack| common::param_values(&p.generator(&device).unwrap());
     assert_eq!(params(&back), params(&shipped));
@@ -413,13 +413,24 @@ fn a_pack_archive_round_trips_through_our_reader_and_system_tar() {
     let file = dir.path().join("painters.tar");
     fs::write(&file, &bytes).unwrap();
     let tar = |args: &[&str]| {
-        let out = std::process::Command::new("tar").args(args).current_dir(dir.path()).output().unwrap();
-        assert!(out.status.success(), "tar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("tar")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     tar(&["-xf", "painters.tar"]);
     let unpacked = StylePack::load(&dir.path().join("painters")).unwrap();
     assert_eq!(params(&unpacked), params(&shipped));
-    assert_eq!(fs::read(dir.path().join("painters/preview.jpg")).unwrap(), preview.bytes);
+    assert_eq!(
+        fs::read(dir.path().join("painters/preview.jpg")).unwrap(),
+        preview.bytes
+    );
     tar(&["-cf", "theirs.tar", "painters"]);
     let theirs = StylePack::load(&dir.path().join("theirs.tar")).unwrap();
     assert_eq!(params(&theirs), params(&shipped));
@@ -429,18 +440,63 @@ fn a_pack_archive_round_trips_through_our_reader_and_system_tar() {
     // A flipped byte in a header, in the weights, or a cut: each refused, naming the problem.
     let mut header = bytes.clone();
     header[3] ^= 1;
-    let err = StylePack::from_archive("x.tar", &header).unwrap_err().to_string();
+    let err = StylePack::from_archive("x.tar", &header)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("checksum") && err.contains("x.tar"), "{err}");
     let weights_at = bytes.windows(4).position(|w| w == b"NRUB").map(|i| i + 100);
     let mut damaged = bytes.clone();
     damaged[weights_at.unwrap_or(2048)] ^= 0x55;
     let err = StylePack::from_archive("x.tar", &damaged).unwrap_err();
     assert!(matches!(err, PackError::HashMismatch { .. }), "{err}");
-    assert!(err.to_string().starts_with("x.tar: painters/generator.bpk"), "{err}");
-    let err = StylePack::from_archive("x.tar", &bytes[..bytes.len() / 2]).unwrap_err().to_string();
+    assert!(
+        err.to_string().starts_with("x.tar: painters/generator.bpk"),
+        "{err}"
+    );
+    let err = StylePack::from_archive("x.tar", &bytes[..bytes.len() / 2])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("truncated"), "{err}");
     // An archive without a manifest says so.
-    let empty = archive::write("x", &[PackFile { name: "notes.txt".into(), bytes: b"hi".to_vec() }]);
-    let err = StylePack::from_archive("x.tar", &empty).unwrap_err().to_string();
-    assert!(err.contains("style.json") && err.contains("missing"), "{err}");
+    let note = |name: &str| PackFile {
+        name: name.into(),
+        bytes: b"hi".to_vec(),
+    };
+    let empty = archive::write("x", &[note("notes.txt")]).unwrap();
+    let err = StylePack::from_archive("x.tar", &empty)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("style.json") && err.contains("missing"),
+        "{err}"
+    );
+    // Two packs in one archive: refused, not one picked.
+    let copy = std::process::Command::new("cp")
+        .args(["-r", "painters", "painters-copy"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    tar(&["-cf", "two.tar", "painters", "painters-copy"]);
+    let err = StylePack::load(&dir.path().join("two.tar"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("one pack"), "{err}");
+    // Long names use ustar's prefix field (system tar agrees); a file name over 100 bytes is refused.
+    let long_id = "p".repeat(64);
+    let long = archive::write(&long_id, &[note(&"n".repeat(90))]).unwrap();
+    fs::write(dir.path().join("long.tar"), &long).unwrap();
+    let listed = std::process::Command::new("tar")
+        .args(["-tf", "long.tar"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        format!("{long_id}/{}", "n".repeat(90))
+    );
+    let err = archive::write("x", &[note(&"n".repeat(101))])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("over 100 bytes"), "{err}");
 }
