@@ -260,3 +260,32 @@ pub fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, image::
     }
     Ok(out)
 }
+
+/// Rows of images side by side (e.g. input | output), with a thin gap.
+pub fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
+    const GAP: u32 = 4;
+    let cell_w = rows
+        .iter()
+        .flatten()
+        .map(RgbImage::width)
+        .max()
+        .unwrap_or(1);
+    let cell_h = rows
+        .iter()
+        .flatten()
+        .map(RgbImage::height)
+        .max()
+        .unwrap_or(1);
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let width = cols * cell_w + (cols + 1) * GAP;
+    let height = rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * GAP;
+    let mut out = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    for (r, row) in rows.iter().enumerate() {
+        for (c, image) in row.iter().enumerate() {
+            let x = GAP + c as u32 * (cell_w + GAP);
+            let y = GAP + r as u32 * (cell_h + GAP);
+            image::imageops::overlay(&mut out, image, i64::from(x), i64::from(y));
+        }
+    }
+    out
+}

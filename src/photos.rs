@@ -5,9 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
 use image::imageops::{self, FilterType};
-use image::{Rgb, RgbImage};
 
 use crate::image_io;
 
@@ -163,23 +162,7 @@ fn load_photo(path: &Path, min_side: u32, cache_side: u32) -> Result<RgbImage, S
     Ok(imageops::resize(&image, w, h, FilterType::Triangle))
 }
 
-/// Stack same-sized RGB images into a `[batch, 3, h, w]` tensor in [-1, 1].
-pub fn to_tensor(images: &[RgbImage], device: &Device) -> Tensor<4> {
-    let (w, h) = images[0].dimensions();
-    let plane = (w * h) as usize;
-    let mut data = vec![0f32; images.len() * 3 * plane];
-    for (b, image) in images.iter().enumerate() {
-        for (i, p) in image.pixels().enumerate() {
-            for c in 0..3 {
-                data[(b * 3 + c) * plane + i] = f32::from(p.0[c]) / 127.5 - 1.0;
-            }
-        }
-    }
-    Tensor::from_data(
-        TensorData::new(data, [images.len(), 3, h as usize, w as usize]),
-        device,
-    )
-}
+pub use crate::learn::lesson::to_tensor;
 
 /// The inverse of [`to_tensor`] for one image of a `[batch, 3, h, w]` tensor's data.
 pub fn to_image(data: &[f32], index: usize, width: usize, height: usize) -> RgbImage {
@@ -194,38 +177,12 @@ pub fn to_image(data: &[f32], index: usize, width: usize, height: usize) -> RgbI
     })
 }
 
-/// Rows of images side by side (e.g. input | output), with a thin gap.
-pub fn grid(rows: &[Vec<RgbImage>]) -> RgbImage {
-    const GAP: u32 = 4;
-    let cell_w = rows
-        .iter()
-        .flatten()
-        .map(RgbImage::width)
-        .max()
-        .unwrap_or(1);
-    let cell_h = rows
-        .iter()
-        .flatten()
-        .map(RgbImage::height)
-        .max()
-        .unwrap_or(1);
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
-    let width = cols * cell_w + (cols + 1) * GAP;
-    let height = rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * GAP;
-    let mut out = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    for (r, row) in rows.iter().enumerate() {
-        for (c, image) in row.iter().enumerate() {
-            let x = GAP + c as u32 * (cell_w + GAP);
-            let y = GAP + r as u32 * (cell_h + GAP);
-            image::imageops::overlay(&mut out, image, i64::from(x), i64::from(y));
-        }
-    }
-    out
-}
+pub use crate::image_io::grid;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
 
     #[test]
     fn tensors_round_trip_to_images() {

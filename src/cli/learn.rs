@@ -6,18 +6,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use portraitist::learn::adapt::{AdaptConfig, StyleLearner};
-use portraitist::model::Vgg19;
-use portraitist::pack::{DataSource, StyleInfo, StylePack};
-use portraitist::photos::{self, ImageFolder};
-use portraitist::rng::Rng;
-use portraitist::stylize::fit_within;
-use portraitist::train::data::Crop;
+use portraitist::learn::adapt::AdaptConfig;
+use portraitist::learn::lesson::{Lesson, NewStyle};
+use portraitist::pack::StylePack;
+use portraitist::photos::ImageFolder;
 use portraitist::train::export::save_with_previews;
-use portraitist::train::precision::choose_precision;
 
 use super::{Backend, device, load_folder, say};
 
@@ -43,7 +38,8 @@ pub struct LearnArgs {
     /// Licence of the style images, stored with the style.
     #[arg(long, default_value = "unspecified")]
     licence: String,
-    /// The new pack's folder; its parent's index.json gets the entry.
+    /// The new pack's folder, whose name is the new pack's id (a–z, 0–9, `-`, `_`); its parent's
+    /// index.json gets the entry.
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value_t = AdaptConfig::default().steps)]
@@ -73,27 +69,20 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
     if args.batch == 0 || args.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
+    let pack_id = args
+        .out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| portraitist::pack::valid_id(n))
+        .map(str::to_owned)
+        .with_context(|| {
+            format!(
+                "--out {}: the folder's name is the new pack's id, so it must be 1–64 of a–z, \
+                 0–9, `-` and `_`",
+                args.out.display()
+            )
+        })?;
     let pack = StylePack::resolve(&args.pack, models)?;
-    let generator = pack.generator(&Device::flex())?;
-    let mut styles = pack.manifest.styles.clone();
-    if styles.is_empty() {
-        // A one-style pack: its own look becomes its first style.
-        let m = &pack.manifest;
-        styles.push(StyleInfo {
-            id: m.id.clone(),
-            title: m.title.clone(),
-            description: m.description.clone(),
-            sources: m.training.sources.clone(),
-            preview: None,
-        });
-    }
-    if styles.iter().any(|s| s.id == args.id) {
-        bail!(
-            "`{}` already has a style `{}`: choose another --id",
-            pack.manifest.id,
-            args.id
-        );
-    }
     let style_images = if args.images.is_file() {
         let bytes = std::fs::read(&args.images)
             .with_context(|| format!("cannot read {}", args.images.display()))?;
@@ -111,23 +100,12 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
     let content = load_folder(&args.content, "content photos")?;
     let device = device(backend)?;
     let training = device.clone().without_autodiff().autodiff();
-    let bytes = std::fs::read(&args.vgg19).with_context(|| {
+    let vgg19 = std::fs::read(&args.vgg19).with_context(|| {
         format!(
             "learning a style needs the VGG19 weights, {} (scripts/convert-vgg19.py writes them)",
             args.vgg19.display()
         )
     })?;
-    let vgg = Vgg19::from_bytes(&bytes, &training)?;
-    // Style images at about twice the crop side: their Gram matrices then describe strokes at
-    // the scale the network sees them.
-    let targets: Vec<_> = style_images
-        .images
-        .iter()
-        .map(|image| {
-            let image = fit_within(image, 2 * args.size as u32);
-            photos::to_tensor(std::slice::from_ref(&image), &training)
-        })
-        .collect();
     let config = AdaptConfig {
         steps: args.steps,
         batch: args.batch,
@@ -135,7 +113,22 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
         seed: args.seed,
         ..AdaptConfig::default()
     };
-    let mut learner = StyleLearner::new(&generator, &targets, vgg, config, &training);
+    let style = NewStyle {
+        id: args.id.clone(),
+        title: args.title.clone(),
+        description: args.description.clone(),
+        source: args.images.display().to_string(),
+        licence: args.licence.clone(),
+    };
+    let mut lesson = Lesson::new(
+        pack,
+        style,
+        &style_images.images,
+        content.images,
+        &vgg19,
+        config,
+        &training,
+    )?;
     let mut log = match &args.log {
         Some(path) => {
             let mut file = std::fs::File::create(path)
@@ -151,19 +144,8 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
         )
         .expect("valid template"),
     );
-    let mut rng = Rng::new(args.seed);
-    let side = args.size as u32;
     for step in 1..=args.steps {
-        let crops: Vec<_> = (0..args.batch)
-            .map(|_| {
-                let image = &content.images[rng.below(content.len())];
-                Crop::random(image, side, &mut rng).apply(image, side)
-            })
-            .collect();
-        let losses = learner.step(photos::to_tensor(&crops, &training))?;
-        if let Some((name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
-            bail!("the {name} loss became {value} at step {step}: try fewer steps or other images");
-        }
+        let losses = lesson.step()?;
         if let Some(file) = &mut log {
             let values: Vec<String> = losses.iter().map(|(_, v)| v.to_string()).collect();
             writeln!(file, "{step},{}", values.join(","))?;
@@ -179,27 +161,13 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let plain = Device::flex();
-    let learnt = learner.generator(&plain);
-    let mut manifest = pack.manifest.clone();
-    styles.push(StyleInfo {
-        id: args.id.clone(),
-        title: args.title.clone(),
-        description: args.description.clone(),
-        sources: vec![DataSource {
-            name: args.images.display().to_string(),
-            licence: args.licence.clone(),
-            images: style_images.len() as u64,
-        }],
-        preview: None,
-    });
-    for style in &mut styles {
+    let learnt = lesson.pack(&pack_id)?;
+    let mut manifest = learnt.manifest.clone();
+    for style in &mut manifest.styles {
         style.preview = Some(format!("preview-{}.jpg", style.id));
     }
-    manifest.styles = styles;
-    manifest.generator = Some(learnt.config());
-    let (precision, _) = choose_precision(&learnt, &plain);
-    let manifest = save_with_previews(&args.out, manifest, &learnt, precision, None)?;
+    let precision = manifest.weights.dtype;
+    let manifest = save_with_previews(&args.out, manifest, &lesson.generator(), precision, None)?;
     say(
         &bar,
         format!(

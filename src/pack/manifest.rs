@@ -67,6 +67,11 @@ pub struct Manifest {
     /// Multi-style packs: the network's styles, in the order of its style table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub styles: Vec<StyleInfo>,
+    /// A pack made by learning a style (`portraitist learn`, the page's "Learn a style"): the
+    /// pack whose network and styles it extends. The page shows only the new styles of a pack
+    /// based on one it ships.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub based_on: Option<String>,
 }
 
 /// One style of a multi-style pack.
@@ -170,6 +175,7 @@ impl Manifest {
             preview: None,
             evaluation: EvaluationSummary::default(),
             styles: Vec::new(),
+            based_on: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod builtin;
 mod index;
 mod manifest;
 mod mix;
+pub mod preview;
 
 pub use index::{Index, IndexEntry};
 pub use manifest::{
@@ -232,10 +233,37 @@ impl StylePack {
     /// `train::precision::choose_precision` for the rule shipped styles follow.
     pub fn save<M: Module>(
         dir: &Path,
-        mut manifest: Manifest,
+        manifest: Manifest,
         generator: &M,
         precision: Precision,
     ) -> Result<Manifest, PackError> {
+        let pack = Self::with_weights(manifest, generator, precision)
+            .named(&dir.join(MANIFEST_FILE).display().to_string())?;
+        fs::create_dir_all(dir).map_err(|source| PackError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        write_atomic(&dir.join(&pack.manifest.weights.file), &pack.weights)?;
+        let json = serde_json::to_vec_pretty(&pack.manifest).expect("manifests always serialise");
+        write_atomic(&dir.join(MANIFEST_FILE), &json)?;
+        Ok(pack.manifest)
+    }
+
+    /// A pack in memory: `manifest` with `generator`'s weights stored at `precision` (file
+    /// name, size and checksum filled in).
+    pub fn from_network<M: Module>(
+        manifest: Manifest,
+        generator: &M,
+        precision: Precision,
+    ) -> Result<Self, PackError> {
+        Self::with_weights(manifest, generator, precision).named(MANIFEST_FILE)
+    }
+
+    fn with_weights<M: Module>(
+        mut manifest: Manifest,
+        generator: &M,
+        precision: Precision,
+    ) -> Self {
         manifest.format_version = FORMAT_VERSION;
         let weights = weights_bytes(generator, precision);
         manifest.weights = WeightsInfo {
@@ -244,15 +272,17 @@ impl StylePack {
             bytes: weights.len() as u64,
             dtype: precision,
         };
-        manifest.validate(&dir.join(MANIFEST_FILE).display().to_string())?;
-        fs::create_dir_all(dir).map_err(|source| PackError::Io {
-            path: dir.into(),
-            source,
-        })?;
-        write_atomic(&dir.join(&manifest.weights.file), &weights)?;
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifests always serialise");
-        write_atomic(&dir.join(MANIFEST_FILE), &json)?;
-        Ok(manifest)
+        Self {
+            manifest,
+            weights,
+            dir: None,
+        }
+    }
+
+    /// The pack if its manifest is valid, with `source` naming it in the message if not.
+    fn named(self, source: &str) -> Result<Self, PackError> {
+        self.manifest.validate(source)?;
+        Ok(self)
     }
 }
 
@@ -328,6 +358,25 @@ fn weights_bytes<M: Module>(generator: &M, precision: Precision) -> Vec<u8> {
     bytes.to_vec()
 }
 
+/// The id (of a pack or style) a title gives: lower case letters and digits, other runs of characters as `-`.
+pub fn id_from_title(title: &str) -> String {
+    let mut id = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            id.push(c);
+        } else if !id.is_empty() && !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    let id: String = id.chars().take(40).collect();
+    let id = id.trim_end_matches('-');
+    if id.is_empty() {
+        "mine".into()
+    } else {
+        id.into()
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -335,7 +384,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub(crate) fn valid_id(id: &str) -> bool {
+pub fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()
@@ -398,4 +447,21 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
         path: path.into(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_from_title;
+
+    #[test]
+    fn ids_from_titles() {
+        assert_eq!(id_from_title("Night Café, 1888"), "night-caf-1888");
+        assert_eq!(id_from_title("  my look "), "my-look");
+        assert_eq!(id_from_title("!!!"), "mine");
+        assert_eq!(id_from_title(&"a".repeat(90)).len(), 40);
+        assert_eq!(
+            id_from_title(&format!("{} b", "a".repeat(39))),
+            "a".repeat(39)
+        );
+    }
 }

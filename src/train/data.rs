@@ -110,58 +110,7 @@ fn empty_like(folder: &ImageFolder) -> ImageFolder {
     }
 }
 
-/// How one training example is cut from a cached photo.
-#[derive(Debug, Clone, Copy)]
-pub struct Crop {
-    pub x: u32,
-    pub y: u32,
-    pub side: u32,
-    pub flip: bool,
-}
-
-impl Crop {
-    /// A random square covering between `size` pixels and the whole shorter side, anywhere.
-    pub fn random(image: &RgbImage, size: u32, rng: &mut Rng) -> Self {
-        let short = image.width().min(image.height());
-        let side = if short <= size {
-            short
-        } else {
-            size + rng.below((short - size + 1) as usize) as u32
-        };
-        let x = rng.below((image.width() - side + 1) as usize) as u32;
-        let y = rng.below((image.height() - side + 1) as usize) as u32;
-        Self {
-            x,
-            y,
-            side,
-            flip: rng.coin(),
-        }
-    }
-
-    /// The largest centred square, unflipped (for fixed sample grids).
-    pub fn center(image: &RgbImage) -> Self {
-        let side = image.width().min(image.height());
-        Self {
-            x: (image.width() - side) / 2,
-            y: (image.height() - side) / 2,
-            side,
-            flip: false,
-        }
-    }
-
-    pub fn apply(&self, image: &RgbImage, size: u32) -> RgbImage {
-        let square = imageops::crop_imm(image, self.x, self.y, self.side, self.side).to_image();
-        let mut out = if self.side == size {
-            square
-        } else {
-            imageops::resize(&square, size, size, FilterType::Triangle)
-        };
-        if self.flip {
-            imageops::flip_horizontal_in_place(&mut out);
-        }
-        out
-    }
-}
+pub use crate::learn::lesson::Crop;
 
 /// Random brightness, contrast and saturation changes of up to ± `amount`.
 pub fn jitter(image: &mut RgbImage, amount: f32, rng: &mut Rng) {

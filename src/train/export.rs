@@ -18,12 +18,9 @@ use crate::looks::LookName;
 use crate::model::{Generator, GeneratorConfig};
 use crate::pack::{DataSource, Index, Manifest, Precision, StyleInfo, StylePack, TrainingSummary};
 use crate::photos;
-use crate::stylize::{self, Blend, Stylizer};
+use crate::stylize::{self, Stylizer};
 
-/// The portrait used for previews when none is given: Grace Hopper (US Navy, public domain).
-const PREVIEW_PORTRAIT: &[u8] = include_bytes!("../../tests/fixtures/grace_hopper.jpg");
-const PREVIEW_FILE: &str = "preview.jpg";
-const PREVIEW_HEIGHT: u32 = 256;
+use crate::pack::preview::{FILE as PREVIEW_FILE, HEIGHT as PREVIEW_HEIGHT};
 
 pub struct ExportRequest<'a> {
     pub run_dir: &'a Path,
@@ -107,7 +104,7 @@ fn preview_source(path: Option<&Path>) -> Result<RgbImage, TrainError> {
                 source,
             })
         }
-        None => Ok(image_io::decode(PREVIEW_PORTRAIT).expect("the built-in portrait decodes")),
+        None => Ok(crate::pack::preview::portrait()),
     }
 }
 
@@ -245,19 +242,11 @@ fn title_of(id: &str) -> String {
     }
 }
 
-/// Original | stylized, side by side.
+/// Original | stylized, side by side (see [`crate::pack::preview`]).
 fn preview(photo: &RgbImage, stylizer: &stylize::Stylizer) -> Result<RgbImage, TrainError> {
-    let scale = f64::from(PREVIEW_HEIGHT) / f64::from(photo.height());
-    let width = ((f64::from(photo.width()) * scale).round() as u32).max(16);
-    let small = image::imageops::resize(
-        photo,
-        width,
-        PREVIEW_HEIGHT,
-        image::imageops::FilterType::Lanczos3,
-    );
-    let styled = stylizer.render_blocking(&small, None, &mut |_, _| {})?;
-    let styled = stylize::blend(&small, &styled, Blend::default());
-    Ok(photos::grid(&[vec![small, styled]]))
+    Ok(pollster::block_on(crate::pack::preview::render(
+        photo, stylizer,
+    ))?)
 }
 
 fn summary(

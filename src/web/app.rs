@@ -9,6 +9,7 @@ use web_sys::HtmlInputElement;
 use super::browser;
 use super::camera::{close_camera, open_camera, take_picture};
 use super::create_view::CreateView;
+use super::learn_view::LearnView;
 use super::own;
 use super::runner::{download, load_styles, read_file, reblend, run, set_photo};
 use super::state::Ui;
@@ -50,7 +51,9 @@ pub fn App() -> impl IntoView {
         if let Some(file) = input.files().and_then(|f| f.get(0)) {
             spawn_local(async move {
                 match browser::file_bytes(&file).await {
-                    Ok(bytes) => own::add(ui, file.name(), bytes).await,
+                    Ok(bytes) => {
+                        own::add(ui, file.name(), bytes).await;
+                    }
                     Err(e) => ui.fail(format!("{}: {e}", file.name())),
                 }
             });
@@ -176,6 +179,7 @@ pub fn App() -> impl IntoView {
                     </div>
                 </div>
             </section>
+            <LearnView ui />
             <CreateView ui />
         </main>
     }

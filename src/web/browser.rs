@@ -8,7 +8,7 @@ use web_sys::{
     MediaStream, MediaStreamConstraints, MediaStreamTrack, Response, Url,
 };
 
-fn describe(value: JsValue) -> String {
+pub fn describe(value: JsValue) -> String {
     value
         .as_string()
         .or_else(|| {

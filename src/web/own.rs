@@ -74,7 +74,23 @@ fn show(ui: Ui, name: &str, bytes: Vec<u8>) -> Result<String, String> {
              under another id"
         ));
     }
-    let new_cards = cards(&pack, &files);
+    let mut new_cards = cards(&pack, &files);
+    // A pack learnt from a shipped one holds that pack's styles too: the gallery has those
+    // already, so only the new ones are shown (each still mixes with all of its pack's styles).
+    if let Some(base) = &pack.manifest.based_on {
+        let shipped: Vec<String> = ui.styles.with_untracked(|cards| {
+            cards
+                .iter()
+                .filter(|c| !c.own && &c.pack == base)
+                .map(|c| c.id.clone())
+                .collect()
+        });
+        let prefix = format!("{id}:");
+        new_cards.retain(|card| {
+            let style = card.id.strip_prefix(&prefix).unwrap_or(&card.id);
+            !shipped.contains(&format!("{base}:{style}"))
+        });
+    }
     drop_cards(ui, &id);
     ui.styles.update(|cards| cards.extend(new_cards));
     ui.session.update_value(|s| {
@@ -113,8 +129,9 @@ pub(super) async fn restore(ui: Ui) {
     }
 }
 
-/// A pack archive the user gave: into the gallery, kept, selected, and run on the photo.
-pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) {
+/// A pack archive the user gave (or learnt): into the gallery, kept, selected, and run on the
+/// photo. Whether it joined the gallery (if not, the page shows why).
+pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) -> bool {
     let kept = bytes.clone();
     match show(ui, &name, bytes) {
         Ok(id) => {
@@ -135,9 +152,19 @@ pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) {
                 Err(e) => ui.fail(format!("Added `{id}` for this visit only: {e}")),
             }
             run(ui);
+            true
         }
-        Err(e) => ui.fail(e),
+        Err(e) => {
+            ui.fail(e);
+            false
+        }
     }
+}
+
+/// Whether `id` is one of the user's packs.
+pub(super) fn has(ui: Ui, id: &str) -> bool {
+    ui.session
+        .with_value(|s| s.own.iter().any(|(p, _)| p.manifest.id == id))
 }
 
 /// Remove one of the user's packs from the gallery and from this browser.

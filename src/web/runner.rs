@@ -66,7 +66,9 @@ pub(super) async fn read_file(ui: Ui, file: web_sys::File) {
     let name = file.name();
     match browser::file_bytes(&file).await {
         // A style pack given where photos go is added to the gallery.
-        Ok(bytes) if crate::pack::archive::is_archive(&bytes) => own::add(ui, name, bytes).await,
+        Ok(bytes) if crate::pack::archive::is_archive(&bytes) => {
+            own::add(ui, name, bytes).await;
+        }
         Ok(bytes) => match image_io::decode(&bytes) {
             Ok(photo) => set_photo(ui, photo, name),
             Err(e) => ui.fail(format!("{name}: {e}")),

@@ -632,6 +632,161 @@ test('cpu: an own style pack (.tar) joins the gallery, is kept offline after a r
   }
 });
 
+/** The page's learning log (`step,content,style,tv` lines) or the CLI's CSV, as rows of numbers. */
+function lossRows(csv) {
+  return csv.trim().split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split(',').map(Number));
+}
+
+// The style images: a painting where one is given (LEARN_PAINTING, e.g. data/paintings/…), else a
+// fixture photo; learning works the same on either.
+const PAINTING = process.env.LEARN_PAINTING || ASTRONAUT;
+const LEARN_STEPS = Number(process.env.LEARN_STEPS || 12);
+
+test('cpu: learn a style in the page: same loss curve as the CLI, responsive, kept offline, mixes, downloads, and the CLI gives the page\'s output', async () => {
+  const { context, page } = await openPage(`${base}?backend=cpu`);
+  const learnt = path.join(ARTIFACTS, 'learn');
+  fs.rmSync(learnt, { recursive: true, force: true });
+  fs.mkdirSync(path.join(learnt, 'content'), { recursive: true });
+  fs.copyFileSync(HOPPER, path.join(learnt, 'content', 'grace_hopper.jpg'));
+  try {
+    await page.locator('.style').first().waitFor();
+    await page.locator('#learn summary').click();
+    // Without a photo the page asks for one (the style learns to keep its content).
+    await page.locator('#learn-images').setInputFiles(PAINTING);
+    await page.locator('#learn-name').fill('Test look');
+    await page.locator('#learn-start').click();
+    await page.waitForFunction(() => /Choose a photo first/.test(document.querySelector('#learn-status').textContent));
+    await upload(page, HOPPER);
+    assert.equal(await pageFailure(page), null);
+    // Not a request for the learning code until the user starts learning.
+    assert.ok(!site.requests.some((r) => /portraitist-learn|vgg19/.test(r)), 'nothing of learning fetched yet');
+
+    await page.locator('#learn-steps').fill(String(LEARN_STEPS));
+    await page.locator('#learn-steps').dispatchEvent('change');
+    const started = Date.now();
+    await page.locator('#learn-start').click();
+    // While it learns: how late a 50 ms timer fires on the page (input waits as long), and the
+    // renderer's memory (the worker runs in the tab's process).
+    let rss = 0;
+    const sampler = setInterval(() => { rss = Math.max(rss, rendererRss()); }, 500);
+    const latency = await page.evaluate(() => new Promise((resolve) => {
+      let worst = 0;
+      let last = performance.now();
+      const tick = () => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last - 50);
+        last = now;
+        // Until the worker is done (then the page adds the pack and stylizes the photo with it).
+        const status = document.querySelector('#learn-status').textContent;
+        if (/^Learnt|stopped|could not/.test(status)) resolve(worst);
+        else setTimeout(tick, 50);
+      };
+      setTimeout(tick, 50);
+    }));
+    clearInterval(sampler);
+    const status = await page.locator('#learn-status').textContent();
+    assert.match(status, /^Learnt/, status + page.logs.join('\n'));
+    await page.waitForFunction(() => document.querySelector('#learn-status').dataset.learnt === '1');
+    const ms = Number(await page.locator('#learn-status').getAttribute('data-ms'));
+    console.log(`# learn in the page: ${LEARN_STEPS} steps in ${ms.toFixed(0)} ms of worker time ` +
+      `(${(ms / LEARN_STEPS).toFixed(0)} ms/step; ${Date.now() - started} ms from the click); worst timer delay ` +
+      `${latency.toFixed(1)} ms; renderer RSS up to ${(rss / 2 ** 20).toFixed(0)} MiB`);
+    // Seconds if learning ran on the page's thread; a busy 2-core machine gives 100–150 ms here.
+    assert.ok(latency < 500, `the page stays responsive while learning: worst delay ${latency} ms`);
+    assert.ok(rss < 2 ** 30, `memory under 1 GiB: ${rss}`);
+    await page.locator('#learn-preview').screenshot({ path: path.join(ARTIFACTS, 'learn-preview.png') });
+
+    // The same loss curve as `portraitist learn` from the same seed, photo and image.
+    const csv = path.join(learnt, 'cli.csv');
+    execFileSync(PORTRAITIST, [
+      '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
+      '--images', PAINTING, '--content', path.join(learnt, 'content'), '--id', 'test-look', '--title', 'Test look',
+      '--out', path.join(learnt, 'painters-test-look'), '--steps', String(LEARN_STEPS), '--log', csv,
+      '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
+    ], { stdio: 'pipe' });
+    const web = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
+    const native = lossRows(fs.readFileSync(csv, 'utf8'));
+    assert.equal(web.length, LEARN_STEPS);
+    assert.equal(native.length, LEARN_STEPS);
+    let worst = 0;
+    for (let i = 0; i < LEARN_STEPS; i++) {
+      assert.equal(web[i][0], native[i][0]);
+      for (let k = 1; k < 4; k++) worst = Math.max(worst, Math.abs(web[i][k] - native[i][k]) / Math.abs(native[i][k]));
+    }
+    console.log(`# learn: page vs CLI loss curves, worst relative difference ${worst.toExponential(2)}; ` +
+      `style ${native[0][2].toFixed(3)} → ${native[LEARN_STEPS - 1][2].toFixed(3)}`);
+    assert.ok(worst < 1e-3, `page and CLI learn alike: ${worst}`);
+    assert.ok(web[LEARN_STEPS - 1][2] < web[0][2], 'the style distance falls');
+    await page.locator('.style[data-style="painters-test-look:test-look"]').waitFor();
+
+    // "More steps" goes on from there: the page's 2N steps are the CLI's 2N from the start.
+    await page.locator('#learn-more').click();
+    await page.waitForFunction(() => document.querySelector('#learn-status').dataset.learnt === '2', null, { timeout: RESULT_TIMEOUT });
+    execFileSync(PORTRAITIST, [
+      '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
+      '--images', PAINTING, '--content', path.join(learnt, 'content'), '--id', 'test-look', '--title', 'Test look',
+      '--out', path.join(learnt, 'painters-test-look-2'), '--steps', String(2 * LEARN_STEPS), '--log', csv,
+      '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
+    ], { stdio: 'pipe' });
+    const more = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
+    const native2 = lossRows(fs.readFileSync(csv, 'utf8'));
+    assert.equal(more.length, 2 * LEARN_STEPS);
+    let worst2 = 0;
+    for (let i = 0; i < 2 * LEARN_STEPS; i++) {
+      assert.equal(more[i][0], native2[i][0]);
+      for (let k = 1; k < 4; k++) worst2 = Math.max(worst2, Math.abs(more[i][k] - native2[i][k]) / Math.abs(native2[i][k]));
+    }
+    console.log(`# learn: after "More steps", page vs CLI (${2 * LEARN_STEPS} steps): worst relative difference ${worst2.toExponential(2)}`);
+    assert.ok(worst2 < 1e-3, `"More steps" continues as the CLI's longer run: ${worst2}`);
+
+    // In the gallery: only the new style (the Painters styles it holds are already there),
+    // chosen and run on the photo; it mixes with the shipped styles.
+    const card = page.locator('.style[data-style="painters-test-look:test-look"]');
+    await card.waitFor();
+    assert.equal(await page.locator('.style[data-style^="painters-test-look:"]').count(), 1);
+    assert.equal(await card.getAttribute('aria-pressed'), 'true');
+    await result(page, () => card.click(), 'the learnt style');
+    const pack = await download(page, '#download-pack', 'painters-test-look.tar', 'painters-test-look.tar');
+    const reference = (style, name) => {
+      const out = path.join(learnt, name);
+      execFileSync(PORTRAITIST, ['--backend', 'cpu', 'stylize', '--style', `${pack}:${style}`, HOPPER, '--out', out], { stdio: 'pipe' });
+      return path.join(out, 'grace_hopper.png');
+    };
+    const own = reference('test-look', 'native');
+    close(await download(page, '#download-png', 'learnt.png'), own, 'learnt style');
+    assert.ok(await page.locator('#mix-with option[value="vangogh"]').count() === 1, 'mixes with Van Gogh');
+    await result(page, () => page.locator('#mix-with').selectOption('vangogh'), 'learnt style mixed with Van Gogh');
+    close(await download(page, '#download-png', 'learnt-mix.png'), reference('test-look=0.50,vangogh=0.50', 'mix'), 'learnt style mixed');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'learnt.png'), fullPage: true });
+
+    // Offline after a reload: the learnt style is still in the gallery and gives the same result.
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    await site.stop();
+    const served = site.requests.length;
+    await page.reload();
+    await card.waitFor();
+    await upload(page, HOPPER);
+    await result(page, () => card.click(), 'the learnt style, offline');
+    close(await download(page, '#download-png', 'learnt-offline.png'), own, 'learnt style offline');
+    assert.equal(site.requests.length, served, 'the server was down');
+
+    // Learning again offline (its code and VGG19 were cached on first use), cancelled midway:
+    // nothing new is kept.
+    await page.locator('#learn summary').click();
+    await page.locator('#learn-images').setInputFiles(PAINTING);
+    await page.locator('#learn-name').fill('Second look');
+    await page.locator('#learn-start').click();
+    await page.waitForFunction(() => /Step [1-9]/.test(document.querySelector('#learn-status').textContent), null, { timeout: 120_000 });
+    await page.locator('#learn-cancel').click();
+    await page.waitForFunction(() => /Cancelled/.test(document.querySelector('#learn-status').textContent));
+    assert.equal(await page.locator('.style[data-style^="painters-second-look:"]').count(), 0);
+    assert.equal(await pageFailure(page), null);
+  } finally {
+    await context.close();
+    if (!site.server) base = await site.start(site.port);
+  }
+});
+
 test('every request the pages made went to 127.0.0.1', () => {
   assert.ok(site.requests.length > 5, 'the server saw the page load');
   assert.deepEqual(externalRequests, []);

@@ -1,0 +1,270 @@
+//! "Learn a style" off the page's thread: a dedicated Web Worker (its own wasm, built with the
+//! `learn` feature and loaded only when the user starts learning) runs a [`Lesson`] on the CPU
+//! and reports each step, a live preview now and then, and at the end the new pack as an archive.
+//! The page (`learn_view`) talks to it in plain JavaScript objects:
+//!
+//! * out, first: `{kind: "ready"}` once its wasm runs (a message sent before would be lost);
+//! * in: `{kind: "start", base, vgg19, styles: [bytes…], names: [name…], width, height, rgb,
+//!   steps, size, batch, seed, previewEvery, packId, styleId, styleTitle}` (`base` a pack
+//!   archive, `styles` the encoded images, `rgb` the content photo's pixels), then
+//!   `{kind: "more", steps}` to go on from where it stopped;
+//! * out: `{kind: "progress", step, total, content, style, tv, ms, workMs}` (`ms`: this run's
+//!   time so far, `workMs`: all runs'), `{kind: "preview", width, height, rgb}` (the user's photo
+//!   in the style so far), `{kind: "done", archive, steps}` and `{kind: "error", message}` (a
+//!   panic too).
+//!
+//! Cancel is the page terminating the worker: nothing it learnt is kept.
+
+use std::cell::RefCell;
+
+use image::RgbImage;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::image_io::{self, OutputFormat};
+use crate::learn::adapt::AdaptConfig;
+use crate::learn::lesson::{Lesson, NewStyle};
+use crate::pack::StylePack;
+use crate::pack::archive::PackFile;
+use crate::stylize::fit_within;
+use burn::tensor::Device;
+
+/// Longest side of the live preview and of the new style's preview image.
+const PREVIEW_SIDE: u32 = 256;
+
+struct State {
+    lesson: Lesson,
+    /// The content photo, fitted to [`PREVIEW_SIDE`]: the live preview.
+    preview: RgbImage,
+    pack_id: String,
+    preview_every: u64,
+    /// Milliseconds spent stepping in earlier runs.
+    work_ms: f64,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn now_ms() -> f64 {
+    Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+        .map_or(0.0, |p| p.now())
+}
+
+fn post(fields: &[(&str, JsValue)]) {
+    let message = Object::new();
+    for (name, value) in fields {
+        let _ = Reflect::set(&message, &(*name).into(), value);
+    }
+    let _ = scope().post_message(&message);
+}
+
+fn fail(message: String) {
+    post(&[("kind", "error".into()), ("message", message.into())]);
+}
+
+fn field(data: &JsValue, name: &str) -> Result<JsValue, String> {
+    Reflect::get(data, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined())
+        .ok_or_else(|| format!("the message lacks `{name}`"))
+}
+
+fn text(data: &JsValue, name: &str) -> Result<String, String> {
+    field(data, name)?
+        .as_string()
+        .ok_or_else(|| format!("`{name}` is not text"))
+}
+
+fn number(data: &JsValue, name: &str) -> Result<f64, String> {
+    field(data, name)?
+        .as_f64()
+        .ok_or_else(|| format!("`{name}` is not a number"))
+}
+
+fn bytes(value: &JsValue) -> Vec<u8> {
+    Uint8Array::new(value).to_vec()
+}
+
+/// Start listening for the page's messages.
+pub fn start() {
+    // A panic reaches the page as an error message, not only as a trap in the console.
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        fail(format!("the learning code failed: {info}"));
+    }));
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        let data = event.data();
+        let result = match text(&data, "kind").as_deref() {
+            Ok("start") => begin(&data).and_then(|()| run(None)),
+            Ok("more") => number(&data, "steps").and_then(|n| run(Some(n as u64))),
+            Ok(other) => Err(format!("unknown message `{other}`")),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = result {
+            fail(e);
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&[("kind", "ready".into())]);
+}
+
+/// Set up the lesson from a `start` message.
+fn begin(data: &JsValue) -> Result<(), String> {
+    let base = StylePack::from_archive("the base pack", &bytes(&field(data, "base")?))
+        .map_err(|e| e.to_string())?
+        .0;
+    let names: Vec<String> = Array::from(&field(data, "names")?)
+        .iter()
+        .map(|n| n.as_string().unwrap_or_default())
+        .collect();
+    let mut style_images = Vec::new();
+    for (i, image) in Array::from(&field(data, "styles")?).iter().enumerate() {
+        let name = names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("image {}", i + 1));
+        style_images.push(image_io::decode(&bytes(&image)).map_err(|e| format!("{name}: {e}"))?);
+    }
+    let (width, height) = (
+        number(data, "width")? as u32,
+        number(data, "height")? as u32,
+    );
+    let photo = RgbImage::from_raw(width, height, bytes(&field(data, "rgb")?))
+        .ok_or("the content photo's pixels do not match its size")?;
+    let config = AdaptConfig {
+        steps: number(data, "steps")? as u64,
+        size: number(data, "size")? as usize,
+        batch: number(data, "batch")? as usize,
+        seed: number(data, "seed")? as u64,
+        ..AdaptConfig::default()
+    };
+    let vgg19 = bytes(&field(data, "vgg19")?);
+    let device = Device::flex().autodiff();
+    let preview = fit_within(&photo, PREVIEW_SIDE);
+    let style = NewStyle {
+        id: text(data, "styleId")?,
+        title: text(data, "styleTitle")?,
+        description: String::new(),
+        source: names.join(", "),
+        licence: "the images' own (learnt in the browser)".into(),
+    };
+    let lesson = Lesson::new(
+        base,
+        style,
+        &style_images,
+        vec![photo],
+        &vgg19,
+        config,
+        &device,
+    )
+    .map_err(|e| e.to_string())?;
+    let state = State {
+        lesson,
+        preview,
+        pack_id: text(data, "packId")?,
+        preview_every: number(data, "previewEvery")?.max(1.0) as u64,
+        work_ms: 0.0,
+    };
+    STATE.with(|s| *s.borrow_mut() = Some(state));
+    Ok(())
+}
+
+/// Take the configured steps (or `more`), reporting each, then send the pack.
+fn run(more: Option<u64>) -> Result<(), String> {
+    STATE.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let state = guard
+            .as_mut()
+            .ok_or("nothing is being learnt: start first")?;
+        let from = state.lesson.steps_done();
+        let steps = more.unwrap_or(state.lesson.config().steps);
+        let total = from + steps;
+        let started = now_ms();
+        for _ in 0..steps {
+            let losses = state.lesson.step().map_err(|e| e.to_string())?;
+            let step = state.lesson.steps_done();
+            let value = |name: &str| {
+                losses
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(f64::NAN, |(_, v)| f64::from(*v))
+            };
+            post(&[
+                ("kind", "progress".into()),
+                ("step", (step as f64).into()),
+                ("total", (total as f64).into()),
+                ("content", value("content").into()),
+                ("style", value("style").into()),
+                ("tv", value("tv").into()),
+                ("ms", (now_ms() - started).into()),
+                ("workMs", (state.work_ms + now_ms() - started).into()),
+            ]);
+            if step % state.preview_every == 0 || step == total {
+                post_preview(state)?;
+            }
+        }
+        state.work_ms += now_ms() - started;
+        let archive = pack_archive(state)?;
+        post(&[
+            ("kind", "done".into()),
+            ("archive", Uint8Array::from(archive.as_slice()).into()),
+            ("steps", (state.lesson.steps_done() as f64).into()),
+        ]);
+        Ok(())
+    })
+}
+
+fn post_preview(state: &State) -> Result<(), String> {
+    let stylizer = state.lesson.stylizer();
+    let mut progress = |_, _| {};
+    let render = stylizer.render(&state.preview, None, &mut progress);
+    let image = futures_now(render)?.map_err(|e| e.to_string())?;
+    post(&[
+        ("kind", "preview".into()),
+        ("width", image.width().into()),
+        ("height", image.height().into()),
+        ("rgb", Uint8Array::from(image.as_raw().as_slice()).into()),
+    ]);
+    Ok(())
+}
+
+/// The base pack with the new style, as an archive holding the new style's preview (made from
+/// the built-in portrait, as the CLI makes it: never the user's photo).
+fn pack_archive(state: &State) -> Result<Vec<u8>, String> {
+    let pack = state
+        .lesson
+        .pack(&state.pack_id)
+        .map_err(|e| e.to_string())?;
+    let preview = futures_now(state.lesson.preview())?.map_err(|e| e.to_string())?;
+    let preview = image_io::encode(&preview, OutputFormat::Jpeg(88)).map_err(|e| e.to_string())?;
+    let style = pack
+        .manifest
+        .styles
+        .last()
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    pack.to_archive(&[PackFile {
+        name: format!("preview-{style}.jpg"),
+        bytes: preview,
+    }])
+    .map_err(|e| e.to_string())
+}
+
+/// A future that needs no event loop (the CPU render without yields), polled once.
+fn futures_now<T>(future: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut context) {
+        std::task::Poll::Ready(value) => Ok(value),
+        std::task::Poll::Pending => Err("the preview waited for the browser".into()),
+    }
+}
