@@ -28,6 +28,10 @@ pub fn App() -> impl IntoView {
 
     // Paste an image from anywhere on the page.
     let paste = window_event_listener(leptos::ev::paste, move |ev| {
+        // Taken already (images pasted for "Learn a style").
+        if ev.default_prevented() {
+            return;
+        }
         if let Some(file) = ev
             .clipboard_data()
             .and_then(|d| d.files())
@@ -89,7 +93,7 @@ pub fn App() -> impl IntoView {
             <section aria-labelledby="styles-heading">
                 <h2 id="styles-heading">"1. Choose a style"</h2>
                 <div class="gallery" role="group" aria-label="Styles">
-                    <For each=move || ui.styles.get() key=|s| s.id.clone() let:style>
+                    <For each=move || ui.styles.get() key=|s| (s.id.clone(), s.title.clone(), s.preview.clone()) let:style>
                         <StyleCard ui style />
                     </For>
                 </div>
@@ -256,9 +260,20 @@ fn own_controls(ui: Ui) -> Option<impl IntoView> {
         .into_iter()
         .find(|c| Some(&c.id) == selected.as_ref() && c.own)?;
     let (download, remove) = (card.pack.clone(), card.pack.clone());
+    let (id, title) = (card.id.clone(), card.title.clone());
+    let on_rename = move |_| {
+        let asked = browser::window()
+            .prompt_with_message_and_default("A new name for this style", &title)
+            .ok()
+            .flatten();
+        if let Some(new) = asked.filter(|n| !n.trim().is_empty()) {
+            spawn_local(own::rename(ui, id.clone(), new));
+        }
+    };
     Some(view! {
         <div class="own">
             <span class="tag">"your own pack"</span>
+            <button type="button" id="rename-style" on:click=on_rename>"Rename"</button>
             <button type="button" id="download-pack" on:click=move |_| own::download(ui, &download)>
                 "Download this style pack"
             </button>

@@ -161,6 +161,59 @@ pub(super) async fn add(ui: Ui, name: String, bytes: Vec<u8>) -> bool {
     }
 }
 
+/// Rename the style `card` (`pack:style`, or a one-style pack's `pack`) of one of the user's
+/// packs: the pack is written again with the new title (its weights unchanged) and kept.
+pub(super) async fn rename(ui: Ui, card: String, title: String) {
+    let title = title.trim().to_string();
+    if title.is_empty() {
+        return;
+    }
+    let (pack_id, style_id) = match card.split_once(':') {
+        Some((p, s)) => (p.to_string(), Some(s.to_string())),
+        None => (card.clone(), None),
+    };
+    let Some(bytes) = ui.session.with_value(|s| {
+        s.own
+            .iter()
+            .find(|(p, _)| p.manifest.id == pack_id)
+            .map(|(_, b)| b.clone())
+    }) else {
+        return;
+    };
+    let renamed = StylePack::from_archive(&pack_id, &bytes).and_then(|(mut pack, files)| {
+        let manifest = &mut pack.manifest;
+        match &style_id {
+            Some(style) => {
+                if let Some(info) = manifest.styles.iter_mut().find(|s| &s.id == style) {
+                    // A learnt pack's title is "BASE + STYLE": it follows the style's.
+                    if let Some(base) = manifest.title.strip_suffix(&format!(" + {}", info.title)) {
+                        manifest.title = format!("{base} + {title}");
+                    }
+                    info.title = title.clone();
+                }
+            }
+            None => manifest.title = title.clone(),
+        }
+        pack.to_archive(&files)
+    });
+    let archive = match renamed {
+        Ok(archive) => archive,
+        Err(e) => return ui.fail(format!("`{pack_id}` could not be renamed: {e}")),
+    };
+    if let Err(e) = show(ui, &format!("{pack_id}.tar"), archive.clone()) {
+        return ui.fail(e);
+    }
+    ui.selected.set(Some(card));
+    let saved = match Store::open(STORE).await {
+        Ok(store) => store.put(&pack_id, &archive).await,
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(()) => ui.status.set(format!("Renamed it “{title}”.")),
+        Err(e) => ui.fail(format!("Renamed for this visit only: {e}")),
+    }
+}
+
 /// Whether `id` is one of the user's packs.
 pub(super) fn has(ui: Ui, id: &str) -> bool {
     ui.session

@@ -641,8 +641,11 @@ function lossRows(csv) {
 // fixture photo; learning works the same on either.
 const PAINTING = process.env.LEARN_PAINTING || ASTRONAUT;
 const LEARN_STEPS = Number(process.env.LEARN_STEPS || 12);
+// Page and CLI sum in different orders (wasm simd128 vs native kernels); the difference grows
+// with the steps: 4.5e-5 after 12, 1.7e-4 after 24, 1.2e-3 after 80 (measured).
+const LEARN_TOLERANCE = 1e-3 * Math.max(1, (2 * LEARN_STEPS) / 24);
 
-test('cpu: learn a style in the page: same loss curve as the CLI, responsive, kept offline, mixes, downloads, and the CLI gives the page\'s output', async () => {
+test('cpu: learn a style in the page: same loss curve as the CLI, responsive, renamed, kept offline, mixes, downloads, and the CLI gives the page\'s output', async () => {
   const { context, page } = await openPage(`${base}?backend=cpu`);
   const learnt = path.join(ARTIFACTS, 'learn');
   fs.rmSync(learnt, { recursive: true, force: true });
@@ -715,7 +718,7 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, ke
     }
     console.log(`# learn: page vs CLI loss curves, worst relative difference ${worst.toExponential(2)}; ` +
       `style ${native[0][2].toFixed(3)} → ${native[LEARN_STEPS - 1][2].toFixed(3)}`);
-    assert.ok(worst < 1e-3, `page and CLI learn alike: ${worst}`);
+    assert.ok(worst < LEARN_TOLERANCE, `page and CLI learn alike: ${worst}`);
     assert.ok(web[LEARN_STEPS - 1][2] < web[0][2], 'the style distance falls');
     await page.locator('.style[data-style="painters-test-look:test-look"]').waitFor();
 
@@ -737,7 +740,7 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, ke
       for (let k = 1; k < 4; k++) worst2 = Math.max(worst2, Math.abs(more[i][k] - native2[i][k]) / Math.abs(native2[i][k]));
     }
     console.log(`# learn: after "More steps", page vs CLI (${2 * LEARN_STEPS} steps): worst relative difference ${worst2.toExponential(2)}`);
-    assert.ok(worst2 < 1e-3, `"More steps" continues as the CLI's longer run: ${worst2}`);
+    assert.ok(worst2 < LEARN_TOLERANCE, `"More steps" continues as the CLI's longer run: ${worst2}`);
 
     // In the gallery: only the new style (the Painters styles it holds are already there),
     // chosen and run on the photo; it mixes with the shipped styles.
@@ -758,6 +761,10 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, ke
     await result(page, () => page.locator('#mix-with').selectOption('vangogh'), 'learnt style mixed with Van Gogh');
     close(await download(page, '#download-png', 'learnt-mix.png'), reference('test-look=0.50,vangogh=0.50', 'mix'), 'learnt style mixed');
     await page.screenshot({ path: path.join(ARTIFACTS, 'learnt.png'), fullPage: true });
+    // Renamed: the card (and the kept pack) take the new name.
+    page.once('dialog', (d) => d.accept('Night look'));
+    await page.locator('#rename-style').click();
+    await page.waitForFunction(() => document.querySelector('.style[data-style="painters-test-look:test-look"] .title')?.textContent === 'Night look');
 
     // Offline after a reload: the learnt style is still in the gallery and gives the same result.
     await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
@@ -765,6 +772,7 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, ke
     const served = site.requests.length;
     await page.reload();
     await card.waitFor();
+    assert.equal(await card.locator('.title').textContent(), 'Night look', 'the new name is kept');
     await upload(page, HOPPER);
     await result(page, () => card.click(), 'the learnt style, offline');
     close(await download(page, '#download-png', 'learnt-offline.png'), own, 'learnt style offline');
