@@ -58,8 +58,6 @@ struct Learn {
     /// Finished lessons (`data-learnt`), and the lesson's milliseconds of stepping (`data-ms`).
     learnt: RwSignal<u32>,
     ms: RwSignal<f64>,
-    /// The step the current run (the first, or a "More steps") started from.
-    run_from: StoredValue<u32>,
     /// The worker and its two handlers (dropped with it).
     worker: StoredValue<Option<Running>, LocalStorage>,
     /// Counts lessons started and stopped: a message, or a `start` resuming after a fetch, that
@@ -94,7 +92,6 @@ impl Learn {
             csv: RwSignal::new(String::new()),
             learnt: RwSignal::new(0),
             ms: RwSignal::new(0.0),
-            run_from: StoredValue::new(0),
             worker: StoredValue::new_local(None),
             generation: StoredValue::new(0),
             ready: StoredValue::new(false),
@@ -288,7 +285,6 @@ async fn start(ui: Ui, learn: Learn) {
     learn.step.set(0);
     learn.total.set(0);
     learn.csv.set(String::new());
-    learn.run_from.set_value(0);
     learn.status.set(
         "Loading the learning code and VGG19 (once; afterwards they are kept for offline use)…"
             .into(),
@@ -447,14 +443,8 @@ fn handle(ui: Ui, learn: Learn, kind: &str, data: &JsValue) {
                     .next()
                     .and_then(|l| l.split(',').nth(2)?.parse::<f64>().ok())
             });
-            let done_here = f64::from(step.saturating_sub(learn.run_from.get_value()));
-            let ms = number(data, "ms");
             learn.ms.set(number(data, "workMs"));
-            let left = if done_here > 0.0 {
-                ms / done_here * f64::from(total.saturating_sub(step))
-            } else {
-                f64::NAN
-            };
+            let left = number(data, "leftMs");
             learn.status.set(format!(
                 "Step {step} of {total} · style distance {style:.2}{} · content {content:.2} · {}",
                 first_style.map_or(String::new(), |f| format!(" (from {f:.2})")),
@@ -526,7 +516,6 @@ fn more(learn: Learn) {
         return;
     };
     let steps = learn.steps.get_untracked();
-    learn.run_from.set_value(learn.step.get_untracked());
     let message = Object::new();
     set(&message, "kind", "more");
     set(&message, "steps", steps);

@@ -8,8 +8,8 @@
 //!   steps, size, batch, seed, previewEvery, packId, styleId, styleTitle}` (`base` a pack
 //!   archive, `styles` the encoded images, `rgb` the content photo's pixels), then
 //!   `{kind: "more", steps}` to go on from where it stopped;
-//! * out: `{kind: "progress", step, total, content, style, tv, ms, workMs}` (`ms`: this run's
-//!   time so far, `workMs`: all runs'), `{kind: "preview", width, height, rgb}` (the user's photo
+//! * out: `{kind: "progress", step, total, content, style, tv, leftMs, workMs}` (`leftMs`: this
+//!   run's time left at its pace so far, `workMs`: all runs' time stepping), `{kind: "preview", width, height, rgb}` (the user's photo
 //!   in the style so far), `{kind: "done", archive, steps}` and `{kind: "error", message}` (a
 //!   panic too).
 //!
@@ -206,7 +206,10 @@ fn run(more: Option<u64>) -> Result<(), String> {
                 ("content", value("content").into()),
                 ("style", value("style").into()),
                 ("tv", value("tv").into()),
-                ("ms", (now_ms() - started).into()),
+                (
+                    "leftMs",
+                    left_ms(now_ms() - started, step - from, total - step).into(),
+                ),
                 ("workMs", (state.work_ms + now_ms() - started).into()),
             ]);
             if step % state.preview_every == 0 || step == total {
@@ -222,6 +225,15 @@ fn run(more: Option<u64>) -> Result<(), String> {
         ]);
         Ok(())
     })
+}
+
+/// Time left for `left` more steps after `done` steps of this run took `ms`.
+fn left_ms(ms: f64, done: u64, left: u64) -> f64 {
+    if done == 0 {
+        f64::NAN
+    } else {
+        ms / done as f64 * left as f64
+    }
 }
 
 fn post_preview(state: &State) -> Result<(), String> {
