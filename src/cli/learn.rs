@@ -1,6 +1,7 @@
 //! `portraitist learn`: a new style added to a pack in minutes, from one painting or a few images
 //! in a look. Only the new style's norm offsets train (`learn::adapt`); the pack's network and
-//! its other styles are kept as they are.
+//! its other styles are kept as they are. `--continue` goes on learning a style the pack gained
+//! this way (in the page or here), from where it stopped.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,13 +29,19 @@ pub struct LearnArgs {
     /// Photos whose content the style must keep (e.g. a few portraits), searched recursively.
     #[arg(long)]
     content: PathBuf,
-    /// The new style's id (a–z, 0–9, `-`, `_`) and title.
+    /// The new style's id (a–z, 0–9, `-`, `_`), or with `--continue` the id of the style to go
+    /// on learning.
     #[arg(long)]
     id: String,
+    /// The new style's title (needed for a new style; with `--continue`, a new title if given).
     #[arg(long)]
-    title: String,
+    title: Option<String>,
     #[arg(long, default_value = "")]
     description: String,
+    /// Go on learning the pack's style `--id` (one learnt before, e.g. a pack downloaded from
+    /// the page) from its offsets, instead of adding a new style. The optimiser starts afresh.
+    #[arg(long = "continue")]
+    continues: bool,
     /// Licence of the style images, stored with the style.
     #[arg(long, default_value = "unspecified")]
     licence: String,
@@ -68,6 +75,9 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
     }
     if args.batch == 0 || args.steps == 0 {
         bail!("--batch and --steps must be at least 1");
+    }
+    if args.title.is_none() && !args.continues {
+        bail!("a new style needs a --title (or --continue to go on learning the style --id)");
     }
     let pack_id = args
         .out
@@ -115,10 +125,11 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
     };
     let style = NewStyle {
         id: args.id.clone(),
-        title: args.title.clone(),
+        title: args.title.clone().unwrap_or_default(),
         description: args.description.clone(),
         source: args.images.display().to_string(),
         licence: args.licence.clone(),
+        continues: args.continues,
     };
     let mut lesson = Lesson::new(
         pack,
@@ -145,7 +156,7 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
         .expect("valid template"),
     );
     for step in 1..=args.steps {
-        let losses = lesson.step()?;
+        let losses = pollster::block_on(lesson.step())?;
         if let Some(file) = &mut log {
             let values: Vec<String> = losses.iter().map(|(_, v)| v.to_string()).collect();
             writeln!(file, "{step},{}", values.join(","))?;
@@ -161,17 +172,23 @@ pub fn run(args: &LearnArgs, models: &Path, backend: Backend) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let learnt = lesson.pack(&pack_id)?;
+    let learnt = pollster::block_on(lesson.pack(&pack_id))?;
     let mut manifest = learnt.manifest.clone();
     for style in &mut manifest.styles {
         style.preview = Some(format!("preview-{}.jpg", style.id));
     }
     let precision = manifest.weights.dtype;
-    let manifest = save_with_previews(&args.out, manifest, &lesson.generator(), precision, None)?;
+    let generator = pollster::block_on(lesson.generator())?;
+    let manifest = save_with_previews(&args.out, manifest, &generator, precision, None)?;
     say(
         &bar,
         format!(
-            "learnt `{}` in {} steps; {} now holds {} styles: {}",
+            "{} `{}` in {} steps; {} now holds {} styles: {}",
+            if args.continues {
+                "went on learning"
+            } else {
+                "learnt"
+            },
             args.id,
             args.steps,
             args.out.display(),

@@ -11,9 +11,12 @@ use burn::nn::Initializer;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::step::{Losses, StepError, mean_grams, read_losses, total_variation, vgg_terms};
+use super::step::{Losses, StepError, mean_grams, read_losses_async, total_variation, vgg_terms};
 use crate::engine::cpu::CpuVgg;
 use crate::model::{Generator, NormStats, Vgg19};
+
+/// A style's offsets, one `[channels]` row per norm layer: `(gamma, beta)`.
+pub type Rows = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
 /// The trainable part: one `[channels]` offset of the scale and of the shift per norm layer.
 #[derive(Module, Debug)]
@@ -70,21 +73,33 @@ pub struct StyleLearner {
 
 impl StyleLearner {
     /// `style_images`: each `[1, 3, h, w]` in [-1, 1], any sizes. `device` must be an autodiff
-    /// device (`device.autodiff()`). The new style starts as the network's base (zero offsets).
+    /// device (`device.autodiff()`). The style starts from `start`'s offsets (a style the
+    /// network has, to go on learning it), else as the network's base (zero offsets).
     pub fn new(
         generator: &Generator,
         style_images: &[Tensor<4>],
         vgg: Vgg19,
         config: AdaptConfig,
+        start: Option<&Rows>,
         device: &Device,
     ) -> Self {
         let generator = generator.clone().to_device(device).no_grad();
         let vgg = vgg.to_device(device).no_grad();
         let channels = generator.config().norm_channels();
-        let zeros = |&c: &usize| Initializer::Zeros.init([c], device);
+        let init = |k: usize, rows: Option<&Vec<Vec<f32>>>| match rows {
+            Some(rows) => Param::from_tensor(Tensor::<1>::from_data(
+                burn::tensor::TensorData::new(rows[k].clone(), [channels[k]]),
+                device,
+            )),
+            None => Initializer::Zeros.init([channels[k]], device),
+        };
         let offsets = StyleOffsets {
-            gamma: channels.iter().map(zeros).collect(),
-            beta: channels.iter().map(zeros).collect(),
+            gamma: (0..channels.len())
+                .map(|k| init(k, start.map(|s| &s.0)))
+                .collect(),
+            beta: (0..channels.len())
+                .map(|k| init(k, start.map(|s| &s.1)))
+                .collect(),
         };
         let grams = mean_grams(
             &vgg,
@@ -117,8 +132,9 @@ impl StyleLearner {
     }
 
     /// One step on a batch of content photos `[batch, 3, size, size]` in [-1, 1]; returns the
-    /// losses named `content`, `style`, `tv`.
-    pub fn step(&mut self, content: Tensor<4>) -> Result<Losses, StepError> {
+    /// losses named `content`, `style`, `tv`. Async for a GPU in the browser, where reading the
+    /// losses back waits for the device; on the CPU it is ready at once.
+    pub async fn step(&mut self, content: Tensor<4>) -> Result<Losses, StepError> {
         let content = content.to_device(&self.device);
         let offsets = &self.offsets;
         let offset = |k: usize| {
@@ -147,36 +163,49 @@ impl StyleLearner {
         let lr = self.config.learning_rate;
         self.offsets = self.optimizer.step(lr, self.offsets.clone(), grads);
         self.step += 1;
-        read_losses(vec![
+        read_losses_async(vec![
             ("content", content_loss),
             ("style", style_loss),
             ("tv", tv),
         ])
+        .await
     }
 
-    /// The learnt offsets, one row per norm layer: `(gamma, beta)`.
-    pub fn rows(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let rows = |params: &[Param<Tensor<1>>]| {
-            params
-                .iter()
-                .map(|p| {
-                    p.val()
-                        .into_data()
-                        .convert::<f32>()
-                        .try_into_vec::<f32>()
-                        .unwrap_or_default()
-                })
-                .collect()
+    /// The learnt offsets, one row per norm layer: `(gamma, beta)`, read back in one go.
+    pub async fn rows(&self) -> Result<Rows, StepError> {
+        let params = self.offsets.gamma.iter().chain(&self.offsets.beta);
+        let flat: Vec<Tensor<1>> = params.map(|p| p.val().detach()).collect();
+        let values = Tensor::cat(flat, 0)
+            .into_data_async()
+            .await
+            .map_err(|e| StepError::ReadBack(e.to_string()))?
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| StepError::ReadBack(format!("{e:?}")))?;
+        let channels = self.generator.config().norm_channels();
+        let mut rest = values.as_slice();
+        let mut take = |c: usize| {
+            let (row, tail) = rest.split_at(c);
+            rest = tail;
+            row.to_vec()
         };
-        (rows(&self.offsets.gamma), rows(&self.offsets.beta))
+        let gamma = channels.iter().map(|&c| take(c)).collect();
+        let beta = channels.iter().map(|&c| take(c)).collect();
+        Ok((gamma, beta))
     }
 
-    /// The network with the learnt style added as its last one, on `device`.
-    pub fn generator(&self, device: &Device) -> Generator {
-        let (gamma, beta) = self.rows();
-        self.generator
-            .valid()
-            .to_device(device)
-            .with_new_style(&gamma, &beta)
+    /// The network, on `device`, with the learnt style as style `row` (`None`: added as the
+    /// last style).
+    pub async fn generator(
+        &self,
+        device: &Device,
+        row: Option<usize>,
+    ) -> Result<Generator, StepError> {
+        let (gamma, beta) = self.rows().await?;
+        let generator = self.generator.valid().to_device(device);
+        Ok(match row {
+            Some(s) => generator.with_style_row(s, &gamma, &beta),
+            None => generator.with_new_style(&gamma, &beta),
+        })
     }
 }

@@ -3,13 +3,16 @@
 //! A [`Lesson`] holds the [`StyleLearner`], the content photos and the crop generator; each
 //! [`Lesson::step`] cuts a batch of random crops from the photos and takes one step, and
 //! [`Lesson::pack`] is the base pack with the learnt style added (in memory; the CLI writes it to
-//! a folder, the page to an archive).
+//! a folder, the page to an archive). A lesson can also go on learning a style the pack already
+//! has (one learnt before, in the page or by `learn`): it starts from that style's offsets and
+//! replaces them. The methods that read the device back are async (WebGPU in the browser reads
+//! asynchronously); on the CPU they are ready at once, and native callers block on them.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 
-use super::adapt::{AdaptConfig, StyleLearner};
+use super::adapt::{AdaptConfig, Rows, StyleLearner};
 use super::step::{Losses, StepError};
 use crate::model::{Generator, Vgg19, VggError};
 use crate::pack::{DataSource, PackError, StyleInfo, StylePack, preview};
@@ -27,6 +30,8 @@ pub enum LessonError {
     Input(String),
     #[error(transparent)]
     Step(#[from] StepError),
+    #[error("the preview failed: {0}")]
+    Preview(#[from] RenderError),
     #[error("the {name} loss became {value} at step {step}: try fewer steps or other images")]
     NotFinite {
         name: &'static str,
@@ -36,15 +41,18 @@ pub enum LessonError {
 }
 
 /// The new style's name and where its images came from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewStyle {
     /// a–z, 0–9, `-`, `_`.
     pub id: String,
+    /// Empty when going on with a style: its own title and description are kept.
     pub title: String,
     pub description: String,
     /// What the style images were (a file or folder name), and their licence.
     pub source: String,
     pub licence: String,
+    /// Go on learning the pack's style `id` (one it gained by learning), not add a new one.
+    pub continues: bool,
 }
 
 /// One new style being learnt for a pack.
@@ -58,6 +66,8 @@ pub struct Lesson {
     /// The base pack's styles (a one-style pack's own look as its first one).
     styles: Vec<StyleInfo>,
     style_images: usize,
+    /// The style's row in the network's style table, when going on with one the pack has.
+    row: Option<usize>,
 }
 
 impl Lesson {
@@ -106,12 +116,49 @@ impl Lesson {
                 preview: None,
             });
         }
-        if styles.iter().any(|s| s.id == style.id) {
-            return Err(LessonError::Input(format!(
-                "`{}` already has a style `{}`: choose another name",
-                base.manifest.id, style.id
-            )));
-        }
+        let found = styles.iter().position(|s| s.id == style.id);
+        let ids = || {
+            styles
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let row = match (found, style.continues) {
+            (Some(_), false) => {
+                return Err(LessonError::Input(format!(
+                    "`{}` already has a style `{}`: choose another name (or go on learning it)",
+                    base.manifest.id, style.id
+                )));
+            }
+            (None, true) => {
+                return Err(LessonError::Input(format!(
+                    "`{}` has no style `{}` to go on learning; its styles: {}",
+                    base.manifest.id,
+                    style.id,
+                    ids()
+                )));
+            }
+            (Some(s), true) if base.manifest.styles.is_empty() => {
+                debug_assert_eq!(s, 0);
+                return Err(LessonError::Input(format!(
+                    "`{}` is a one-style pack: its look is its whole network, not a learnt style \
+                     to go on with; add a new style instead",
+                    base.manifest.id
+                )));
+            }
+            (Some(s), true) => Some(s),
+            (None, false) => None,
+        };
+        let start: Option<Rows> = match row {
+            Some(s) => Some(generator.style_row(s).ok_or_else(|| {
+                LessonError::Input(format!(
+                    "`{}` lists style `{}` but its network has no row for it",
+                    base.manifest.id, style.id
+                ))
+            })?),
+            None => None,
+        };
         if !crate::pack::valid_id(&style.id) {
             return Err(LessonError::Input(format!(
                 "`{}` is not a style id (a–z, 0–9, `-`, `_`)",
@@ -129,7 +176,7 @@ impl Lesson {
             })
             .collect();
         let rng = Rng::new(config.seed);
-        let learner = StyleLearner::new(&generator, &targets, vgg, config, device);
+        let learner = StyleLearner::new(&generator, &targets, vgg, config, start.as_ref(), device);
         Ok(Self {
             base,
             style,
@@ -139,7 +186,13 @@ impl Lesson {
             device: device.clone(),
             styles,
             style_images: style_images.len(),
+            row,
         })
+    }
+
+    /// The style being learnt.
+    pub fn style_id(&self) -> &str {
+        &self.style.id
     }
 
     pub fn config(&self) -> &AdaptConfig {
@@ -152,7 +205,7 @@ impl Lesson {
 
     /// One step on a batch of random crops of the content photos; the losses `content`,
     /// `style`, `tv`. A loss that is not finite stops the lesson with an error.
-    pub fn step(&mut self) -> Result<Losses, LessonError> {
+    pub async fn step(&mut self) -> Result<Losses, LessonError> {
         let side = self.config().size as u32;
         let crops: Vec<_> = (0..self.config().batch)
             .map(|_| {
@@ -160,7 +213,7 @@ impl Lesson {
                 Crop::random(image, side, &mut self.rng).apply(image, side)
             })
             .collect();
-        let losses = self.learner.step(to_tensor(&crops, &self.device))?;
+        let losses = self.learner.step(to_tensor(&crops, &self.device)).await?;
         if let Some(&(name, value)) = losses.iter().find(|(_, v)| !v.is_finite()) {
             return Err(LessonError::NotFinite {
                 name,
@@ -171,43 +224,48 @@ impl Lesson {
         Ok(losses)
     }
 
-    /// The network with the new style as its last one, on the CPU.
-    pub fn generator(&self) -> Generator {
-        self.learner.generator(&Device::flex())
+    /// The network with the style learnt so far (the last style, or the row it goes on with),
+    /// on the CPU.
+    pub async fn generator(&self) -> Result<Generator, LessonError> {
+        Ok(self.learner.generator(&Device::flex(), self.row).await?)
     }
 
-    /// The new style alone, as it is now, ready to stylize photos on the CPU (the live preview).
-    pub fn stylizer(&self) -> Stylizer {
-        let generator = self.generator();
+    /// The style alone, as it is now, ready to stylize photos on the CPU (the live preview).
+    pub async fn stylizer(&self) -> Result<Stylizer, LessonError> {
+        let generator = self.generator().await?;
         let mut config = generator.config();
         let count = config.style_count();
         let mut one = vec![0.0; count];
-        one[count - 1] = 1.0;
+        one[self.row.unwrap_or(count - 1)] = 1.0;
         let generator = generator.with_style(&one);
         config.styles = None;
-        Stylizer::new(
+        Ok(Stylizer::new(
             generator,
             config,
             self.base.manifest.normalization,
             Device::flex(),
-        )
+        ))
     }
 
-    /// The new style's preview picture, as `export` makes them (the built-in portrait | the
+    /// The style's preview picture, as `export` makes them (the built-in portrait | the
     /// portrait in the style): named in [`Self::pack`]'s manifest as `preview-STYLE.jpg`.
-    pub async fn preview(&self) -> Result<RgbImage, RenderError> {
-        preview::render(&preview::portrait(), &self.stylizer()).await
+    pub async fn preview(&self) -> Result<RgbImage, LessonError> {
+        let stylizer = self.stylizer().await?;
+        Ok(preview::render(&preview::portrait(), &stylizer).await?)
     }
 
-    /// The base pack with the new style added as its last style, stored at the base pack's
-    /// precision, as the pack `id`, titled "BASE + STYLE". It records the shipped pack it builds
-    /// on (the base's own base, for a base that was learnt too).
-    pub fn pack(&self, id: &str) -> Result<StylePack, LessonError> {
+    /// The base pack with the new style added as its last style (or the style it went on with
+    /// updated in place), stored at the base pack's precision, as the pack `id`, titled
+    /// "BASE + STYLE" (a continued style keeps the base's title). It records the shipped pack it
+    /// builds on (the base's own base, for a base that was learnt too).
+    pub async fn pack(&self, id: &str) -> Result<StylePack, LessonError> {
         let (base, style) = (&self.base, &self.style);
-        let generator = self.generator();
+        let generator = self.generator().await?;
         let mut manifest = base.manifest.clone();
         manifest.id = id.into();
-        manifest.title = format!("{} + {}", base.manifest.title, style.title);
+        if self.row.is_none() {
+            manifest.title = format!("{} + {}", base.manifest.title, style.title);
+        }
         manifest.based_on = Some(
             base.manifest
                 .based_on
@@ -217,17 +275,33 @@ impl Lesson {
         manifest.generator = Some(generator.config());
         manifest.evaluation = Default::default();
         let mut styles = self.styles.clone();
-        styles.push(StyleInfo {
-            id: style.id.clone(),
-            title: style.title.clone(),
-            description: style.description.clone(),
-            sources: vec![DataSource {
-                name: style.source.clone(),
-                licence: style.licence.clone(),
-                images: self.style_images as u64,
-            }],
-            preview: Some(format!("preview-{}.jpg", style.id)),
-        });
+        let source = DataSource {
+            name: style.source.clone(),
+            licence: style.licence.clone(),
+            images: self.style_images as u64,
+        };
+        match self.row {
+            Some(s) => {
+                let info = &mut styles[s];
+                if !style.title.is_empty() {
+                    info.title = style.title.clone();
+                }
+                if !style.description.is_empty() {
+                    info.description = style.description.clone();
+                }
+                if !info.sources.contains(&source) {
+                    info.sources.push(source);
+                }
+                info.preview = Some(format!("preview-{}.jpg", style.id));
+            }
+            None => styles.push(StyleInfo {
+                id: style.id.clone(),
+                title: style.title.clone(),
+                description: style.description.clone(),
+                sources: vec![source],
+                preview: Some(format!("preview-{}.jpg", style.id)),
+            }),
+        }
         manifest.styles = styles;
         let precision = base.manifest.weights.dtype;
         Ok(StylePack::from_network(manifest, &generator, precision)?)

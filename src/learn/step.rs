@@ -542,6 +542,20 @@ pub(crate) fn read_losses(named: Vec<(&'static str, Tensor<1>)>) -> Result<Losse
     Ok(names.into_iter().zip(values).collect())
 }
 
+/// [`read_losses`] for a device that reads back asynchronously (WebGPU in the browser).
+pub(crate) async fn read_losses_async(
+    named: Vec<(&'static str, Tensor<1>)>,
+) -> Result<Losses, StepError> {
+    let (names, values): (Vec<_>, Vec<_>) = named.into_iter().map(|(n, t)| (n, t.detach())).unzip();
+    let values = Tensor::cat(values, 0)
+        .into_data_async()
+        .await
+        .map_err(|e| StepError::ReadBack(e.to_string()))?
+        .try_to_vec::<f32>()
+        .map_err(|e| StepError::ReadBack(format!("{e:?}")))?;
+    Ok(names.into_iter().zip(values).collect())
+}
+
 pub fn adam(config: &TrainConfig) -> ModuleOptimizer {
     AdamConfig::new()
         .with_beta_1(config.beta1 as f32)

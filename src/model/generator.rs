@@ -361,6 +361,22 @@ impl Generator {
         g
     }
 
+    /// This network with style `s`'s offsets replaced (as in [`Self::with_new_style`]).
+    /// Panics if the network has no style `s`.
+    pub fn with_style_row(&self, s: usize, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Generator {
+        let mut g = self.clone();
+        let table = g.styles.take().expect("a multi-style network");
+        g.styles = Some(table.with_row(s, gamma, beta));
+        g
+    }
+
+    /// Style `s`'s offsets, one `[channels]` row per norm layer (`None`: the network has no
+    /// style `s`). A read-back: for a network on the CPU.
+    pub fn style_row(&self, s: usize) -> Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+        let table = self.styles.as_ref()?;
+        (s < table.len()).then(|| table.row(s))
+    }
+
     /// Each of a multi-style network's styles as a one-style network, in table order (a
     /// one-style network: itself).
     pub fn each_style(&self) -> Vec<Generator> {

@@ -50,6 +50,52 @@ impl StyleTable {
         }
     }
 
+    /// The table with style `s`'s row of every layer replaced by `gamma[k]` and `beta[k]`.
+    pub fn with_row(self, s: usize, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Self {
+        let set = |tables: Vec<Param<Tensor<2>>>, rows: &[Vec<f32>]| {
+            tables
+                .into_iter()
+                .zip(rows)
+                .map(|(table, row)| {
+                    let [styles, channels] = table.dims();
+                    assert!(s < styles, "style {s} of {styles}");
+                    assert_eq!(row.len(), channels, "a style row has one value per channel");
+                    let row = Tensor::<2>::from_data(
+                        TensorData::new(row.clone(), [1, channels]),
+                        &table.device(),
+                    );
+                    Param::from_tensor(table.val().slice_assign([s..s + 1, 0..channels], row))
+                })
+                .collect()
+        };
+        assert_eq!(gamma.len(), self.gamma.len(), "a row for every norm layer");
+        Self {
+            gamma: set(self.gamma, gamma),
+            beta: set(self.beta, beta),
+        }
+    }
+
+    /// Style `s`'s offsets, one `[channels]` row per norm layer: `(gamma, beta)`. Reads the
+    /// tables back: for tables on the CPU (a wasm GPU device cannot read synchronously).
+    pub fn row(&self, s: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let read = |tables: &[Param<Tensor<2>>]| {
+            tables
+                .iter()
+                .map(|table| {
+                    let [_, channels] = table.dims();
+                    table
+                        .val()
+                        .slice([s..s + 1, 0..channels])
+                        .into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        (read(&self.gamma), read(&self.beta))
+    }
+
     /// Number of styles.
     pub fn len(&self) -> usize {
         self.gamma.first().map_or(0, |g| g.dims()[0])

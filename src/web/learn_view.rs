@@ -1,6 +1,8 @@
 //! "Learn a style": the user gives one to twenty images in a look (a painting, a few photos), and
 //! a new style of the shipped multi-style network is learnt from them on this device, keeping
-//! the content of the photo they gave. The learning runs in a Web Worker (`worker`), whose wasm
+//! the content of the photo they gave. The learning runs in a Web Worker (`worker`), on WebGPU
+//! where the worker finds a hardware adapter and else on the CPU (`?backend=` forces one, as
+//! for the page's renders), whose wasm
 //! and the VGG19 weights are fetched only when the user starts learning (and are then cached for
 //! offline use by the service worker). Progress, time left and a live preview come from the
 //! worker; the result joins the gallery as one of the user's own packs (`own`).
@@ -15,6 +17,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{HtmlInputElement, MessageEvent, Worker};
 
+use super::backend;
 use super::browser;
 use super::own;
 use super::runner::fetch_pack;
@@ -51,6 +54,8 @@ struct Learn {
     /// The worker holds a finished lesson that "More steps" can continue.
     can_continue: RwSignal<bool>,
     status: RwSignal<String>,
+    /// What the worker learns on: "WebGPU" or "CPU" (`data-backend`), once it has said.
+    backend: RwSignal<String>,
     step: RwSignal<u32>,
     total: RwSignal<u32>,
     /// Every step's losses, `step,content,style,tv` (shown as `data-csv` for tests).
@@ -87,6 +92,7 @@ impl Learn {
             busy: RwSignal::new(false),
             can_continue: RwSignal::new(false),
             status: RwSignal::new(String::new()),
+            backend: RwSignal::new(String::new()),
             step: RwSignal::new(0),
             total: RwSignal::new(0),
             csv: RwSignal::new(String::new()),
@@ -219,7 +225,8 @@ pub(super) fn LearnView(ui: Ui) -> impl IntoView {
                 <progress id="learn-progress" max=move || learn.total.get().max(1) value=move || learn.step.get()
                     class:hidden=move || learn.total.get() == 0></progress>
                 <p id="learn-status" role="status" aria-live="polite"
-                    data-csv=move || learn.csv.get() data-learnt=move || learn.learnt.get() data-ms=move || learn.ms.get()>
+                    data-csv=move || learn.csv.get() data-learnt=move || learn.learnt.get() data-ms=move || learn.ms.get()
+                    data-backend=move || learn.backend.get()>
                     {move || learn.status.get()}
                 </p>
                 <canvas node_ref=learn.preview id="learn-preview" role="img" aria-label="Your photo in the style being learnt"
@@ -285,6 +292,7 @@ async fn start(ui: Ui, learn: Learn) {
     learn.step.set(0);
     learn.total.set(0);
     learn.csv.set(String::new());
+    learn.backend.set(String::new());
     learn.status.set(
         "Loading the learning code and VGG19 (once; afterwards they are kept for offline use)…"
             .into(),
@@ -347,6 +355,12 @@ async fn start(ui: Ui, learn: Learn) {
     set(&message, "packId", pack_id);
     set(&message, "styleId", style_id);
     set(&message, "styleTitle", title);
+    let search = browser::window().location().search().unwrap_or_default();
+    match backend::forced_by_query(&search) {
+        Some(backend::Backend::WebGpu) => set(&message, "backend", "webgpu"),
+        Some(backend::Backend::Cpu) => set(&message, "backend", "cpu"),
+        None => {}
+    }
 
     let worker = match Worker::new(WORKER) {
         Ok(w) => w,
@@ -425,6 +439,20 @@ fn number(data: &JsValue, name: &str) -> f64 {
 
 fn handle(ui: Ui, learn: Learn, kind: &str, data: &JsValue) {
     match kind {
+        "backend" => {
+            let name = Reflect::get(data, &"name".into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_default();
+            if let Some(note) = Reflect::get(data, &"note".into())
+                .ok()
+                .and_then(|v| v.as_string())
+            {
+                web_sys::console::info_1(&format!("Learn a style: {note}").into());
+            }
+            learn.status.set(format!("Learning {}…", on(&name)));
+            learn.backend.set(name);
+        }
         "progress" => {
             let step = number(data, "step") as u32;
             let total = number(data, "total") as u32;
@@ -446,7 +474,8 @@ fn handle(ui: Ui, learn: Learn, kind: &str, data: &JsValue) {
             learn.ms.set(number(data, "workMs"));
             let left = number(data, "leftMs");
             learn.status.set(format!(
-                "Step {step} of {total} · style distance {style:.2}{} · content {content:.2} · {}",
+                "Step {step} of {total} {} · style distance {style:.2}{} · content {content:.2} · {}",
+                on(&learn.backend.get_untracked()),
                 first_style.map_or(String::new(), |f| format!(" (from {f:.2})")),
                 time_left(left)
             ));
@@ -493,6 +522,15 @@ fn handle(ui: Ui, learn: Learn, kind: &str, data: &JsValue) {
             learn.failed(format!("Learning stopped: {message}"));
         }
         _ => {}
+    }
+}
+
+/// "on WebGPU", "on the CPU".
+fn on(backend: &str) -> String {
+    match backend {
+        "CPU" => "on the CPU".into(),
+        "" => String::new(),
+        other => format!("on {other}"),
     }
 }
 

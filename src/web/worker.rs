@@ -1,21 +1,24 @@
 //! "Learn a style" off the page's thread: a dedicated Web Worker (its own wasm, built with the
-//! `learn` feature and loaded only when the user starts learning) runs a [`Lesson`] on the CPU
+//! `learn` feature and loaded only when the user starts learning) runs a [`Lesson`] on WebGPU
+//! where the worker has a hardware adapter, else on the CPU (the page's own rule, `backend`),
 //! and reports each step, a live preview now and then, and at the end the new pack as an archive.
 //! The page (`learn_view`) talks to it in plain JavaScript objects:
 //!
 //! * out, first: `{kind: "ready"}` once its wasm runs (a message sent before would be lost);
 //! * in: `{kind: "start", base, vgg19, styles: [bytes…], names: [name…], width, height, rgb,
-//!   steps, size, batch, seed, previewEvery, packId, styleId, styleTitle}` (`base` a pack
-//!   archive, `styles` the encoded images, `rgb` the content photo's pixels), then
-//!   `{kind: "more", steps}` to go on from where it stopped;
-//! * out: `{kind: "progress", step, total, content, style, tv, leftMs, workMs}` (`leftMs`: this
+//!   steps, size, batch, seed, previewEvery, packId, styleId, styleTitle, backend}` (`base` a
+//!   pack archive, `styles` the encoded images, `rgb` the content photo's pixels, `backend`
+//!   `"webgpu"`, `"cpu"` or absent: the page's `?backend=`), then `{kind: "more", steps}` to go
+//!   on from where it stopped;
+//! * out: `{kind: "backend", name, note}` (`"WebGPU"` or `"CPU"`, and why not WebGPU), then
+//!   `{kind: "progress", step, total, content, style, tv, leftMs, workMs}` (`leftMs`: this
 //!   run's time left at its pace so far, `workMs`: all runs' time stepping), `{kind: "preview", width, height, rgb}` (the user's photo
 //!   in the style so far), `{kind: "done", archive, steps}` and `{kind: "error", message}` (a
 //!   panic too).
 //!
 //! Cancel is the page terminating the worker: nothing it learnt is kept.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use image::RgbImage;
 use js_sys::{Array, Object, Reflect, Uint8Array};
@@ -29,7 +32,7 @@ use crate::learn::lesson::{Lesson, NewStyle};
 use crate::pack::StylePack;
 use crate::pack::archive::PackFile;
 use crate::stylize::fit_within;
-use burn::tensor::Device;
+use crate::web::backend::{self, Backend};
 
 /// Longest side of the live preview and of the new style's preview image.
 const PREVIEW_SIDE: u32 = 256;
@@ -45,7 +48,10 @@ struct State {
 }
 
 thread_local! {
+    /// The lesson between runs (taken out while one runs).
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+    /// A run is under way.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -103,15 +109,28 @@ pub fn start() {
     }));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         let data = event.data();
-        let result = match text(&data, "kind").as_deref() {
-            Ok("start") => begin(&data).and_then(|()| run(None)),
-            Ok("more") => number(&data, "steps").and_then(|n| run(Some(n as u64))),
-            Ok(other) => Err(format!("unknown message `{other}`")),
-            Err(e) => Err(e.clone()),
-        };
-        if let Err(e) = result {
-            fail(e);
+        if BUSY.get() {
+            return fail("still learning: wait for `done` before the next message".into());
         }
+        BUSY.set(true);
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = match text(&data, "kind").as_deref() {
+                Ok("start") => match begin(&data).await {
+                    Ok(()) => run(None).await,
+                    Err(e) => Err(e),
+                },
+                Ok("more") => match number(&data, "steps") {
+                    Ok(n) => run(Some(n as u64)).await,
+                    Err(e) => Err(e),
+                },
+                Ok(other) => Err(format!("unknown message `{other}`")),
+                Err(e) => Err(e.clone()),
+            };
+            BUSY.set(false);
+            if let Err(e) = result {
+                fail(e);
+            }
+        });
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
@@ -119,7 +138,7 @@ pub fn start() {
 }
 
 /// Set up the lesson from a `start` message.
-fn begin(data: &JsValue) -> Result<(), String> {
+async fn begin(data: &JsValue) -> Result<(), String> {
     let base = StylePack::from_archive("the base pack", &bytes(&field(data, "base")?))
         .map_err(|e| e.to_string())?
         .0;
@@ -149,7 +168,22 @@ fn begin(data: &JsValue) -> Result<(), String> {
         ..AdaptConfig::default()
     };
     let vgg19 = bytes(&field(data, "vgg19")?);
-    let device = Device::flex().autodiff();
+    let forced = match field(data, "backend")
+        .ok()
+        .and_then(|b| b.as_string())
+        .as_deref()
+    {
+        Some("webgpu") => Some(Backend::WebGpu),
+        Some("cpu") => Some(Backend::Cpu),
+        _ => None,
+    };
+    let (device, used, note) = backend::init(forced).await;
+    post(&[
+        ("kind", "backend".into()),
+        ("name", used.label().into()),
+        ("note", note.map_or(JsValue::NULL, JsValue::from)),
+    ]);
+    let device = device.autodiff();
     let preview = fit_within(&photo, PREVIEW_SIDE);
     let style = NewStyle {
         id: text(data, "styleId")?,
@@ -157,6 +191,7 @@ fn begin(data: &JsValue) -> Result<(), String> {
         description: String::new(),
         source: names.join(", "),
         licence: "the images' own (learnt in the browser)".into(),
+        continues: false,
     };
     let lesson = Lesson::new(
         base,
@@ -179,52 +214,61 @@ fn begin(data: &JsValue) -> Result<(), String> {
     Ok(())
 }
 
-/// Take the configured steps (or `more`), reporting each, then send the pack.
-fn run(more: Option<u64>) -> Result<(), String> {
-    STATE.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let state = guard
-            .as_mut()
-            .ok_or("nothing is being learnt: start first")?;
-        let from = state.lesson.steps_done();
-        let steps = more.unwrap_or(state.lesson.config().steps);
-        let total = from + steps;
-        let started = now_ms();
-        for _ in 0..steps {
-            let losses = state.lesson.step().map_err(|e| e.to_string())?;
-            let step = state.lesson.steps_done();
-            let value = |name: &str| {
-                losses
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map_or(f64::NAN, |(_, v)| f64::from(*v))
-            };
-            post(&[
-                ("kind", "progress".into()),
-                ("step", (step as f64).into()),
-                ("total", (total as f64).into()),
-                ("content", value("content").into()),
-                ("style", value("style").into()),
-                ("tv", value("tv").into()),
-                (
-                    "leftMs",
-                    left_ms(now_ms() - started, step - from, total - step).into(),
-                ),
-                ("workMs", (state.work_ms + now_ms() - started).into()),
-            ]);
-            if step % state.preview_every == 0 || step == total {
-                post_preview(state)?;
-            }
+/// Take the configured steps (or `more`), reporting each, then send the pack. The lesson is
+/// kept for `more` only when the run ends well (after an error the page stops the worker).
+async fn run(more: Option<u64>) -> Result<(), String> {
+    let mut state = STATE
+        .with(|cell| cell.borrow_mut().take())
+        .ok_or("nothing is being learnt: start first")?;
+    take_steps(&mut state, more).await?;
+    STATE.with(|cell| *cell.borrow_mut() = Some(state));
+    Ok(())
+}
+
+async fn take_steps(state: &mut State, more: Option<u64>) -> Result<(), String> {
+    let from = state.lesson.steps_done();
+    let steps = more.unwrap_or(state.lesson.config().steps);
+    let total = from + steps;
+    let started = now_ms();
+    for _ in 0..steps {
+        let losses = state.lesson.step().await.map_err(|e| e.to_string())?;
+        if let Some(failure) = backend::gpu_failure() {
+            return Err(format!(
+                "{failure}; learn again on the CPU (add ?backend=cpu to the address)"
+            ));
         }
-        state.work_ms += now_ms() - started;
-        let archive = pack_archive(state)?;
+        let step = state.lesson.steps_done();
+        let value = |name: &str| {
+            losses
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(f64::NAN, |(_, v)| f64::from(*v))
+        };
         post(&[
-            ("kind", "done".into()),
-            ("archive", Uint8Array::from(archive.as_slice()).into()),
-            ("steps", (state.lesson.steps_done() as f64).into()),
+            ("kind", "progress".into()),
+            ("step", (step as f64).into()),
+            ("total", (total as f64).into()),
+            ("content", value("content").into()),
+            ("style", value("style").into()),
+            ("tv", value("tv").into()),
+            (
+                "leftMs",
+                left_ms(now_ms() - started, step - from, total - step).into(),
+            ),
+            ("workMs", (state.work_ms + now_ms() - started).into()),
         ]);
-        Ok(())
-    })
+        if step % state.preview_every == 0 || step == total {
+            post_preview(state).await?;
+        }
+    }
+    state.work_ms += now_ms() - started;
+    let archive = pack_archive(state).await?;
+    post(&[
+        ("kind", "done".into()),
+        ("archive", Uint8Array::from(archive.as_slice()).into()),
+        ("steps", (state.lesson.steps_done() as f64).into()),
+    ]);
+    Ok(())
 }
 
 /// Time left for `left` more steps after `done` steps of this run took `ms`.
@@ -236,11 +280,14 @@ fn left_ms(ms: f64, done: u64, left: u64) -> f64 {
     }
 }
 
-fn post_preview(state: &State) -> Result<(), String> {
-    let stylizer = state.lesson.stylizer();
+/// The photo in the style so far, rendered on the CPU (one small image: no upload to the GPU).
+async fn post_preview(state: &State) -> Result<(), String> {
+    let stylizer = state.lesson.stylizer().await.map_err(|e| e.to_string())?;
     let mut progress = |_, _| {};
-    let render = stylizer.render(&state.preview, None, &mut progress);
-    let image = futures_now(render)?.map_err(|e| e.to_string())?;
+    let image = stylizer
+        .render(&state.preview, None, &mut progress)
+        .await
+        .map_err(|e| e.to_string())?;
     post(&[
         ("kind", "preview".into()),
         ("width", image.width().into()),
@@ -252,31 +299,18 @@ fn post_preview(state: &State) -> Result<(), String> {
 
 /// The base pack with the new style, as an archive holding the new style's preview (made from
 /// the built-in portrait, as the CLI makes it: never the user's photo).
-fn pack_archive(state: &State) -> Result<Vec<u8>, String> {
+async fn pack_archive(state: &State) -> Result<Vec<u8>, String> {
     let pack = state
         .lesson
         .pack(&state.pack_id)
+        .await
         .map_err(|e| e.to_string())?;
-    let preview = futures_now(state.lesson.preview())?.map_err(|e| e.to_string())?;
+    let preview = state.lesson.preview().await.map_err(|e| e.to_string())?;
     let preview = image_io::encode(&preview, OutputFormat::Jpeg(88)).map_err(|e| e.to_string())?;
-    let style = pack
-        .manifest
-        .styles
-        .last()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
+    let style = state.lesson.style_id();
     pack.to_archive(&[PackFile {
         name: format!("preview-{style}.jpg"),
         bytes: preview,
     }])
     .map_err(|e| e.to_string())
-}
-
-/// A future that needs no event loop (the CPU render without yields), polled once.
-fn futures_now<T>(future: impl std::future::Future<Output = T>) -> Result<T, String> {
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    match std::pin::pin!(future).poll(&mut context) {
-        std::task::Poll::Ready(value) => Ok(value),
-        std::task::Poll::Pending => Err("the preview waited for the browser".into()),
-    }
 }

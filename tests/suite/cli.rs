@@ -797,9 +797,10 @@ fn eval_scores_results_from_any_tool_like_its_own_and_inside_the_face() {
 
 /// `learn` adds a style to a one-style pack from one image: the new pack holds the old look as
 /// its first style, unchanged to the pixel, and the new one; the style loss falls as it learns;
-/// an id the pack already has is refused.
+/// an id the pack already has is refused. `learn --continue` goes on learning the new style
+/// from where it stopped, and refuses a style that is not there or is a whole network.
 #[test]
-fn learn_adds_a_style_to_a_pack_from_one_image_and_keeps_the_old_one() {
+fn learn_adds_a_style_to_a_pack_and_continue_goes_on_learning_it() {
     let models = models();
     let work = tempdir().unwrap();
     let vgg = work.path().join("vgg19.bin");
@@ -919,6 +920,112 @@ fn learn_adds_a_style_to_a_pack_from_one_image_and_keeps_the_old_one() {
         stderr(&again).contains("already has a style `pattern`"),
         "{}",
         stderr(&again)
+    );
+
+    // `--continue` goes on learning `stripes` from its offsets: the same seed cuts the same
+    // first crop, and the style loss there starts far below the first run's start.
+    let out2 = models.path().join("pattern-more");
+    let log2 = work.path().join("more.csv");
+    let go_on = |pack: &str, id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "learn",
+            "--pack",
+            pack,
+            "--images",
+            p,
+            "--content",
+            c,
+            "--id",
+            id,
+            "--continue",
+            "--out",
+            out2.to_str().unwrap(),
+            "--steps",
+            "10",
+            "--size",
+            "48",
+            "--vgg19",
+            v,
+            "--log",
+            log2.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        portraitist(&args, models.path())
+    };
+    let run = go_on("pattern-plus", "stripes", &[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out2.join("style.json")).unwrap()).unwrap();
+    let styles = manifest["styles"].as_array().unwrap();
+    let ids: Vec<&str> = styles.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["pattern", "stripes"],
+        "the style is updated, not added"
+    );
+    assert_eq!(styles[1]["title"], "Stripes", "its title is kept");
+    let more: Vec<f32> = fs::read_to_string(&log2)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(more.len(), 10);
+    assert!(
+        more[0] < 0.5 * style[0],
+        "it starts from the learnt style: {} vs a fresh start's {}",
+        more[0],
+        style[0]
+    );
+    let kept = common::max_abs_diff(&stylize("pattern-more:pattern", "kept2"), &old);
+    assert!(kept <= 1, "the other style is kept: max diff {kept}");
+    let continued = stylize("pattern-more:stripes", "continued");
+    let (moved, from_old) = (
+        common::mean_abs_diff(&continued, &new),
+        common::mean_abs_diff(&continued, &old),
+    );
+    assert!(moved > 0.0, "ten more steps change the style");
+    assert!(
+        moved < from_old,
+        "it goes on from the learnt style ({moved}), not from the base ({from_old})"
+    );
+
+    let missing = go_on("pattern-plus", "nope", &[]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing)
+            .contains("has no style `nope` to go on learning; its styles: pattern, stripes"),
+        "{}",
+        stderr(&missing)
+    );
+    let whole = go_on("pattern", "pattern", &[]);
+    assert!(!whole.status.success());
+    assert!(
+        stderr(&whole).contains("one-style pack"),
+        "{}",
+        stderr(&whole)
+    );
+    let untitled = portraitist(
+        &[
+            "learn",
+            "--pack",
+            "pattern",
+            "--images",
+            p,
+            "--content",
+            c,
+            "--id",
+            "x",
+            "--out",
+            o,
+        ],
+        models.path(),
+    );
+    assert!(!untitled.status.success());
+    assert!(
+        stderr(&untitled).contains("needs a --title"),
+        "{}",
+        stderr(&untitled)
     );
 }
 
