@@ -27,51 +27,45 @@ impl StyleTable {
 
     /// The table with one more row per layer: `gamma[k]` and `beta[k]` for norm layer `k`.
     pub fn push(self, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Self {
-        let grow = |tables: Vec<Param<Tensor<2>>>, rows: &[Vec<f32>]| {
+        self.map_rows(gamma, beta, |table, row| Tensor::cat(vec![table, row], 0))
+    }
+
+    /// The table with style `s`'s row of every layer replaced by `gamma[k]` and `beta[k]`.
+    pub fn with_row(self, s: usize, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Self {
+        self.map_rows(gamma, beta, |table, row| {
+            let [styles, channels] = table.dims();
+            assert!(s < styles, "style {s} of {styles}");
+            table.slice_assign([s..s + 1, 0..channels], row)
+        })
+    }
+
+    /// Each layer's table, changed by `f` with that layer's `[1, channels]` row.
+    fn map_rows(
+        self,
+        gamma: &[Vec<f32>],
+        beta: &[Vec<f32>],
+        f: impl Fn(Tensor<2>, Tensor<2>) -> Tensor<2>,
+    ) -> Self {
+        assert_eq!(gamma.len(), self.gamma.len(), "a row for every norm layer");
+        assert_eq!(beta.len(), self.beta.len(), "a row for every norm layer");
+        let map = |tables: Vec<Param<Tensor<2>>>, rows: &[Vec<f32>]| {
             tables
                 .into_iter()
                 .zip(rows)
                 .map(|(table, row)| {
                     let [_, channels] = table.dims();
                     assert_eq!(row.len(), channels, "a style row has one value per channel");
-                    let device = table.device();
-                    let row = Tensor::<2>::from_data(
-                        TensorData::new(row.clone(), [1, channels]),
-                        &device,
-                    );
-                    Param::from_tensor(Tensor::cat(vec![table.val(), row], 0))
-                })
-                .collect()
-        };
-        assert_eq!(gamma.len(), self.gamma.len(), "a row for every norm layer");
-        Self {
-            gamma: grow(self.gamma, gamma),
-            beta: grow(self.beta, beta),
-        }
-    }
-
-    /// The table with style `s`'s row of every layer replaced by `gamma[k]` and `beta[k]`.
-    pub fn with_row(self, s: usize, gamma: &[Vec<f32>], beta: &[Vec<f32>]) -> Self {
-        let set = |tables: Vec<Param<Tensor<2>>>, rows: &[Vec<f32>]| {
-            tables
-                .into_iter()
-                .zip(rows)
-                .map(|(table, row)| {
-                    let [styles, channels] = table.dims();
-                    assert!(s < styles, "style {s} of {styles}");
-                    assert_eq!(row.len(), channels, "a style row has one value per channel");
                     let row = Tensor::<2>::from_data(
                         TensorData::new(row.clone(), [1, channels]),
                         &table.device(),
                     );
-                    Param::from_tensor(table.val().slice_assign([s..s + 1, 0..channels], row))
+                    Param::from_tensor(f(table.val(), row))
                 })
                 .collect()
         };
-        assert_eq!(gamma.len(), self.gamma.len(), "a row for every norm layer");
         Self {
-            gamma: set(self.gamma, gamma),
-            beta: set(self.beta, beta),
+            gamma: map(self.gamma, gamma),
+            beta: map(self.beta, beta),
         }
     }
 
