@@ -58,6 +58,9 @@ impl Default for AdaptConfig {
 
 /// Learns one new style of `generator`; feed it content batches with [`Self::step`].
 pub struct StyleLearner {
+    /// The network as it was given, where it was given (the CPU): the learnt network is built
+    /// from it, never read back from the device (a GPU in the browser cannot read synchronously).
+    base: Generator,
     generator: Generator,
     offsets: StyleOffsets,
     optimizer: ModuleOptimizer,
@@ -83,6 +86,7 @@ impl StyleLearner {
         start: Option<&Rows>,
         device: &Device,
     ) -> Self {
+        let base = generator.clone();
         let generator = generator.clone().to_device(device).no_grad();
         let vgg = vgg.to_device(device).no_grad();
         let channels = generator.config().norm_channels();
@@ -110,6 +114,7 @@ impl StyleLearner {
         let cpu_vgg =
             (device.clone().without_autodiff() == Device::flex()).then(|| CpuVgg::new(&vgg));
         Self {
+            base,
             generator,
             offsets,
             cpu_vgg,
@@ -202,7 +207,7 @@ impl StyleLearner {
         row: Option<usize>,
     ) -> Result<Generator, StepError> {
         let (gamma, beta) = self.rows().await?;
-        let generator = self.generator.valid().to_device(device);
+        let generator = self.base.clone().to_device(device);
         Ok(match row {
             Some(s) => generator.with_style_row(s, &gamma, &beta),
             None => generator.with_new_style(&gamma, &beta),

@@ -795,6 +795,75 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, re
   }
 });
 
+// WebGPU here is SwiftShader, a software adapter far slower than the CPU path: this checks that the
+// worker's WebGPU kernels learn right (they can fail silently), not its speed.
+const GPU_LEARN_STEPS = Number(process.env.GPU_LEARN_STEPS || 2);
+const GPU_LEARN_TOLERANCE = 1e-3;
+
+test('webgpu: the worker learns on WebGPU, follows the CPU CLI\'s loss curve, and its pack gives the CLI\'s look', async () => {
+  const { context, page } = await openPage(`${base}?backend=webgpu`);
+  const learnt = path.join(ARTIFACTS, 'learn-gpu');
+  fs.rmSync(learnt, { recursive: true, force: true });
+  fs.mkdirSync(path.join(learnt, 'content'), { recursive: true });
+  fs.copyFileSync(HOPPER, path.join(learnt, 'content', 'grace_hopper.jpg'));
+  try {
+    await page.locator('.style').first().waitFor();
+    await upload(page, HOPPER);
+    assert.equal(await pageFailure(page), null);
+    await page.locator('#learn summary').click();
+    await page.locator('#learn-images').setInputFiles(PAINTING);
+    await page.locator('#learn-name').fill('Gpu look');
+    await page.locator('#learn-steps').fill(String(GPU_LEARN_STEPS));
+    await page.locator('#learn-steps').dispatchEvent('change');
+    const started = Date.now();
+    await page.locator('#learn-start').click();
+    await page.waitForFunction(() => {
+      const status = document.querySelector('#learn-status');
+      return status.dataset.learnt === '1' || /stopped|could not|failed/i.test(status.textContent);
+    }, null, { timeout: 900_000 });
+    const status = await page.locator('#learn-status').textContent();
+    assert.equal(await page.locator('#learn-status').getAttribute('data-learnt'), '1', status + page.logs.join('\n'));
+    assert.equal(await page.locator('#learn-status').getAttribute('data-backend'), 'WebGPU', 'it learnt on WebGPU');
+    const ms = Number(await page.locator('#learn-status').getAttribute('data-ms'));
+    console.log(`# learn on WebGPU (SwiftShader): ${GPU_LEARN_STEPS} steps in ${ms.toFixed(0)} ms of worker time ` +
+      `(${(ms / GPU_LEARN_STEPS).toFixed(0)} ms/step; ${Date.now() - started} ms from the click)`);
+
+    const csv = path.join(learnt, 'cli.csv');
+    const cliPack = path.join(learnt, 'painters-gpu-look');
+    execFileSync(PORTRAITIST, [
+      '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
+      '--images', PAINTING, '--content', path.join(learnt, 'content'), '--id', 'gpu-look', '--title', 'Gpu look',
+      '--out', cliPack, '--steps', String(GPU_LEARN_STEPS), '--log', csv,
+      '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
+    ], { stdio: 'pipe' });
+    const web = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
+    const native = lossRows(fs.readFileSync(csv, 'utf8'));
+    assert.equal(web.length, GPU_LEARN_STEPS);
+    assert.equal(native.length, GPU_LEARN_STEPS);
+    let worst = 0;
+    for (let i = 0; i < GPU_LEARN_STEPS; i++) {
+      assert.equal(web[i][0], native[i][0]);
+      for (let k = 1; k < 4; k++) worst = Math.max(worst, Math.abs(web[i][k] - native[i][k]) / Math.abs(native[i][k]));
+    }
+    console.log(`# learn: WebGPU page vs CPU CLI loss curves, worst relative difference ${worst.toExponential(2)}`);
+    assert.ok(worst < GPU_LEARN_TOLERANCE, `WebGPU and the CPU learn alike: ${worst}`);
+
+    // The pack learnt on WebGPU gives, through the CLI, the look of the pack the CLI learnt.
+    const card = page.locator('.style[data-style="painters-gpu-look:gpu-look"]');
+    await card.waitFor();
+    const pack = await download(page, '#download-pack', 'painters-gpu-look.tar', 'painters-gpu-look.tar');
+    const render = (style, name) => {
+      const out = path.join(learnt, name);
+      execFileSync(PORTRAITIST, ['--backend', 'cpu', 'stylize', '--style', style, '--max-side', '256', HOPPER, '--out', out], { stdio: 'pipe' });
+      return path.join(out, 'grace_hopper.png');
+    };
+    close(render(`${pack}:gpu-look`, 'from-page'), render(`${cliPack}:gpu-look`, 'from-cli'), 'the WebGPU-learnt style');
+    assert.equal(await pageFailure(page), null);
+  } finally {
+    await context.close();
+  }
+});
+
 test('every request the pages made went to 127.0.0.1', () => {
   assert.ok(site.requests.length > 5, 'the server saw the page load');
   assert.deepEqual(externalRequests, []);
