@@ -16,7 +16,7 @@ use crate::engine::cpu::CpuVgg;
 use crate::model::{Generator, NormStats, Vgg19};
 
 /// A style's offsets, one `[channels]` row per norm layer: `(gamma, beta)`.
-pub type Rows = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+pub type Rows = crate::model::StyleRows;
 
 /// The trainable part: one `[channels]` offset of the scale and of the shift per norm layer.
 #[derive(Module, Debug)]

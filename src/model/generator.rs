@@ -372,7 +372,7 @@ impl Generator {
 
     /// Style `s`'s offsets, one `[channels]` row per norm layer (`None`: the network has no
     /// style `s`). A read-back: for a network on the CPU.
-    pub fn style_row(&self, s: usize) -> Option<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    pub fn style_row(&self, s: usize) -> Option<super::StyleRows> {
         let table = self.styles.as_ref()?;
         (s < table.len()).then(|| table.row(s))
     }

@@ -14,5 +14,5 @@ pub use latent::{
     ImageDiscriminator, ImageDiscriminatorConfig, LatentGenerator, LatentGeneratorConfig, slerp,
 };
 pub use norm::{NormStats, StatNorm};
-pub use styles::StyleTable;
+pub use styles::{StyleRows, StyleTable};
 pub use vgg::{Vgg19, VggError, VggFeatures, gram};

@@ -8,6 +8,10 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// One style's offsets, `(gamma, beta)`: a `[channels]` row per norm layer, in the layer table's
+/// order.
+pub type StyleRows = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// Each style's scale and shift offsets, one `[styles, channels]` table per norm layer (in the
 /// layer table's order). Offsets start at zero: every style starts as the base network.
 #[derive(Module, Debug)]
@@ -71,7 +75,7 @@ impl StyleTable {
 
     /// Style `s`'s offsets, one `[channels]` row per norm layer: `(gamma, beta)`. Reads the
     /// tables back: for tables on the CPU (a wasm GPU device cannot read synchronously).
-    pub fn row(&self, s: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    pub fn row(&self, s: usize) -> StyleRows {
         let read = |tables: &[Param<Tensor<2>>]| {
             tables
                 .iter()

@@ -257,7 +257,7 @@ async fn take_steps(state: &mut State, more: Option<u64>) -> Result<(), String> 
             ),
             ("workMs", (state.work_ms + now_ms() - started).into()),
         ]);
-        if step % state.preview_every == 0 || step == total {
+        if step.is_multiple_of(state.preview_every) || step == total {
             post_preview(state).await?;
         }
     }

@@ -799,19 +799,21 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, re
 // worker's WebGPU kernels learn right (they can fail silently), not its speed.
 const GPU_LEARN_STEPS = Number(process.env.GPU_LEARN_STEPS || 2);
 const GPU_LEARN_TOLERANCE = 1e-3;
+// The small astronaut as the photo (a 512² render takes minutes on SwiftShader), Hopper as the look.
+const GPU_PAINTING = process.env.LEARN_PAINTING || HOPPER;
 
 test('webgpu: the worker learns on WebGPU, follows the CPU CLI\'s loss curve, and its pack gives the CLI\'s look', async () => {
   const { context, page } = await openPage(`${base}?backend=webgpu`);
   const learnt = path.join(ARTIFACTS, 'learn-gpu');
   fs.rmSync(learnt, { recursive: true, force: true });
   fs.mkdirSync(path.join(learnt, 'content'), { recursive: true });
-  fs.copyFileSync(HOPPER, path.join(learnt, 'content', 'grace_hopper.jpg'));
+  fs.copyFileSync(ASTRONAUT, path.join(learnt, 'content', 'astronaut.jpg'));
   try {
     await page.locator('.style').first().waitFor();
-    await upload(page, HOPPER);
+    await upload(page, ASTRONAUT);
     assert.equal(await pageFailure(page), null);
     await page.locator('#learn summary').click();
-    await page.locator('#learn-images').setInputFiles(PAINTING);
+    await page.locator('#learn-images').setInputFiles(GPU_PAINTING);
     await page.locator('#learn-name').fill('Gpu look');
     await page.locator('#learn-steps').fill(String(GPU_LEARN_STEPS));
     await page.locator('#learn-steps').dispatchEvent('change');
@@ -832,7 +834,7 @@ test('webgpu: the worker learns on WebGPU, follows the CPU CLI\'s loss curve, an
     const cliPack = path.join(learnt, 'painters-gpu-look');
     execFileSync(PORTRAITIST, [
       '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
-      '--images', PAINTING, '--content', path.join(learnt, 'content'), '--id', 'gpu-look', '--title', 'Gpu look',
+      '--images', GPU_PAINTING, '--content', path.join(learnt, 'content'), '--id', 'gpu-look', '--title', 'Gpu look',
       '--out', cliPack, '--steps', String(GPU_LEARN_STEPS), '--log', csv,
       '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
     ], { stdio: 'pipe' });
