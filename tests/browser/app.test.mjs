@@ -637,6 +637,32 @@ function lossRows(csv) {
   return csv.trim().split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split(',').map(Number));
 }
 
+/** `portraitist learn` on the CPU into `out` from `pack` (the painters pack unless told), its
+ * loss curve in `csv`. */
+function cliLearn({ images, content, id, title, out, steps, csv, pack = 'painters', extra = [] }) {
+  execFileSync(PORTRAITIST, [
+    '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', pack,
+    '--images', images, '--content', content, '--id', id, '--title', title,
+    '--out', out, '--steps', String(steps), '--log', csv,
+    '--vgg19', path.resolve('data/vgg19/vgg19.bin'), ...extra,
+  ], { stdio: 'pipe' });
+}
+
+/** The worst relative difference of the page's loss curve (`data-csv`) from the CLI's (`csv`),
+ * both `steps` long and step for step. */
+async function curveDifference(page, csv, steps) {
+  const web = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
+  const native = lossRows(fs.readFileSync(csv, 'utf8'));
+  assert.equal(web.length, steps);
+  assert.equal(native.length, steps);
+  let worst = 0;
+  for (let i = 0; i < steps; i++) {
+    assert.equal(web[i][0], native[i][0]);
+    for (let k = 1; k < 4; k++) worst = Math.max(worst, Math.abs(web[i][k] - native[i][k]) / Math.abs(native[i][k]));
+  }
+  return { worst, web, native };
+}
+
 // The style images: a painting where one is given (LEARN_PAINTING, e.g. data/paintings/…), else a
 // fixture photo; learning works the same on either.
 const PAINTING = process.env.LEARN_PAINTING || ASTRONAUT;
@@ -701,21 +727,9 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, re
 
     // The same loss curve as `portraitist learn` from the same seed, photo and image.
     const csv = path.join(learnt, 'cli.csv');
-    execFileSync(PORTRAITIST, [
-      '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
-      '--images', PAINTING, '--content', path.join(learnt, 'content'), '--id', 'test-look', '--title', 'Test look',
-      '--out', path.join(learnt, 'painters-test-look'), '--steps', String(LEARN_STEPS), '--log', csv,
-      '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
-    ], { stdio: 'pipe' });
-    const web = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
-    const native = lossRows(fs.readFileSync(csv, 'utf8'));
-    assert.equal(web.length, LEARN_STEPS);
-    assert.equal(native.length, LEARN_STEPS);
-    let worst = 0;
-    for (let i = 0; i < LEARN_STEPS; i++) {
-      assert.equal(web[i][0], native[i][0]);
-      for (let k = 1; k < 4; k++) worst = Math.max(worst, Math.abs(web[i][k] - native[i][k]) / Math.abs(native[i][k]));
-    }
+    const lesson = { images: PAINTING, content: path.join(learnt, 'content'), id: 'test-look', title: 'Test look', csv };
+    cliLearn({ ...lesson, out: path.join(learnt, 'painters-test-look'), steps: LEARN_STEPS });
+    const { worst, web, native } = await curveDifference(page, csv, LEARN_STEPS);
     console.log(`# learn: page vs CLI loss curves, worst relative difference ${worst.toExponential(2)}; ` +
       `style ${native[0][2].toFixed(3)} → ${native[LEARN_STEPS - 1][2].toFixed(3)}`);
     assert.ok(worst < LEARN_TOLERANCE, `page and CLI learn alike: ${worst}`);
@@ -725,20 +739,8 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, re
     // "More steps" goes on from there: the page's 2N steps are the CLI's 2N from the start.
     await page.locator('#learn-more').click();
     await page.waitForFunction(() => document.querySelector('#learn-status').dataset.learnt === '2', null, { timeout: RESULT_TIMEOUT });
-    execFileSync(PORTRAITIST, [
-      '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
-      '--images', PAINTING, '--content', path.join(learnt, 'content'), '--id', 'test-look', '--title', 'Test look',
-      '--out', path.join(learnt, 'painters-test-look-2'), '--steps', String(2 * LEARN_STEPS), '--log', csv,
-      '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
-    ], { stdio: 'pipe' });
-    const more = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
-    const native2 = lossRows(fs.readFileSync(csv, 'utf8'));
-    assert.equal(more.length, 2 * LEARN_STEPS);
-    let worst2 = 0;
-    for (let i = 0; i < 2 * LEARN_STEPS; i++) {
-      assert.equal(more[i][0], native2[i][0]);
-      for (let k = 1; k < 4; k++) worst2 = Math.max(worst2, Math.abs(more[i][k] - native2[i][k]) / Math.abs(native2[i][k]));
-    }
+    cliLearn({ ...lesson, out: path.join(learnt, 'painters-test-look-2'), steps: 2 * LEARN_STEPS });
+    const { worst: worst2 } = await curveDifference(page, csv, 2 * LEARN_STEPS);
     console.log(`# learn: after "More steps", page vs CLI (${2 * LEARN_STEPS} steps): worst relative difference ${worst2.toExponential(2)}`);
     assert.ok(worst2 < LEARN_TOLERANCE, `"More steps" continues as the CLI's longer run: ${worst2}`);
 
@@ -756,6 +758,15 @@ test('cpu: learn a style in the page: same loss curve as the CLI, responsive, re
       return path.join(out, 'grace_hopper.png');
     };
     const own = reference('test-look', 'native');
+    // The native `learn --continue` goes on from the page's pack: from the same seed's first crop
+    // its style distance starts below the middle of the CLI's first run (start → after N steps).
+    const goOn = path.join(learnt, 'go-on.csv');
+    cliLearn({ ...lesson, pack, out: path.join(learnt, 'painters-test-look-more'), steps: 2, csv: goOn, extra: ['--continue'] });
+    const continued = lossRows(fs.readFileSync(goOn, 'utf8'));
+    const middle = (native[0][2] + native[LEARN_STEPS - 1][2]) / 2;
+    console.log(`# learn --continue from the page's pack: style ${continued[0][2].toFixed(3)} at its first step ` +
+      `(a fresh start: ${native[0][2].toFixed(3)})`);
+    assert.ok(continued[0][2] < middle, `the CLI goes on from the page's style: ${continued[0][2]} vs ${middle}`);
     close(await download(page, '#download-png', 'learnt.png'), own, 'learnt style');
     assert.ok(await page.locator('#mix-with option[value="vangogh"]').count() === 1, 'mixes with Van Gogh');
     await result(page, () => page.locator('#mix-with').selectOption('vangogh'), 'learnt style mixed with Van Gogh');
@@ -832,21 +843,11 @@ test('webgpu: the worker learns on WebGPU, follows the CPU CLI\'s loss curve, an
 
     const csv = path.join(learnt, 'cli.csv');
     const cliPack = path.join(learnt, 'painters-gpu-look');
-    execFileSync(PORTRAITIST, [
-      '--models', path.join(SITE, 'models'), '--backend', 'cpu', 'learn', '--pack', 'painters',
-      '--images', GPU_PAINTING, '--content', path.join(learnt, 'content'), '--id', 'gpu-look', '--title', 'Gpu look',
-      '--out', cliPack, '--steps', String(GPU_LEARN_STEPS), '--log', csv,
-      '--vgg19', path.resolve('data/vgg19/vgg19.bin'),
-    ], { stdio: 'pipe' });
-    const web = lossRows(await page.locator('#learn-status').getAttribute('data-csv'));
-    const native = lossRows(fs.readFileSync(csv, 'utf8'));
-    assert.equal(web.length, GPU_LEARN_STEPS);
-    assert.equal(native.length, GPU_LEARN_STEPS);
-    let worst = 0;
-    for (let i = 0; i < GPU_LEARN_STEPS; i++) {
-      assert.equal(web[i][0], native[i][0]);
-      for (let k = 1; k < 4; k++) worst = Math.max(worst, Math.abs(web[i][k] - native[i][k]) / Math.abs(native[i][k]));
-    }
+    cliLearn({
+      images: GPU_PAINTING, content: path.join(learnt, 'content'), id: 'gpu-look', title: 'Gpu look',
+      out: cliPack, steps: GPU_LEARN_STEPS, csv,
+    });
+    const { worst } = await curveDifference(page, csv, GPU_LEARN_STEPS);
     console.log(`# learn: WebGPU page vs CPU CLI loss curves, worst relative difference ${worst.toExponential(2)}`);
     assert.ok(worst < GPU_LEARN_TOLERANCE, `WebGPU and the CPU learn alike: ${worst}`);
 
