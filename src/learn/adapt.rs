@@ -87,7 +87,7 @@ impl StyleLearner {
         device: &Device,
     ) -> Self {
         let base = generator.clone();
-        let generator = generator.clone().to_device(device).no_grad();
+        let generator = base.clone().to_device(device).no_grad();
         let vgg = vgg.to_device(device).no_grad();
         let channels = generator.config().norm_channels();
         let init = |k: usize, rows: Option<&Vec<Vec<f32>>>| match rows {

@@ -637,6 +637,15 @@ function lossRows(csv) {
   return csv.trim().split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split(',').map(Number));
 }
 
+/** A fresh folder for one lesson's files, with `photo` as its content folder's one photo. */
+function lessonFolder(name, photo) {
+  const folder = path.join(ARTIFACTS, name);
+  fs.rmSync(folder, { recursive: true, force: true });
+  fs.mkdirSync(path.join(folder, 'content'), { recursive: true });
+  fs.copyFileSync(photo, path.join(folder, 'content', path.basename(photo)));
+  return folder;
+}
+
 /** `portraitist learn` on the CPU into `out` from `pack` (the painters pack unless told), its
  * loss curve in `csv`. */
 function cliLearn({ images, content, id, title, out, steps, csv, pack = 'painters', extra = [] }) {
@@ -673,10 +682,7 @@ const LEARN_TOLERANCE = 1e-3 * Math.max(1, (2 * LEARN_STEPS) / 24);
 
 test('cpu: learn a style in the page: same loss curve as the CLI, responsive, renamed, kept offline, mixes, downloads, and the CLI gives the page\'s output', async () => {
   const { context, page } = await openPage(`${base}?backend=cpu`);
-  const learnt = path.join(ARTIFACTS, 'learn');
-  fs.rmSync(learnt, { recursive: true, force: true });
-  fs.mkdirSync(path.join(learnt, 'content'), { recursive: true });
-  fs.copyFileSync(HOPPER, path.join(learnt, 'content', 'grace_hopper.jpg'));
+  const learnt = lessonFolder('learn', HOPPER);
   try {
     await page.locator('.style').first().waitFor();
     await page.locator('#learn summary').click();
@@ -815,10 +821,7 @@ const GPU_PAINTING = process.env.LEARN_PAINTING || HOPPER;
 
 test('webgpu: the worker learns on WebGPU, follows the CPU CLI\'s loss curve, and its pack gives the CLI\'s look', async () => {
   const { context, page } = await openPage(`${base}?backend=webgpu`);
-  const learnt = path.join(ARTIFACTS, 'learn-gpu');
-  fs.rmSync(learnt, { recursive: true, force: true });
-  fs.mkdirSync(path.join(learnt, 'content'), { recursive: true });
-  fs.copyFileSync(ASTRONAUT, path.join(learnt, 'content', 'astronaut.jpg'));
+  const learnt = lessonFolder('learn-gpu', ASTRONAUT);
   try {
     await page.locator('.style').first().waitFor();
     await upload(page, ASTRONAUT);
