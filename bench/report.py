@@ -463,6 +463,22 @@ def webgpu_section():
     rows = [[f"{t['side']}²", t["runs"], f"{t['median_ms']:.1f}", f"{t['min_ms']:.1f}",
              f"≤ {targets[t['side']]} ms" if t["side"] in targets else ""] for t in run.get("timings", [])]
     print(table(["side", "runs", "median ms", "min ms", "target"], rows))
+    learn_section()
+
+
+def learn_section():
+    """The page's "Learn a style" on the GPU (bench/dawn/learn.mjs), against the CLI's loss curve."""
+    path = GPU / "dawn-learn.json"
+    if not path.exists():
+        return
+    run = json.loads(path.read_text())
+    print(f"\n`bench/dawn/learn.mjs`: \"Learn a style\" (the worker's `Lesson`, through `LearnHarness`) on the same "
+          f"adapter ({run.get('backend', '?')}): {run['steps']} steps at {run['size']}², batch {run['batch']} (the "
+          f"page's settings), **{run['steps_per_s']:.2f} steps/s** (median {run['median_step_ms']:.0f} ms a step "
+          f"after the first, which took {run['first_step_ms']:.0f} ms with its shaders' compilation; the lesson "
+          f"opened in {run['open_ms']:.0f} ms). Against `portraitist learn` on the CPU from the same seed: worst "
+          f"relative difference of any loss at any step {run['worst_relative_difference_vs_cli']:.1e} "
+          f"(bound {run['tolerance']:.0e}).")
 
 
 def check_section(fused, unfused):

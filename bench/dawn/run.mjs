@@ -11,11 +11,9 @@
 // `portraitist stylize` of PHOTO with that style. SIZES (default 512,1024,2048) are sides the
 // photo is resized to for timing; RUNS (default 5) timed runs per size after one warm-up.
 // Exits 1 when the output differs from the CLI's by more than one 8-bit level.
-import { createRequire } from 'node:module';
-import { webcrypto } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { create, globals } from 'webgpu';
+import { join } from 'node:path';
+import { adapterInfo as describeAdapter, loadHarness } from './gpu.mjs';
 
 const [pkg, packDir, style, photoPath, cliPng, outJson, sizesArg = '512,1024,2048', runsArg = '5'] =
   process.argv.slice(2);
@@ -24,28 +22,8 @@ if (!outJson) {
   process.exit(2);
 }
 
-// getrandom's browser path needs crypto.getRandomValues (global from Node 19 on).
-globalThis.crypto ??= webcrypto;
-// What wgpu's WebGPU backend looks for: a global `Window` (it tells a page from a worker) and
-// `navigator.gpu`; the WebGPU constants (GPUBufferUsage…) come with Dawn.
-Object.assign(globalThis, globals);
-globalThis.Window ??= class Window {};
-const gpu = create([]);
-Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
-
-const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-if (!adapter) {
-  console.error('Dawn found no WebGPU adapter (is a Vulkan driver installed? VK_ICD_FILENAMES?)');
-  process.exit(1);
-}
-const info = adapter.info;
-const adapterInfo = {
-  vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
-};
-console.error(`adapter: ${JSON.stringify(adapterInfo)}`);
-
-const require = createRequire(import.meta.url);
-const { Harness, maxDifference } = require(resolve(pkg, 'portraitist.js'));
+const adapterInfo = await describeAdapter();
+const { Harness, maxDifference } = loadHarness(pkg);
 
 const manifest = readFileSync(join(packDir, 'style.json'));
 const weightsFile = JSON.parse(manifest).weights?.file;

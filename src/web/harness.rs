@@ -1,6 +1,7 @@
 //! The page's stylize path without the page, for `bench/dawn` (Node with Dawn, Chrome's WebGPU
 //! implementation): the same wasm code the page runs — device choice, pack parsing, the tiled
-//! render at the page's tile size — on a GPU without a browser. Exported to JavaScript; the page
+//! render at the page's tile size — on a GPU without a browser; with `learn`, also the "Learn a
+//! style" worker's [`Lesson`] on that device ([`LearnHarness`]). Exported to JavaScript; the page
 //! itself does not use it.
 
 use image::RgbImage;
@@ -32,21 +33,7 @@ impl Harness {
         manifest: Vec<u8>,
         weights: Vec<u8>,
     ) -> Result<Harness, JsError> {
-        let forced = match backend.as_str() {
-            "webgpu" => Backend::WebGpu,
-            "cpu" => Backend::Cpu,
-            other => {
-                return Err(JsError::new(&format!(
-                    "unknown backend `{other}`: webgpu or cpu"
-                )));
-            }
-        };
-        let (device, backend, note) = backend::init(Some(forced)).await;
-        if backend != forced {
-            return Err(JsError::new(
-                &note.unwrap_or_else(|| "WebGPU is not available".into()),
-            ));
-        }
+        let (device, backend) = device(&backend).await?;
         let style = StyleRef::parse(&style).map_err(js)?;
         let pack = StylePack::from_bytes("style.json", &manifest, weights).map_err(js)?;
         let stylizer = Stylizer::from_pack_style(&pack, &style, &device).map_err(js)?;
@@ -95,6 +82,126 @@ async fn render(stylizer: &Stylizer, photo: &RgbImage) -> Result<RgbImage, JsVal
         .render(photo, Some(BROWSER_TILE), &mut |_, _| {})
         .await
         .map_err(js_value)
+}
+
+/// The page's "Learn a style" without the page: the worker's [`Lesson`] on the device the page
+/// would pick (`backend`: `webgpu` or `cpu`), from one style image and one content photo, with
+/// the worker's crop side, batch and seed given, so that its loss curve can be checked against
+/// `portraitist learn --log` and its steps timed.
+#[cfg(feature = "learn")]
+#[wasm_bindgen]
+pub struct LearnHarness {
+    /// Taken out while a step runs.
+    lesson: std::rc::Rc<std::cell::RefCell<Option<crate::learn::lesson::Lesson>>>,
+    backend: Backend,
+}
+
+#[cfg(feature = "learn")]
+#[wasm_bindgen]
+impl LearnHarness {
+    /// `manifest` and `weights`: the base pack's `style.json` and weights file; `vgg19`:
+    /// `scripts/convert-vgg19.py`'s file; `style` and `content`: encoded images (the painting,
+    /// the photo whose content is kept). The new style is called `look`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open(
+        backend: String,
+        manifest: Vec<u8>,
+        weights: Vec<u8>,
+        vgg19: Vec<u8>,
+        style: Vec<u8>,
+        content: Vec<u8>,
+        size: u32,
+        batch: u32,
+        seed: u32,
+    ) -> Result<LearnHarness, JsError> {
+        use crate::learn::adapt::AdaptConfig;
+        use crate::learn::lesson::{Lesson, NewStyle};
+        let (device, backend) = device(&backend).await?;
+        let base = StylePack::from_bytes("style.json", &manifest, weights).map_err(js)?;
+        let style = image_io::decode(&style).map_err(|e| js(format!("the style image: {e}")))?;
+        let content =
+            image_io::decode(&content).map_err(|e| js(format!("the content photo: {e}")))?;
+        let config = AdaptConfig {
+            size: size as usize,
+            batch: batch as usize,
+            seed: u64::from(seed),
+            ..AdaptConfig::default()
+        };
+        let new = NewStyle {
+            id: "look".into(),
+            title: "Look".into(),
+            ..NewStyle::default()
+        };
+        let lesson = Lesson::new(
+            base,
+            new,
+            &[style],
+            vec![content],
+            &vgg19,
+            config,
+            &device.autodiff(),
+        )
+        .map_err(js)?;
+        Ok(LearnHarness {
+            lesson: std::rc::Rc::new(std::cell::RefCell::new(Some(lesson))),
+            backend,
+        })
+    }
+
+    /// `WebGPU` or `CPU`.
+    pub fn backend(&self) -> String {
+        self.backend.label().into()
+    }
+
+    /// One step, read back: resolves to `[content, style, tv, milliseconds]` (the losses as
+    /// `portraitist learn --log` writes them; the time includes the read-back).
+    pub fn step(&self) -> js_sys::Promise {
+        let cell = self.lesson.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut lesson = cell
+                .borrow_mut()
+                .take()
+                .ok_or_else(|| js_value("a step is already under way"))?;
+            let started = browser::now_ms();
+            let losses = lesson.step().await;
+            let ms = browser::now_ms() - started;
+            *cell.borrow_mut() = Some(lesson);
+            let losses = losses.map_err(js_value)?;
+            if let Some(failure) = backend::gpu_failure() {
+                return Err(js_value(failure));
+            }
+            let out = js_sys::Array::new();
+            for name in ["content", "style", "tv"] {
+                let value = losses
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(f64::NAN, |(_, v)| f64::from(*v));
+                out.push(&JsValue::from(value));
+            }
+            out.push(&JsValue::from(ms));
+            Ok(out.into())
+        })
+    }
+}
+
+/// The device for `webgpu` or `cpu`, as the page picks it; WebGPU even on a software adapter.
+async fn device(backend: &str) -> Result<(burn::tensor::Device, Backend), JsError> {
+    let forced = match backend {
+        "webgpu" => Backend::WebGpu,
+        "cpu" => Backend::Cpu,
+        other => {
+            return Err(JsError::new(&format!(
+                "unknown backend `{other}`: webgpu or cpu"
+            )));
+        }
+    };
+    let (device, backend, note) = backend::init(Some(forced)).await;
+    if backend != forced {
+        return Err(JsError::new(
+            &note.unwrap_or_else(|| "WebGPU is not available".into()),
+        ));
+    }
+    Ok((device, backend))
 }
 
 /// The largest difference of any channel of any pixel between two encoded images of one size.
