@@ -77,8 +77,11 @@ pub fn transfer_step(
             let (a, b) = (input, target);
             let fake_b = nets.g.forward(a.clone());
             let fake_a = back.f.forward(b.clone());
-            let g_adv = generator_adversarial(kind, nets.d.forward(fake_b.clone()));
-            let f_adv = generator_adversarial(kind, back.d_content.forward(fake_a.clone()));
+            // The discriminators as constants here: only their inputs' gradients are needed, and
+            // their own (which no optimiser takes) would cost a weight gradient per layer.
+            let g_adv = generator_adversarial(kind, frozen(&nets.d).forward(fake_b.clone()));
+            let f_adv =
+                generator_adversarial(kind, frozen(&back.d_content).forward(fake_a.clone()));
             let cycle = l1(back.f.forward(fake_b.clone()), a.clone())
                 + l1(nets.g.forward(fake_a.clone()), b.clone());
             let identity = if config.identity_weight > 0.0 {
@@ -129,7 +132,7 @@ pub fn transfer_step(
             let (before, after) = (input, target);
             let fake = nets.g.forward(before.clone());
             let pair = |x: Tensor<4>| Tensor::cat(vec![before.clone(), x], 1);
-            let g_adv = generator_adversarial(kind, nets.d.forward(pair(fake.clone())));
+            let g_adv = generator_adversarial(kind, frozen(&nets.d).forward(pair(fake.clone())));
             let l1_loss = l1(fake.clone(), after.clone());
             let (perceptual, style) = vgg_losses(vgg, config, &fake, &after, &after, device);
             let loss = g_adv.clone()
@@ -187,7 +190,7 @@ pub fn styles_step(
         device,
     );
     let tv = total_variation(&fake);
-    let g_adv = generator_adversarial(kind, nets.d.forward_heads(fake.clone(), &mix));
+    let g_adv = generator_adversarial(kind, frozen(&nets.d).forward_heads(fake.clone(), &mix));
     let loss = g_adv.clone() * config.adversarial_weight + vgg_term + tv.clone() * config.tv_weight;
     let mut grads = loss.backward();
     // The style table steps on its own, faster (its parameters are the same inside the network).
@@ -461,7 +464,7 @@ pub fn noise_step(
 
     let z = noise();
     let fake = nets.g.forward(z.clone());
-    let g_adv = generator_adversarial(kind, nets.d.forward(fake.clone()));
+    let g_adv = generator_adversarial(kind, frozen(&nets.d).forward(fake.clone()));
     let seeking = mode_seeking(fake, z, device);
     let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
     let mut grads = g_loss.backward();
@@ -501,6 +504,14 @@ pub fn mode_seeking(fake: Tensor<4>, z: Tensor<2>, device: &Device) -> Tensor<1>
 }
 
 /// `average · decay + current · (1 - decay)`, parameter by parameter.
+/// `module` as constants: a copy whose parameters the backward pass does not track, for a loss
+/// that trains only what runs before it (the generator's adversarial term through a
+/// discriminator). The gradient still flows through it to its inputs, the same values as
+/// through `module`.
+fn frozen<M: Module>(module: &M) -> M {
+    module.clone().no_grad()
+}
+
 pub fn moving_average<M: Module>(average: M, current: &M, decay: f32) -> M {
     struct Collect(Vec<TensorData>);
     impl ModuleVisitor for Collect {
