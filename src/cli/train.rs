@@ -60,11 +60,11 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
-    let from_flags = args.mode.or(match (&args.pairs, &args.style_photos) {
+    let from_folders = match (&args.pairs, &args.style_photos) {
         (Some(_), _) => Some(Mode::Paired),
         (None, Some(_)) => Some(Mode::Unpaired),
         (None, None) => None,
-    });
+    };
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -81,7 +81,8 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
                 _ => config,
             }
         }
-        // Resuming without a mode on the command line: the run's own mode.
+        // Resuming without a mode on the command line: the run's own mode (a styles run is
+        // resumed with --style-photos, which alone would mean unpaired).
         None => {
             let saved = args
                 .resume
@@ -89,7 +90,12 @@ pub fn run(args: &TrainArgs, backend: Backend) -> Result<()> {
                 .flatten()
                 .and_then(|text| TrainConfig::from_toml(&text).ok())
                 .map(|c| c.mode);
-            TrainConfig::for_mode(from_flags.or(saved).unwrap_or(Mode::Unpaired))
+            TrainConfig::for_mode(
+                args.mode
+                    .or(saved)
+                    .or(from_folders)
+                    .unwrap_or(Mode::Unpaired),
+            )
         }
     };
     let sources = match (config.mode, &args.content, &args.style_photos, &args.pairs) {

@@ -273,6 +273,18 @@ impl Trainer {
             },
             None => config,
         };
+        let expected_mode = match sources {
+            Sources::Unpaired { .. } => Mode::Unpaired,
+            Sources::Paired { .. } => Mode::Paired,
+            Sources::Noise { .. } => Mode::Noise,
+            Sources::Styles { .. } => Mode::Styles,
+        };
+        if config.mode != expected_mode {
+            return Err(TrainError::Usage(format!(
+                "this run is {:?} but the folders given are for {:?} training",
+                config.mode, expected_mode
+            )));
+        }
         let style_folders = match sources {
             Sources::Styles { styles, .. } => data::style_folders(styles)?,
             _ => Vec::new(),
@@ -294,18 +306,6 @@ impl Trainer {
             config
         };
         config.validate()?;
-        let expected_mode = match sources {
-            Sources::Unpaired { .. } => Mode::Unpaired,
-            Sources::Paired { .. } => Mode::Paired,
-            Sources::Noise { .. } => Mode::Noise,
-            Sources::Styles { .. } => Mode::Styles,
-        };
-        if config.mode != expected_mode {
-            return Err(TrainError::Usage(format!(
-                "this run is {:?} but the folders given are for {:?} training",
-                config.mode, expected_mode
-            )));
-        }
         std::fs::create_dir_all(run_dir.join("samples")).map_err(io(run_dir))?;
         crate::atomic::write(&config_path, config.to_toml().as_bytes()).map_err(|source| {
             TrainError::Io {

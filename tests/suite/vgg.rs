@@ -367,6 +367,24 @@ fn styles_mode_learns_several_styles_in_one_network_and_exports_them() {
     .unwrap();
     assert!(err.to_string().contains("is not this run's"), "{err}");
 
+    // The CLI resumes it with the folders it learnt from: `--style-photos` alone would mean an
+    // unpaired run, but a resumed run keeps its own mode.
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portraitist"))
+        .args(["train", "--resume", "--steps", "42", "--out", &s(&run)])
+        .args(["--content", &s(&content), "--style-photos", &s(&styles)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("checkpoints/latest")).unwrap(),
+        "step-0000042"
+    );
+
     // The same run resumed with a style folder holding other styles is refused.
     std::fs::create_dir_all(styles.join("green")).unwrap();
     painted(&styles.join("green"), &|_, _, _| [0, 200, 0]);
