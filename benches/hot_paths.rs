@@ -1,5 +1,7 @@
 //! The Rust hot paths around the network, timed with criterion: photo → input planes, output
-//! planes → photo, one tile's input cut straight from a large photo, and the strength blend.
+//! planes → photo, one tile's input cut straight from a large photo, and the strength blend; and
+//! the styles step's VGG19 losses with their gradient on our CPU path (batch 4 at 128² and 256²,
+//! skipped without data/vgg19/vgg19.bin).
 //!
 //! `cargo bench --bench hot_paths` (part of `bench/run`). Throughput is in pixels, so figures for
 //! different sizes compare directly.
@@ -70,5 +72,45 @@ fn pixel_paths(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pixel_paths);
+/// `CpuVgg::loss` as the styles step calls it: four outputs against their photos' features and
+/// their style's Gram matrices.
+fn vgg19_loss(c: &mut Criterion) {
+    use portraitist::engine::CpuVgg;
+    use portraitist::engine::cpu::Targets;
+    let path = portraitist::train::TrainConfig::default().vgg19;
+    let Ok(bytes) = std::fs::read(&path) else {
+        println!("vgg19_loss: skipped ({} is missing)", path.display());
+        return;
+    };
+    let device = burn::tensor::Device::flex();
+    let vgg = portraitist::model::Vgg19::from_bytes(&bytes, &device).expect("VGG19 weights");
+    let cpu = CpuVgg::new(&vgg);
+    let mut group = c.benchmark_group("vgg19_loss");
+    group.sample_size(10);
+    for side in [128usize, 256] {
+        let image = |k: usize| -> Vec<f32> {
+            (0..3 * side * side)
+                .map(|i| ((i * (7 + k)) % 255) as f32 / 127.5 - 1.0)
+                .collect()
+        };
+        let photos: Vec<_> = (0..4)
+            .map(|k| cpu.features(&image(k), side, side))
+            .collect();
+        let grams = CpuVgg::grams(&cpu.features(&image(9), side, side));
+        let targets: Vec<Targets> = photos
+            .iter()
+            .map(|photo| Targets {
+                photo,
+                grams: grams.iter().map(Vec::as_slice).collect(),
+            })
+            .collect();
+        let outputs: Vec<_> = (4..8).map(image).collect();
+        group.bench_function(format!("batch 4 at {side}x{side}"), |b| {
+            b.iter(|| cpu.loss(black_box(&outputs), side, side, &targets, 1.0, 3.0))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pixel_paths, vgg19_loss);
 criterion_main!(benches);

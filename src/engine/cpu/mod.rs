@@ -29,6 +29,7 @@ mod parallel;
 mod planes;
 mod pool;
 mod vgg;
+mod winograd;
 
 use conv::Conv;
 use moments::Moments;

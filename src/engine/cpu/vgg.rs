@@ -15,6 +15,7 @@
 use super::conv::{CHUNK, with_scratch};
 use super::parallel::{Shared, par_map};
 use super::to_vec;
+use super::winograd::{self, Kernels};
 use crate::model::Vgg19;
 
 /// Caffe's BGR channel means on 0..255 values (as [`Vgg19::features`]).
@@ -40,7 +41,28 @@ struct VggConv {
     forward: Vec<f32>,
     /// Input gradient: `[tap][cout][cin]`, taps flipped.
     backward: Vec<f32>,
+    /// Both in the Winograd domain, where both directions are wide enough for it.
+    winograd: Option<(Kernels, Kernels)>,
     bias: Vec<f32>,
+}
+
+/// Convolutions with fewer channels in or out than this keep the shifted gemm: VGG's first
+/// (3 → 64) and the image gradient it ends the backward pass with (64 → 3) are too thin for
+/// Winograd's sixteen products.
+const WINOGRAD_CHANNELS: usize = 16;
+
+impl VggConv {
+    /// The convolution of `x` forward (with bias) or, `backward`, its input gradient.
+    fn apply(&self, x: &Planes, backward: bool) -> Planes {
+        match (&self.winograd, backward) {
+            (Some((forward, _)), false) => {
+                winograd::conv3x3(x, forward, Some(&self.bias), threads())
+            }
+            (Some((_, back)), true) => winograd::conv3x3(x, back, None, threads()),
+            (None, false) => conv3x3(x, self.cout, &self.forward, Some(&self.bias)),
+            (None, true) => conv3x3(x, self.cin, &self.backward, None),
+        }
+    }
 }
 
 /// `[c, h, w]` planes.
@@ -102,11 +124,18 @@ impl CpuVgg {
                         }
                     }
                 }
+                let winograd = (cin.min(cout) >= WINOGRAD_CHANNELS).then(|| {
+                    (
+                        Kernels::new(&forward, cin, cout),
+                        Kernels::new(&backward, cout, cin),
+                    )
+                });
                 VggConv {
                     cin,
                     cout,
                     forward,
                     backward,
+                    winograd,
                     bias,
                 }
             })
@@ -235,7 +264,7 @@ impl CpuVgg {
         }
         let (mut features, mut kept) = (Vec::with_capacity(4), Vec::new());
         for (i, conv) in self.convs.iter().enumerate() {
-            let mut y = conv3x3(&x, conv.cout, &conv.forward, Some(&conv.bias));
+            let mut y = conv.apply(&x, false);
             y.data.iter_mut().for_each(|v| *v = v.max(0.0));
             if FEATURES.contains(&i) {
                 features.push(y.clone());
@@ -289,7 +318,7 @@ impl CpuVgg {
                     *d = 0.0
                 }
             });
-            g = Some(conv3x3(&dy, conv.cin, &conv.backward, None));
+            g = Some(conv.apply(&dy, true));
         }
         let g = g.expect("VGG19 has convolutions");
         // BGR − means ← RGB in [-1, 1]: ∂/∂rgb[c] = 127.5 · ∂/∂bgr[2 − c].
