@@ -14,3 +14,11 @@ mod pack;
 mod stylize;
 mod train;
 mod vgg;
+
+/// The `portraitist` binary run with `args`, its output collected.
+fn portraitist(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portraitist"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}

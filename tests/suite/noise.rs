@@ -5,7 +5,6 @@ use crate::common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use burn::tensor::Device;
 use image::{Rgb, RgbImage};
@@ -184,12 +183,7 @@ fn a_noise_run_refuses_a_transfer_folder_layout() {
     assert!(err.to_string().contains("Noise"), "{err}");
 }
 
-fn portraitist(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portraitist"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use crate::portraitist;
 
 fn pngs(dir: &Path) -> Vec<(String, RgbImage)> {
     let mut files: Vec<_> = fs::read_dir(dir)

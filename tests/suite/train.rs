@@ -372,12 +372,7 @@ fn paired_training_runs_and_learns_the_grade() {
     );
 }
 
-fn portraitist(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portraitist"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::portraitist;
 
 #[test]
 fn cli_trains_exports_and_the_pack_stylizes() {

@@ -370,11 +370,18 @@ fn styles_mode_learns_several_styles_in_one_network_and_exports_them() {
     // The CLI resumes it with the folders it learnt from: `--style-photos` alone would mean an
     // unpaired run, but a resumed run keeps its own mode.
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portraitist"))
-        .args(["train", "--resume", "--steps", "42", "--out", &s(&run)])
-        .args(["--content", &s(&content), "--style-photos", &s(&styles)])
-        .output()
-        .unwrap();
+    let out = crate::portraitist(&[
+        "train",
+        "--resume",
+        "--steps",
+        "42",
+        "--out",
+        &s(&run),
+        "--content",
+        &s(&content),
+        "--style-photos",
+        &s(&styles),
+    ]);
     assert!(
         out.status.success(),
         "{}",
