@@ -102,6 +102,7 @@ fn vgg19_loss(c: &mut Criterion) {
             .map(|photo| Targets {
                 photo,
                 grams: grams.iter().map(Vec::as_slice).collect(),
+                style_scale: 1.0,
             })
             .collect();
         let outputs: Vec<_> = (4..8).map(image).collect();

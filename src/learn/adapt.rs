@@ -159,6 +159,7 @@ impl StyleLearner {
             content,
             &self.grams,
             [self.config.content_weight, self.config.style_weight],
+            None,
             &self.device,
         );
         let tv = total_variation(&fake);

@@ -116,6 +116,10 @@ pub struct TrainConfig {
     /// rate the styles stay alike for hundreds of steps while the shared convolutions learn an
     /// average look.
     pub style_table_lr_factor: f64,
+    /// Styles mode: a multiple of `style_weight` for some styles, by id (the others: 1), for
+    /// looks whose texture the shared network learns more slowly than the rest, e.g.
+    /// `style_scales = { halftone = 2.0 }`. A sample's style term is weighed by its mix of these.
+    pub style_scales: std::collections::BTreeMap<String, f32>,
     /// Light colour jitter on content photos: ± this fraction of brightness, contrast, saturation.
     pub jitter: f32,
     /// Cached training images keep at most this multiple of `size` on their shorter side, so
@@ -165,6 +169,7 @@ impl Default for TrainConfig {
             tv_weight: 0.0,
             styles: Vec::new(),
             style_table_lr_factor: 10.0,
+            style_scales: Default::default(),
             jitter: 0.1,
             cache_scale: 2.0,
             log_every: 10,
@@ -288,6 +293,15 @@ impl TrainConfig {
             Mode::Styles => config.with_styles(Some(self.styles.len())),
             _ => config,
         }
+    }
+
+    /// Styles mode: each style's multiple of `style_weight` ([`Self::style_scales`]), in the
+    /// order of [`Self::styles`].
+    pub fn style_scale_table(&self) -> Vec<f32> {
+        self.styles
+            .iter()
+            .map(|id| self.style_scales.get(id).copied().unwrap_or(1.0))
+            .collect()
     }
 
     /// Noise mode's generator: the preset's width (tiny 16, small 32, large 64 channels at
@@ -417,6 +431,17 @@ impl TrainConfig {
         if !(self.adversarial_weight >= 0.0 && self.tv_weight >= 0.0) {
             return fail("adversarial_weight and tv_weight must be 0 or more".into());
         }
+        for (id, scale) in &self.style_scales {
+            if !(scale.is_finite() && (0.0..=100.0).contains(scale)) {
+                return fail(format!("style_scales.{id} = {scale} must be in [0, 100]"));
+            }
+            if !self.styles.is_empty() && !self.styles.contains(id) {
+                return fail(format!(
+                    "style_scales names `{id}`, which is not one of this run's styles ({})",
+                    self.styles.join(", ")
+                ));
+            }
+        }
         if self.styles.len() > 256 {
             return fail(format!("{} styles: at most 256", self.styles.len()));
         }
@@ -514,5 +539,21 @@ mod tests {
         assert_eq!(config.learning_rate_at(49), 2e-4);
         assert!((config.learning_rate_at(75) - 1e-4).abs() < 1e-12);
         assert_eq!(config.learning_rate_at(100), 0.0);
+    }
+
+    #[test]
+    fn style_scales_follow_the_style_order_and_name_only_the_runs_styles() {
+        let text = "mode = \"styles\"\nstyles = [\"ink\", \"halftone\", \"pencil\"]\n\
+                    style_scales = { halftone = 2.0, ink = 0.5 }\n";
+        let config = TrainConfig::from_toml(text).unwrap();
+        assert_eq!(config.style_scale_table(), vec![0.5, 2.0, 1.0]);
+        assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
+        let err = TrainConfig::from_toml(&text.replace("ink = 0.5", "inc = 0.5")).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("`inc`"), "{err}");
+        let err = TrainConfig::from_toml(&text.replace("2.0", "-1.0")).unwrap_err();
+        assert!(err.to_string().contains("halftone"), "{err}");
+        // Before a run fills in its styles, any id is accepted (the run checks it).
+        assert!(TrainConfig::from_toml("style_scales = { anything = 3.0 }\n").is_ok());
     }
 }

@@ -180,6 +180,8 @@ pub fn styles_step(
     let fake = nets
         .g
         .forward_styled(content.clone(), Some(&mix), &mut NormStats::live());
+    let scales =
+        (!config.style_scales.is_empty()).then(|| mix_scales(&mix, &config.style_scale_table()));
     let [content_loss, style_loss, vgg_term] = vgg_terms(
         vgg,
         cpu_vgg,
@@ -187,6 +189,7 @@ pub fn styles_step(
         content.clone(),
         &grams.for_mix(&mix),
         [config.perceptual_weight, config.style_weight],
+        scales.as_deref(),
         device,
     );
     let tv = total_variation(&fake);
@@ -219,6 +222,26 @@ pub fn styles_step(
     ])
 }
 
+/// Each sample's multiple of the style weight: its mix (`[batch, styles]`) of the styles' `table`.
+fn mix_scales(mix: &Tensor<2>, table: &[f32]) -> Vec<f32> {
+    let [batch, styles] = mix.dims();
+    assert_eq!(styles, table.len(), "one style scale per style");
+    let values = mix
+        .clone()
+        .detach()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    (0..batch)
+        .map(|i| {
+            (0..styles)
+                .map(|s| values.get(i * styles + s).copied().unwrap_or(0.0) * table[s])
+                .sum()
+        })
+        .collect()
+}
+
 /// The styles mode's content loss: the relative squared distance of the output's VGG19 features
 /// to the photo's at relu3_1 and relu4_1, `Σ‖F(out) − F(photo)‖² / Σ‖F(photo)‖²` per sample,
 /// averaged. Relative, so every photo and layer weighs alike.
@@ -236,23 +259,31 @@ pub fn content_distance(out: &[Tensor<4>], photo: &[Tensor<4>], device: &Device)
 /// the target ones (`targets[l]`, `[batch or 1, c, c]`) at relu1_1…relu4_1, per sample, averaged
 /// and summed over the layers. Relative, so styles with strong and weak textures weigh alike.
 pub fn style_distance(out: &[Tensor<4>], targets: &[Tensor<3>], device: &Device) -> Tensor<1> {
-    let mut loss = Tensor::zeros([1], device);
+    style_distances(out, targets, device).mean()
+}
+
+/// [`style_distance`] per sample, `[batch]`: summed over the layers, not averaged.
+pub fn style_distances(out: &[Tensor<4>], targets: &[Tensor<3>], device: &Device) -> Tensor<1> {
+    let batch = out.first().map_or(1, |o| o.dims()[0]);
+    let mut loss = Tensor::zeros([batch], device);
     for (o, target) in out.iter().zip(targets) {
         let g = gram(o);
         let [batch, c, _] = g.dims();
         let target = target.clone().expand([batch, c, c]);
         let diff = (g - target.clone()).square().sum_dim(2).sum_dim(1);
         let norm = target.square().sum_dim(2).sum_dim(1) + 1e-12;
-        loss = loss + (diff / norm).mean();
+        loss = loss + (diff / norm).reshape([batch]);
     }
     loss
 }
 
 /// The content and style losses of the generator's output `fake` (against the `photo`s it was made
 /// from and per-sample target Gram matrices, `[batch or 1, c, c]` per layer), and their sum
-/// weighted by `[content, style]`, whose gradient flows back into the generator. With `cpu`
+/// weighted by `[content, style]` (each sample's style term times its `style_scales` entry where
+/// given), whose gradient flows back into the generator; the distances returned are unscaled. With `cpu`
 /// (training on the CPU) VGG19 runs on our own CPU path, which hands its gradient to Burn as the
 /// output's: the term is `Σ fake · ∂loss/∂fake`, so the generator's gradients are the same.
+#[allow(clippy::too_many_arguments)]
 pub fn vgg_terms(
     vgg: &Vgg19,
     cpu: Option<&CpuVgg>,
@@ -260,17 +291,30 @@ pub fn vgg_terms(
     photo: Tensor<4>,
     targets: &[Tensor<3>],
     [content_weight, style_weight]: [f32; 2],
+    style_scales: Option<&[f32]>,
     device: &Device,
 ) -> [Tensor<1>; 3] {
+    let [batch, _, h, w] = fake.dims();
+    if let Some(scales) = style_scales {
+        assert_eq!(scales.len(), batch, "one style scale per sample");
+    }
     let Some(cpu) = cpu else {
         let out = vgg.features(fake.clone()).0;
         let photo = vgg.features(photo.detach()).0;
         let content = content_distance(&out, &photo, device);
-        let style = style_distance(&out, targets, device);
-        let weighted = content.clone() * content_weight + style.clone() * style_weight;
+        let per_sample = style_distances(&out, targets, device);
+        let style = per_sample.clone().mean();
+        let scaled = match style_scales {
+            Some(scales) => {
+                let scales =
+                    Tensor::<1>::from_data(TensorData::new(scales.to_vec(), [batch]), device);
+                (per_sample * scales).mean()
+            }
+            None => style.clone(),
+        };
+        let weighted = content.clone() * content_weight + scaled * style_weight;
         return [content, style, weighted];
     };
-    let [batch, _, h, w] = fake.dims();
     let planes = |t: Tensor<4>| -> Vec<Vec<f32>> {
         let values = t
             .detach()
@@ -305,6 +349,7 @@ pub fn vgg_terms(
                     &g[at..at + c * c]
                 })
                 .collect(),
+            style_scale: style_scales.map_or(1.0, |s| s[i]),
         })
         .collect();
     let loss = cpu.loss(&images, h, w, &per_sample, content_weight, style_weight);

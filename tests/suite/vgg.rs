@@ -479,13 +479,14 @@ fn style_targets_are_mean_grams_mixed_by_the_batch_styles() {
 }
 
 /// The CPU path's VGG19 losses (portraitist::engine::CpuVgg) equal Burn's content and style
-/// distances, and their gradient with respect to the images equals Burn's autodiff.
+/// distances, and their gradient with respect to the images equals Burn's autodiff, with each
+/// sample's style term at its own scale (`Targets::style_scale`, the config's `style_scales`).
 #[test]
 fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
     use burn::tensor::TensorData;
     use portraitist::engine::CpuVgg;
     use portraitist::engine::cpu::Targets;
-    use portraitist::learn::step::{content_distance, style_distance};
+    use portraitist::learn::step::{content_distance, style_distance, style_distances};
 
     let (b, h, w) = (2, 20, 28);
     let device = Device::flex().autodiff();
@@ -516,9 +517,13 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
         .iter()
         .map(|f| portraitist::model::gram(f).detach())
         .collect();
+    let scales = [0.5f32, 2.0];
     let content = content_distance(&out, &photo, &device);
     let style = style_distance(&out, &grams, &device);
-    let loss = content.clone() * cw + style.clone() * sw;
+    let scaled = (style_distances(&out, &grams, &device)
+        * Tensor::<1>::from_data(TensorData::new(scales.to_vec(), [b]), &device))
+    .mean();
+    let loss = content.clone() * cw + scaled * sw;
     let grads = loss.backward();
     let burn_grad: Vec<f32> = x
         .grad(&grads)
@@ -543,6 +548,7 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
         .map(|i| Targets {
             photo: &photo_features[i],
             grams: style_grams[i].iter().map(Vec::as_slice).collect(),
+            style_scale: scales[i],
         })
         .collect();
     let ours = cpu.loss(
@@ -607,7 +613,7 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
         .iter()
         .map(|f| portraitist::model::gram(f).detach())
         .collect();
-    let run = |cpu: Option<&CpuVgg>| {
+    let run = |cpu: Option<&CpuVgg>, scales: Option<&[f32]>| {
         let x = input.clone().detach().require_grad();
         let fake = generator.forward(x.clone());
         let [content, style, weighted] = vgg_terms(
@@ -617,6 +623,7 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
             photo.clone(),
             &targets,
             [1.0, 5.0],
+            scales,
             &device,
         );
         let grads = weighted.backward();
@@ -633,17 +640,29 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
             grad,
         )
     };
-    let (burn_content, burn_style, burn_grad) = run(None);
-    let (cpu_content, cpu_style, cpu_grad) = run(Some(&cpu));
-    assert!(
-        (cpu_content - burn_content).abs() <= 1e-4 * burn_content,
-        "{cpu_content} vs {burn_content}"
-    );
-    assert!(
-        (cpu_style - burn_style).abs() <= 1e-4 * burn_style,
-        "{cpu_style} vs {burn_style}"
-    );
-    assert_gradient_matches(&cpu_grad, &burn_grad, "the generator input's gradient");
+    for scales in [None, Some([3.0f32, 0.25].as_slice())] {
+        let (burn_content, burn_style, burn_grad) = run(None, scales);
+        let (cpu_content, cpu_style, cpu_grad) = run(Some(&cpu), scales);
+        assert!(
+            (cpu_content - burn_content).abs() <= 1e-4 * burn_content,
+            "{cpu_content} vs {burn_content}"
+        );
+        assert!(
+            (cpu_style - burn_style).abs() <= 1e-4 * burn_style,
+            "{cpu_style} vs {burn_style}"
+        );
+        assert_gradient_matches(&cpu_grad, &burn_grad, "the generator input's gradient");
+    }
+    // Scales change the gradient (and not the distances reported).
+    let (_, plain_style, plain) = run(Some(&cpu), None);
+    let (_, scaled_style, scaled) = run(Some(&cpu), Some(&[3.0, 0.25]));
+    assert!((plain_style - scaled_style).abs() <= 1e-6 * plain_style);
+    let moved = plain
+        .iter()
+        .zip(&scaled)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(moved > 1e-3 * plain.iter().map(|v| v.abs()).fold(0.0f32, f32::max));
 }
 
 /// The style table learns at `style_table_lr_factor` × the shared rate: after one Adam step

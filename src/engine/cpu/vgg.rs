@@ -79,6 +79,8 @@ pub struct Planes {
 pub struct Targets<'a> {
     pub photo: &'a [Planes],
     pub grams: Vec<&'a [f32]>,
+    /// This sample's multiple of the batch's style weight (1: as the others).
+    pub style_scale: f32,
 }
 
 /// The weighted losses of a batch and their gradient.
@@ -88,7 +90,8 @@ pub struct VggLoss {
     pub content: f32,
     /// [`crate::learn::step::style_distance`]: the batch mean, summed over the four layers.
     pub style: f32,
-    /// `∂(content_weight · content + style_weight · style) / ∂image`, `[3, h, w]` per sample.
+    /// `∂(content_weight · content + style_weight · style_scale · style) / ∂image`, `[3, h, w]`
+    /// per sample.
     pub grad: Vec<Vec<f32>>,
 }
 
@@ -160,7 +163,9 @@ impl CpuVgg {
     }
 
     /// `content_weight · content + style_weight · style` of `images` (each `[3, h, w]` in
-    /// [-1, 1]) against their `targets`, and its gradient with respect to each image.
+    /// [-1, 1]) against their `targets` (each sample's style term times its
+    /// [`Targets::style_scale`]), and its gradient with respect to each image. The distances it
+    /// reports are unscaled.
     pub fn loss(
         &self,
         images: &[Vec<f32>],
@@ -181,7 +186,7 @@ impl CpuVgg {
                 w,
                 &targets[i],
                 content_weight / batch,
-                style_weight / batch,
+                style_weight * targets[i].style_scale / batch,
             )
         });
         let (mut content, mut style) = (0.0f64, 0.0f64);
