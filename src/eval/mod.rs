@@ -147,6 +147,11 @@ pub fn evaluate(
         let photo = stylize::fit_within(source, request.max_side);
         let (output, ms) = match request.producer {
             Producer::Stylizer(stylizer) => {
+                if i == 0 {
+                    // One untimed render first: the figure is the warm time per photo (thread
+                    // pool, caches and allocations set up), as the peers' are measured.
+                    stylizer.render_blocking(&photo, None, &mut |_, _| {})?;
+                }
                 let started = Instant::now();
                 let output = stylizer.render_blocking(&photo, None, &mut |_, _| {})?;
                 (output, Some(started.elapsed().as_secs_f64() * 1000.0))
