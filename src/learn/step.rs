@@ -222,24 +222,19 @@ pub fn styles_step(
     ])
 }
 
-/// Each sample's multiple of the style weight: its mix (`[batch, styles]`) of the styles' `table`.
+/// Each sample's multiple of the style weight: its mix (`[batch, styles]`) of the styles' `table`,
+/// `mix · table` as [`StyleGrams::for_mix`] mixes the target Gram matrices.
 fn mix_scales(mix: &Tensor<2>, table: &[f32]) -> Vec<f32> {
-    let [batch, styles] = mix.dims();
+    let [_, styles] = mix.dims();
     assert_eq!(styles, table.len(), "one style scale per style");
-    let values = mix
-        .clone()
+    let table = Tensor::<2>::from_data(TensorData::new(table.to_vec(), [styles, 1]), &mix.device());
+    mix.clone()
         .detach()
+        .matmul(table)
         .into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
-        .unwrap_or_default();
-    (0..batch)
-        .map(|i| {
-            (0..styles)
-                .map(|s| values.get(i * styles + s).copied().unwrap_or(0.0) * table[s])
-                .sum()
-        })
-        .collect()
+        .expect("f32 scales")
 }
 
 /// The styles mode's content loss: the relative squared distance of the output's VGG19 features
@@ -738,5 +733,28 @@ impl TransferNets {
             back,
             opt_styles: (config.mode == Mode::Styles).then(adam),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sample_takes_its_mix_of_the_style_scales() {
+        let device = Device::flex();
+        let mix = Tensor::<2>::from_data(
+            TensorData::new(
+                vec![0.0f32, 1.0, 0.0, 1.0, 0.0, 0.0, 0.25, 0.0, 0.75],
+                [3, 3],
+            ),
+            &device,
+        );
+        let scales = mix_scales(&mix, &[2.0, 0.5, 4.0]);
+        let expected = [0.5f32, 2.0, 0.25 * 2.0 + 0.75 * 4.0];
+        for (got, want) in scales.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{scales:?}");
+        }
+        assert_eq!(scales.len(), 3);
     }
 }
