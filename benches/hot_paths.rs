@@ -103,6 +103,7 @@ fn vgg19_loss(c: &mut Criterion) {
                 photo,
                 grams: grams.iter().map(Vec::as_slice).collect(),
                 style_scale: 1.0,
+                content_emphasis: None,
             })
             .collect();
         let outputs: Vec<_> = (4..8).map(image).collect();

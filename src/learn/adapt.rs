@@ -11,7 +11,9 @@ use burn::nn::Initializer;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 
-use super::step::{Losses, StepError, mean_grams, read_losses_async, total_variation, vgg_terms};
+use super::step::{
+    Emphasis, Losses, StepError, mean_grams, read_losses_async, total_variation, vgg_terms,
+};
 use crate::engine::cpu::CpuVgg;
 use crate::model::{Generator, NormStats, Vgg19};
 
@@ -159,7 +161,7 @@ impl StyleLearner {
             content,
             &self.grams,
             [self.config.content_weight, self.config.style_weight],
-            None,
+            Emphasis::default(),
             &self.device,
         );
         let tv = total_variation(&fake);

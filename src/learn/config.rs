@@ -120,6 +120,10 @@ pub struct TrainConfig {
     /// looks whose texture the shared network learns more slowly than the rest, e.g.
     /// `style_scales = { halftone = 2.0 }`. A sample's style term is weighed by its mix of these.
     pub style_scales: std::collections::BTreeMap<String, f32>,
+    /// Styles mode: where the photo shows skin ([`super::losses::skin_map`]), its content term
+    /// weighs `1 +` this much, so faces keep their features and stay clear of the style's
+    /// blotches while the rest takes the style. 0 weighs every pixel alike.
+    pub skin_content_weight: f32,
     /// Light colour jitter on content photos: ± this fraction of brightness, contrast, saturation.
     pub jitter: f32,
     /// Cached training images keep at most this multiple of `size` on their shorter side, so
@@ -170,6 +174,7 @@ impl Default for TrainConfig {
             styles: Vec::new(),
             style_table_lr_factor: 10.0,
             style_scales: Default::default(),
+            skin_content_weight: 0.0,
             jitter: 0.1,
             cache_scale: 2.0,
             log_every: 10,
@@ -431,6 +436,14 @@ impl TrainConfig {
         if !(self.adversarial_weight >= 0.0 && self.tv_weight >= 0.0) {
             return fail("adversarial_weight and tv_weight must be 0 or more".into());
         }
+        if !(self.skin_content_weight.is_finite()
+            && (0.0..=100.0).contains(&self.skin_content_weight))
+        {
+            return fail(format!(
+                "skin_content_weight = {} must be in [0, 100]",
+                self.skin_content_weight
+            ));
+        }
         for (id, scale) in &self.style_scales {
             if !(scale.is_finite() && (0.0..=100.0).contains(scale)) {
                 return fail(format!("style_scales.{id} = {scale} must be in [0, 100]"));
@@ -555,5 +568,21 @@ mod tests {
         assert!(err.to_string().contains("halftone"), "{err}");
         // Before a run fills in its styles, any id is accepted (the run checks it).
         assert!(TrainConfig::from_toml("style_scales = { anything = 3.0 }\n").is_ok());
+    }
+
+    #[test]
+    fn skin_content_weight_defaults_to_0_and_is_refused_out_of_range() {
+        assert_eq!(TrainConfig::from_toml("").unwrap().skin_content_weight, 0.0);
+        let config = TrainConfig::from_toml("skin_content_weight = 4.0\n").unwrap();
+        assert_eq!(config.skin_content_weight, 4.0);
+        assert_eq!(TrainConfig::from_toml(&config.to_toml()).unwrap(), config);
+        for bad in ["-1.0", "101.0", "nan"] {
+            let err =
+                TrainConfig::from_toml(&format!("skin_content_weight = {bad}\n")).unwrap_err();
+            assert!(
+                err.to_string().contains("skin_content_weight"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::{Mode, TrainConfig};
-use super::losses::{adversarial, generator_adversarial, l1};
+use super::losses::{adversarial, generator_adversarial, l1, skin_map};
 use crate::engine::cpu::{CpuVgg, Targets};
 use crate::model::{
     Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
@@ -182,6 +182,7 @@ pub fn styles_step(
         .forward_styled(content.clone(), Some(&mix), &mut NormStats::live());
     let scales =
         (!config.style_scales.is_empty()).then(|| mix_scales(&mix, &config.style_scale_table()));
+    let skin = (config.skin_content_weight > 0.0).then(|| skin_maps(&content));
     let [content_loss, style_loss, vgg_term] = vgg_terms(
         vgg,
         cpu_vgg,
@@ -189,7 +190,10 @@ pub fn styles_step(
         content.clone(),
         &grams.for_mix(&mix),
         [config.perceptual_weight, config.style_weight],
-        scales.as_deref(),
+        Emphasis {
+            style_scales: scales.as_deref(),
+            content_map: skin.as_deref().map(|map| (map, config.skin_content_weight)),
+        },
         device,
     );
     let tv = total_variation(&fake);
@@ -222,6 +226,22 @@ pub fn styles_step(
     ])
 }
 
+/// [`skin_map`] of each photo of `content` (`[batch, 3, h, w]`), `[batch, h, w]`.
+fn skin_maps(content: &Tensor<4>) -> Vec<f32> {
+    let [_, _, h, w] = content.dims();
+    let values = content
+        .clone()
+        .detach()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 photos");
+    values
+        .chunks_exact(3 * h * w)
+        .flat_map(|photo| skin_map(photo, h, w))
+        .collect()
+}
+
 /// Each sample's multiple of the style weight: its mix (`[batch, styles]`) of the styles' `table`,
 /// `mix · table` as [`StyleGrams::for_mix`] mixes the target Gram matrices.
 fn mix_scales(mix: &Tensor<2>, table: &[f32]) -> Vec<f32> {
@@ -241,10 +261,35 @@ fn mix_scales(mix: &Tensor<2>, table: &[f32]) -> Vec<f32> {
 /// to the photo's at relu3_1 and relu4_1, `Σ‖F(out) − F(photo)‖² / Σ‖F(photo)‖²` per sample,
 /// averaged. Relative, so every photo and layer weighs alike.
 pub fn content_distance(out: &[Tensor<4>], photo: &[Tensor<4>], device: &Device) -> Tensor<1> {
+    emphasised_content_distance(out, photo, None, device)
+}
+
+/// [`content_distance`] with each feature position's squared distance weighed by
+/// `1 + k ·` the mean of `map` (`[batch, 1, h, w]` in [0, 1], at the image's size) over the block
+/// of pixels the position stands for, where `emphasis` is `Some((map, k))`
+/// ([`Emphasis::content_map`]).
+pub fn emphasised_content_distance(
+    out: &[Tensor<4>],
+    photo: &[Tensor<4>],
+    emphasis: Option<(&Tensor<4>, f32)>,
+    device: &Device,
+) -> Tensor<1> {
     let mut loss = Tensor::zeros([1], device);
     for layer in [2, 3] {
         let p = photo[layer].clone().detach();
-        let diff = per_sample_sum((out[layer].clone() - p.clone()).square());
+        let mut squared = (out[layer].clone() - p.clone()).square();
+        if let Some((map, k)) = emphasis {
+            let [b, c, fh, fw] = squared.dims();
+            let [_, _, h, w] = map.dims();
+            let block = [h / fh, w / fw];
+            let pooled = burn::tensor::module::avg_pool2d(
+                map.clone().detach(),
+                burn::tensor::ops::AvgPoolOptions::new(block).with_stride(block),
+            );
+            let weights = (pooled * k + 1.0).expand([b, c, fh, fw]);
+            squared = squared * weights;
+        }
+        let diff = per_sample_sum(squared);
         loss = loss + (diff / (per_sample_sum(p.square()) + 1e-6)).mean();
     }
     loss
@@ -272,12 +317,25 @@ pub fn style_distances(out: &[Tensor<4>], targets: &[Tensor<3>], device: &Device
     loss
 }
 
+/// How the styles mode weighs its VGG terms sample by sample; the default weighs every sample
+/// and pixel alike.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Emphasis<'a> {
+    /// Each sample's multiple of the style weight (`[batch]`).
+    pub style_scales: Option<&'a [f32]>,
+    /// Where each sample's content term weighs more: `[batch, h, w]` maps in [0, 1] (e.g.
+    /// [`super::losses::skin_map`]) and a weight `k`; a feature position weighs `1 + k ·` its
+    /// block's mean of the map ([`emphasised_content_distance`]).
+    pub content_map: Option<(&'a [f32], f32)>,
+}
+
 /// The content and style losses of the generator's output `fake` (against the `photo`s it was made
 /// from and per-sample target Gram matrices, `[batch or 1, c, c]` per layer), and their sum
-/// weighted by `[content, style]` (each sample's style term times its `style_scales` entry where
-/// given), whose gradient flows back into the generator; the distances returned are unscaled. With `cpu`
-/// (training on the CPU) VGG19 runs on our own CPU path, which hands its gradient to Burn as the
-/// output's: the term is `Σ fake · ∂loss/∂fake`, so the generator's gradients are the same.
+/// weighted by `[content, style]` and by `emphasis` (each sample's style scale, where the content
+/// term weighs more), whose gradient flows back into the generator; the style distance returned
+/// is unscaled, the content distance emphasised as the loss is. With `cpu` (training on the CPU)
+/// VGG19 runs on our own CPU path, which hands its gradient to Burn as the output's: the term is
+/// `Σ fake · ∂loss/∂fake`, so the generator's gradients are the same.
 #[allow(clippy::too_many_arguments)]
 pub fn vgg_terms(
     vgg: &Vgg19,
@@ -286,17 +344,27 @@ pub fn vgg_terms(
     photo: Tensor<4>,
     targets: &[Tensor<3>],
     [content_weight, style_weight]: [f32; 2],
-    style_scales: Option<&[f32]>,
+    emphasis: Emphasis,
     device: &Device,
 ) -> [Tensor<1>; 3] {
     let [batch, _, h, w] = fake.dims();
+    let style_scales = emphasis.style_scales;
     if let Some(scales) = style_scales {
         assert_eq!(scales.len(), batch, "one style scale per sample");
+    }
+    if let Some((map, _)) = emphasis.content_map {
+        assert_eq!(map.len(), batch * h * w, "one content map per sample");
     }
     let Some(cpu) = cpu else {
         let out = vgg.features(fake.clone()).0;
         let photo = vgg.features(photo.detach()).0;
-        let content = content_distance(&out, &photo, device);
+        let map = emphasis.content_map.map(|(map, k)| {
+            let map =
+                Tensor::<4>::from_data(TensorData::new(map.to_vec(), [batch, 1, h, w]), device);
+            (map, k)
+        });
+        let content =
+            emphasised_content_distance(&out, &photo, map.as_ref().map(|(m, k)| (m, *k)), device);
         let per_sample = style_distances(&out, targets, device);
         let style = per_sample.clone().mean();
         let scaled = match style_scales {
@@ -345,6 +413,9 @@ pub fn vgg_terms(
                 })
                 .collect(),
             style_scale: style_scales.map_or(1.0, |s| s[i]),
+            content_emphasis: emphasis
+                .content_map
+                .map(|(map, k)| (&map[i * h * w..(i + 1) * h * w], k)),
         })
         .collect();
     let loss = cpu.loss(&images, h, w, &per_sample, content_weight, style_weight);

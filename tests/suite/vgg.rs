@@ -480,15 +480,18 @@ fn style_targets_are_mean_grams_mixed_by_the_batch_styles() {
 
 /// The CPU path's VGG19 losses (portraitist::engine::CpuVgg) equal Burn's content and style
 /// distances, and their gradient with respect to the images equals Burn's autodiff, with each
-/// sample's style term at its own scale (`Targets::style_scale`, the config's `style_scales`).
+/// sample's style term at its own scale (`Targets::style_scale`, the config's `style_scales`) and
+/// its content term emphasised by a map (`Targets::content_emphasis`, the skin map).
 #[test]
 fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
     use burn::tensor::TensorData;
     use portraitist::engine::CpuVgg;
     use portraitist::engine::cpu::Targets;
-    use portraitist::learn::step::{content_distance, style_distance, style_distances};
+    use portraitist::learn::step::{
+        content_distance, emphasised_content_distance, style_distance, style_distances,
+    };
 
-    let (b, h, w) = (2, 20, 28);
+    let (b, h, w) = (2, 24, 32);
     let device = Device::flex().autodiff();
     let vgg = Vgg19::from_bytes(&synthetic_vgg(), &device).unwrap();
     let mut seed = 11u32;
@@ -506,6 +509,7 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
     let tensor =
         |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, 3, h, w]), &device);
     let (cw, sw) = (1.5f32, 3.0f32);
+    let scalar = |t: Tensor<1>| t.into_scalar::<f32>();
 
     // Burn: the loss of the images against the photos' features and the styles' own Grams.
     let x = tensor(&images).require_grad();
@@ -518,7 +522,24 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
         .map(|f| portraitist::model::gram(f).detach())
         .collect();
     let scales = [0.5f32, 2.0];
-    let content = content_distance(&out, &photo, &device);
+    // The second sample's content term weighs more where its map is (a band across the top).
+    let k = 4.0f32;
+    let maps: Vec<f32> = (0..b * h * w)
+        .map(|i| {
+            if i / (h * w) == 1 && (i % (h * w)) / w < 9 {
+                0.75
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let map_tensor = Tensor::<4>::from_data(TensorData::new(maps.clone(), [b, 1, h, w]), &device);
+    let content = emphasised_content_distance(&out, &photo, Some((&map_tensor, k)), &device);
+    let plain_content = content_distance(&out, &photo, &device);
+    assert!(
+        scalar(content.clone()) > scalar(plain_content.clone()) * 1.01,
+        "the map weighs the content term more"
+    );
     let style = style_distance(&out, &grams, &device);
     let scaled = (style_distances(&out, &grams, &device)
         * Tensor::<1>::from_data(TensorData::new(scales.to_vec(), [b]), &device))
@@ -532,7 +553,6 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .unwrap();
-    let scalar = |t: Tensor<1>| t.into_scalar::<f32>();
 
     // Ours, sample by sample.
     let cpu = CpuVgg::new(&vgg);
@@ -549,6 +569,7 @@ fn cpu_vgg_losses_and_gradient_equal_burns_autodiff() {
             photo: &photo_features[i],
             grams: style_grams[i].iter().map(Vec::as_slice).collect(),
             style_scale: scales[i],
+            content_emphasis: Some((&maps[i * h * w..(i + 1) * h * w], k)),
         })
         .collect();
     let ours = cpu.loss(
@@ -598,7 +619,7 @@ fn assert_gradient_matches(ours: &[f32], burn: &[f32], what: &str) {
 fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
     use burn::tensor::Distribution;
     use portraitist::engine::CpuVgg;
-    use portraitist::learn::step::vgg_terms;
+    use portraitist::learn::step::{Emphasis, vgg_terms};
 
     let device = Device::flex().autodiff();
     let vgg = Vgg19::from_bytes(&synthetic_vgg(), &device).unwrap();
@@ -613,7 +634,17 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
         .iter()
         .map(|f| portraitist::model::gram(f).detach())
         .collect();
-    let run = |cpu: Option<&CpuVgg>, scales: Option<&[f32]>| {
+    // Skin-like weights on the left half of the second sample (the maps are at the image's size).
+    let maps: Vec<f32> = (0..2 * 24 * 24)
+        .map(|i| {
+            if i >= 24 * 24 && i % 24 < 12 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let run = |cpu: Option<&CpuVgg>, scales: Option<&[f32]>, map: Option<(&[f32], f32)>| {
         let x = input.clone().detach().require_grad();
         let fake = generator.forward(x.clone());
         let [content, style, weighted] = vgg_terms(
@@ -623,7 +654,10 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
             photo.clone(),
             &targets,
             [1.0, 5.0],
-            scales,
+            Emphasis {
+                style_scales: scales,
+                content_map: map,
+            },
             &device,
         );
         let grads = weighted.backward();
@@ -640,9 +674,14 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
             grad,
         )
     };
-    for scales in [None, Some([3.0f32, 0.25].as_slice())] {
-        let (burn_content, burn_style, burn_grad) = run(None, scales);
-        let (cpu_content, cpu_style, cpu_grad) = run(Some(&cpu), scales);
+    let cases = [
+        (None, None),
+        (Some([3.0f32, 0.25].as_slice()), None),
+        (None, Some((maps.as_slice(), 6.0f32))),
+    ];
+    for (scales, map) in cases {
+        let (burn_content, burn_style, burn_grad) = run(None, scales, map);
+        let (cpu_content, cpu_style, cpu_grad) = run(Some(&cpu), scales, map);
         assert!(
             (cpu_content - burn_content).abs() <= 1e-4 * burn_content,
             "{cpu_content} vs {burn_content}"
@@ -654,15 +693,23 @@ fn the_cpu_vgg_gradient_flows_back_through_the_generator_as_burns() {
         assert_gradient_matches(&cpu_grad, &burn_grad, "the generator input's gradient");
     }
     // Scales change the gradient (and not the distances reported).
-    let (_, plain_style, plain) = run(Some(&cpu), None);
-    let (_, scaled_style, scaled) = run(Some(&cpu), Some(&[3.0, 0.25]));
+    let (plain_content, plain_style, plain) = run(Some(&cpu), None, None);
+    let (_, scaled_style, scaled) = run(Some(&cpu), Some(&[3.0, 0.25]), None);
     assert!((plain_style - scaled_style).abs() <= 1e-6 * plain_style);
-    let moved = plain
-        .iter()
-        .zip(&scaled)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(moved > 1e-3 * plain.iter().map(|v| v.abs()).fold(0.0f32, f32::max));
+    let moved = |other: &[f32]| {
+        plain
+            .iter()
+            .zip(other)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let largest = plain.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    assert!(moved(&scaled) > 1e-3 * largest);
+    // The content map changes the gradient too, and weighs the content distance up.
+    let (mapped_content, mapped_style, mapped) = run(Some(&cpu), None, Some((&maps, 6.0)));
+    assert!((plain_style - mapped_style).abs() <= 1e-6 * plain_style);
+    assert!(mapped_content > plain_content * 1.01);
+    assert!(moved(&mapped) > 1e-3 * largest);
 }
 
 /// The style table learns at `style_table_lr_factor` × the shared rate: after one Adam step

@@ -81,6 +81,34 @@ pub struct Targets<'a> {
     pub grams: Vec<&'a [f32]>,
     /// This sample's multiple of the batch's style weight (1: as the others).
     pub style_scale: f32,
+    /// Where the content term weighs more: an `[h, w]` map in [0, 1] and a weight `k`; the term
+    /// at each feature position then weighs `1 + k ·` the map's mean over the block of pixels
+    /// that position stands for ([`emphasis`]). `None`: every position alike.
+    pub content_emphasis: Option<(&'a [f32], f32)>,
+}
+
+/// `1 + weight ·` the mean of `map` (`[h, w]`) over each `h / fh × w / fw` block of pixels
+/// (rounded down; a remainder at the bottom and right is left out, as VGG's pooling leaves it):
+/// the content term's weight at each position of an `[fh, fw]` feature.
+pub fn emphasis(map: &[f32], h: usize, w: usize, weight: f32, fh: usize, fw: usize) -> Vec<f32> {
+    assert_eq!(map.len(), h * w, "emphasis map does not match the image");
+    let (sy, sx) = (h / fh, w / fw);
+    assert!(sy > 0 && sx > 0, "a feature larger than its image");
+    let area = (sy * sx) as f32;
+    let mut out = vec![0.0f32; fh * fw];
+    for (y, row) in out.chunks_exact_mut(fw).enumerate() {
+        for (x, v) in row.iter_mut().enumerate() {
+            let sum: f32 = (y * sy..(y + 1) * sy)
+                .map(|py| {
+                    map[py * w + x * sx..py * w + (x + 1) * sx]
+                        .iter()
+                        .sum::<f32>()
+                })
+                .sum();
+            *v = 1.0 + weight * sum / area;
+        }
+    }
+    out
 }
 
 /// The weighted losses of a batch and their gradient.
@@ -230,14 +258,20 @@ impl CpuVgg {
             product(&diff, f, scale, &mut seed);
             if CONTENT.contains(&l) {
                 // Content: L = ‖F − P‖² / ‖P‖², so ∂L/∂F = 2 (F − P) / ‖P‖².
+                // Emphasised: L = Σ m (F − P)² / ‖P‖², ∂L/∂F = 2 m (F − P) / ‖P‖².
                 let p = &target.photo[l].data;
                 let norm = p.iter().map(|v| f64::from(v * v)).sum::<f64>() + 1e-6;
                 let mut sum = 0.0f64;
                 let scale = (2.0 * f64::from(content_weight) / norm) as f32;
-                for ((s, &o), &p) in seed.iter_mut().zip(&f.data).zip(p) {
+                let weights = target
+                    .content_emphasis
+                    .map(|(map, k)| emphasis(map, h, w, k, f.h, f.w));
+                let plane = f.h * f.w;
+                for (i, ((s, &o), &p)) in seed.iter_mut().zip(&f.data).zip(p).enumerate() {
                     let d = o - p;
-                    sum += f64::from(d * d);
-                    *s += scale * d;
+                    let m = weights.as_ref().map_or(1.0, |m| m[i % plane]);
+                    sum += f64::from(m * d * d);
+                    *s += scale * m * d;
                 }
                 content += sum / norm;
             }
