@@ -13,6 +13,41 @@ pub(super) const CHUNK: usize = 1024;
 /// channels is too thin to keep the SIMD units busy.
 pub(super) const SHIFT_MIN_CHANNELS: usize = 8;
 
+/// Which convolutions a [`super::CpuGenerator`] is built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kernels {
+    /// Shifted products and im2col through `gemm`.
+    Products,
+    /// [`direct`] tiles on 4 lanes (the browser's).
+    Direct,
+    /// [`direct::wide`] tiles on AVX-512's 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Wide,
+}
+
+impl Kernels {
+    /// The fastest this machine has: direct tiles in the browser, AVX-512 tiles where the CPU has
+    /// them, matrix products elsewhere. Natively the environment variable `PORTRAITIST_KERNELS`
+    /// (`products`, `direct` or `avx512`) picks one instead, for benchmarks (`avx512` only where
+    /// the CPU has it).
+    pub(super) fn best() -> Self {
+        #[cfg(target_arch = "wasm32")]
+        return Kernels::Direct;
+        #[cfg(not(target_arch = "wasm32"))]
+        match std::env::var("PORTRAITIST_KERNELS").as_deref() {
+            Ok("products") => return Kernels::Products,
+            Ok("direct") => return Kernels::Direct,
+            _ => {}
+        }
+        #[cfg(target_arch = "x86_64")]
+        if direct::wide::available() {
+            return Kernels::Wide;
+        }
+        #[allow(unreachable_code)]
+        Kernels::Products
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Method {
     /// One matrix product per tap on shifted views of the padded planes.
@@ -37,7 +72,7 @@ pub(super) struct Conv {
 }
 
 impl Conv {
-    pub(super) fn new(conv: &Conv2d, direct: bool) -> Self {
+    pub(super) fn new(conv: &Conv2d, kernels: Kernels) -> Self {
         let [cout, cin, k, _] = conv.weight.dims();
         let stride = conv.stride[0];
         let weights = to_vec(conv.weight.val());
@@ -45,12 +80,12 @@ impl Conv {
             Some(bias) => to_vec(bias.val()),
             None => vec![0.0; cout],
         };
-        let method = if direct && stride <= 2 {
-            Method::Direct(direct::Tile::for_channels(cout))
-        } else if stride == 1 && cin >= SHIFT_MIN_CHANNELS {
-            Method::Shift
-        } else {
-            Method::Im2col
+        let method = match kernels {
+            Kernels::Direct if stride <= 2 => Method::Direct(direct::Tile::for_channels(cout)),
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Wide if stride <= 2 => Method::Direct(direct::Tile::wide_for_channels(cout)),
+            _ if stride == 1 && cin >= SHIFT_MIN_CHANNELS => Method::Shift,
+            _ => Method::Im2col,
         };
         let weights = match method {
             Method::Im2col => weights,

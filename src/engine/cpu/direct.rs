@@ -5,21 +5,34 @@
 //! `gemm` crate's wasm kernels spend much of their time packing operands; here nothing is packed
 //! but the weights (once, when the layer is built), and thin layers (3 output channels, 3 input
 //! channels, 7×7 kernels) run as fast as wide ones. Natively the same code runs on plain
-//! `[f32; 4]` lanes, so the tests check the arithmetic on any machine; the native path itself
-//! uses the shifted matrix products, which are faster there.
+//! `[f32; 4]` lanes, so the tests check the arithmetic on any machine. Natively, x86-64 CPUs with
+//! AVX-512 run the same tiles 16 lanes wide ([`wide`]); others use the shifted matrix products,
+//! which are faster than 4-lane tiles there.
 //!
 //! Positions are the same as in the shifted products: output `j = y·wp + x` over the padded
 //! width, tap `(ky, kx)` reading input `j + ky·wp + kx` of each padded plane.
 
 use lanes::F4;
 
-/// The tile shapes in use: `R` output channels × `V` vectors of 4 positions. Four channels by
-/// two vectors keeps 8 sums, 2 inputs and a weight in the 16 registers V8 has on x86-64 (a
-/// third vector spills); a 3-channel layer (the output head) uses three vectors instead.
+/// The tile shapes in use: `R` output channels × `V` vectors of positions (4 per vector, or 16 in
+/// the AVX-512 tiles). Four channels by two vectors keeps 8 sums, 2 inputs and a weight in the 16
+/// registers V8 has on x86-64 (a third vector spills); a 3-channel layer (the output head) uses
+/// three vectors instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Tile {
     R4V2,
     R3V3,
+    /// AVX-512 ([`wide`]): 12 channels × 32 positions, 24 of the 32 registers holding sums, the
+    /// weights broadcast from memory (12 multiply-adds per input load).
+    #[cfg(target_arch = "x86_64")]
+    Z12V2,
+    /// AVX-512 for channel counts that 12 does not divide (16, 32, 64…): 8 channels × 48
+    /// positions, again 24 sums.
+    #[cfg(target_arch = "x86_64")]
+    Z8V3,
+    /// AVX-512, the 3-channel head: 3 channels × 128 positions.
+    #[cfg(target_arch = "x86_64")]
+    Z3V8,
 }
 
 impl Tile {
@@ -27,19 +40,41 @@ impl Tile {
         if cout == 3 { Tile::R3V3 } else { Tile::R4V2 }
     }
 
+    /// The AVX-512 tile for `cout` output channels (only where [`wide::available`]).
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn wide_for_channels(cout: usize) -> Self {
+        match cout {
+            3 => Tile::Z3V8,
+            c if c % 12 == 0 => Tile::Z12V2,
+            _ => Tile::Z8V3,
+        }
+    }
+
     /// Output channels per tile.
     pub(super) fn rows(self) -> usize {
         match self {
             Tile::R4V2 => 4,
             Tile::R3V3 => 3,
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z12V2 => 12,
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z8V3 => 8,
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z3V8 => 3,
         }
     }
 
-    /// Vectors of 4 positions per tile.
-    fn vectors(self) -> usize {
+    /// Positions per tile.
+    fn width(self) -> usize {
         match self {
-            Tile::R4V2 => 2,
-            Tile::R3V3 => 3,
+            Tile::R4V2 => 8,
+            Tile::R3V3 => 12,
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z12V2 => 32,
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z8V3 => 48,
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z3V8 => 128,
         }
     }
 }
@@ -90,7 +125,7 @@ pub(super) fn chunk(layer: &Layer, input: &[f32], c0: usize, nc: usize, out: &mu
         "packed weights do not match the layer"
     );
     // The last tile reads up to a tile's width past position c0 + nc − 1 of the last plane.
-    let width = 4 * layer.tile.vectors();
+    let width = layer.tile.width();
     let last = (layer.cin - 1) * layer.plane + c0 + nc.div_ceil(width) * width + max_offset;
     assert!(last <= input.len(), "padded input lacks its slack");
     // SAFETY: every read is below `last` (checked above); writes stay inside `out`'s
@@ -99,6 +134,13 @@ pub(super) fn chunk(layer: &Layer, input: &[f32], c0: usize, nc: usize, out: &mu
         match layer.tile {
             Tile::R4V2 => run::<4, 2>(layer, input.as_ptr(), c0, nc, out),
             Tile::R3V3 => run::<3, 3>(layer, input.as_ptr(), c0, nc, out),
+            // SAFETY: these tiles are only chosen where the CPU has AVX-512F.
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z12V2 => wide::run::<12, 2>(layer, input.as_ptr(), c0, nc, out),
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z8V3 => wide::run::<8, 3>(layer, input.as_ptr(), c0, nc, out),
+            #[cfg(target_arch = "x86_64")]
+            Tile::Z3V8 => wide::run::<3, 8>(layer, input.as_ptr(), c0, nc, out),
         }
     }
 }
@@ -188,6 +230,121 @@ unsafe fn tile<const R: usize, const V: usize>(
     for (r, sum) in sums.iter().enumerate().take(rows) {
         for (j, sum) in sum.iter().enumerate() {
             unsafe { sum.store(out.add(r * stride + 4 * j)) };
+        }
+    }
+}
+
+/// The same tiles on AVX-512's sixteen lanes and 32 registers, with fused multiply-adds: the
+/// native path on x86-64 CPUs that have AVX-512F (checked at run time), where it beats the
+/// shifted matrix products: nothing is packed per call, and the sums never leave the registers.
+#[cfg(target_arch = "x86_64")]
+pub(super) mod wide {
+    use super::Layer;
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+
+    /// Whether this CPU runs the AVX-512 tiles.
+    pub(in super::super) fn available() -> bool {
+        std::is_x86_feature_detected!("avx512f")
+    }
+
+    /// The largest `R × 16V` tile: the tail's buffer.
+    const TAIL: usize = 384;
+
+    /// As [`super::run`], on `R × 16V` tiles.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and `input` hold every value [`super::chunk`] checks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run<const R: usize, const V: usize>(
+        layer: &Layer,
+        input: *const f32,
+        c0: usize,
+        nc: usize,
+        out: &mut [f32],
+    ) {
+        let width = 16 * V;
+        assert!(R * width <= TAIL, "tile larger than its tail buffer");
+        let block_len = layer.cin * layer.offsets.len() * R;
+        for (block, weights) in layer.weights.chunks_exact(block_len).enumerate() {
+            let rows = R.min(layer.cout - block * R);
+            let out = &mut out[block * R * nc..];
+            let mut q = 0;
+            while q + width <= nc {
+                // SAFETY: rows r < `rows` write out[r·nc + q .. + width], inside the chunk.
+                unsafe {
+                    tile::<R, V>(
+                        layer,
+                        input.add(c0 + q),
+                        weights,
+                        out.as_mut_ptr().add(q),
+                        nc,
+                        rows,
+                    )
+                };
+                q += width;
+            }
+            if q < nc {
+                let mut tail = [0.0f32; TAIL];
+                // SAFETY: the local buffer holds R·width values at row stride `width`.
+                unsafe {
+                    tile::<R, V>(
+                        layer,
+                        input.add(c0 + q),
+                        weights,
+                        tail.as_mut_ptr(),
+                        width,
+                        rows,
+                    )
+                };
+                for r in 0..rows {
+                    out[r * nc + q..(r + 1) * nc]
+                        .copy_from_slice(&tail[r * width..r * width + nc - q]);
+                }
+            }
+        }
+    }
+
+    /// `R × 16V` sums at input position `x`, written to `out` at row stride `stride`, rows below
+    /// `rows` only. Plain loops over the registers (no closures: they would not inherit the
+    /// target feature).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const V: usize>(
+        layer: &Layer,
+        x: *const f32,
+        weights: &[f32],
+        out: *mut f32,
+        stride: usize,
+        rows: usize,
+    ) {
+        let mut sums = [[_mm512_setzero_ps(); V]; R];
+        let mut w = weights.as_ptr();
+        for ci in 0..layer.cin {
+            // SAFETY (the whole block): the caller checked every read position, and the packed
+            // weights hold cin · taps · R values per block.
+            let plane = unsafe { x.add(ci * layer.plane) };
+            for &offset in layer.offsets {
+                let at = unsafe { plane.add(offset) };
+                let mut v: [__m512; V] = [_mm512_setzero_ps(); V];
+                for (j, v) in v.iter_mut().enumerate() {
+                    *v = unsafe { _mm512_loadu_ps(at.add(16 * j)) };
+                }
+                for sum in sums.iter_mut() {
+                    let s = _mm512_set1_ps(unsafe { *w });
+                    for (sum, &v) in sum.iter_mut().zip(&v) {
+                        *sum = _mm512_fmadd_ps(s, v, *sum);
+                    }
+                    w = unsafe { w.add(1) };
+                }
+            }
+        }
+        for (r, sum) in sums.iter().enumerate().take(rows) {
+            for (j, &sum) in sum.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(out.add(r * stride + 16 * j), sum) };
+            }
         }
     }
 }

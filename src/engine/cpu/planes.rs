@@ -93,8 +93,9 @@ impl Padded {
             })
             .collect();
         let c = planes.len();
-        // The shifted products read k − 1 values past the last plane, the direct tiles up to 18.
-        let slack = 32;
+        // The shifted products read k − 1 values past the last plane, the direct tiles up to
+        // k − 2 plus a tile's width (at most 128 positions).
+        let slack = 160;
         let mut data = pool::take(c * plane + slack);
         assert!(
             phases == 1 || (hp % phases == 0 && wp % phases == 0 && scale == 1),
@@ -117,7 +118,7 @@ impl Padded {
                     match a.activation {
                         Activation::Relu => rows.fill(out, src, |v| (v * scale + shift).max(0.0)),
                         Activation::None => rows.fill(out, src, |v| v * scale + shift),
-                        Activation::Tanh => rows.fill(out, src, |v| (v * scale + shift).tanh()),
+                        Activation::Tanh => rows.fill(out, src, |v| super::tanh(v * scale + shift)),
                     }
                 }
             }

@@ -1,5 +1,6 @@
-//! Reuse of the large buffers within one forward pass: fresh allocations of that size come
-//! straight from the OS, and touching their pages cost more than the arithmetic between them.
+//! Reuse of the large buffers within one forward pass and (natively) between passes: fresh
+//! allocations of that size come straight from the OS, and touching their pages cost more than
+//! the arithmetic between them.
 
 use std::cell::RefCell;
 
@@ -27,7 +28,25 @@ pub(super) fn give(buffer: Vec<f32>) {
     }
 }
 
-/// Hand the memory back once a pass is done.
+/// Natively, the buffers a pass leaves behind serve the next one (eval, batches, the page's
+/// re-renders), up to this many values in all (512 MiB); beyond it the largest go back.
+const KEEP: usize = 1 << 27;
+
+/// Once a pass is done: natively keep up to [`KEEP`] values of buffers for the next pass (fresh
+/// pages cost about a tenth of a 512² pass), in the browser hand them all back (wasm memory never
+/// shrinks, and the rest of the page needs it).
 pub(super) fn clear() {
-    FREE.with(|free| free.borrow_mut().clear());
+    FREE.with(|free| {
+        let mut free = free.borrow_mut();
+        if cfg!(target_arch = "wasm32") {
+            free.clear();
+            return;
+        }
+        free.sort_by_key(|b| b.capacity());
+        let mut kept = 0;
+        free.retain(|b| {
+            kept += b.capacity();
+            kept <= KEEP
+        });
+    });
 }
