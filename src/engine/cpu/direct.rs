@@ -1,5 +1,6 @@
-//! Direct stride-1 convolution: each tile of `R` output channels × `4·V` output positions keeps
-//! its sums in SIMD registers while every input channel and kernel tap passes through it.
+//! Direct stride-1 convolution: each tile of `R` output channels × `4·V` output positions (`16·V`
+//! in the AVX-512 tiles) keeps its sums in SIMD registers while every input channel and kernel tap
+//! passes through it.
 //!
 //! This is the browser's convolution. wasm has 128-bit SIMD and no fused multiply-add, and the
 //! `gemm` crate's wasm kernels spend much of their time packing operands; here nothing is packed
