@@ -10,6 +10,9 @@ use burn::tensor::{Device, Tensor};
 
 use super::norm::{NormStats, StatNorm};
 
+/// Zero padding on each side of every 4×4 convolution.
+pub(crate) const PADDING: usize = 1;
+
 #[derive(Config, Debug, PartialEq, Eq)]
 pub struct DiscriminatorConfig {
     /// Channels of the first layer; each further layer doubles them, up to 8× this.
@@ -42,7 +45,9 @@ impl DiscriminatorConfig {
         let conv = |cin: usize, cout: usize, stride: usize| {
             Conv2dConfig::new([cin, cout], [4, 4])
                 .with_stride([stride, stride])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_padding(PaddingConfig2d::Explicit(
+                    PADDING, PADDING, PADDING, PADDING,
+                ))
                 .init(device)
         };
         let width_at = |layer: usize| self.width * (1 << layer.min(3));
@@ -67,6 +72,16 @@ impl DiscriminatorConfig {
 }
 
 impl Discriminator {
+    /// The convolutions in forward order: the stages', then the head.
+    pub(crate) fn convs(&self) -> impl Iterator<Item = &Conv2d> {
+        self.stages.iter().map(|s| &s.conv).chain([&self.head])
+    }
+
+    /// The norm after each of [`Self::convs`] (none after the first stage and the head).
+    pub(crate) fn norms(&self) -> impl Iterator<Item = Option<&StatNorm>> {
+        self.stages.iter().map(|s| s.norm.as_ref()).chain([None])
+    }
+
     /// `[batch, channels, h, w]` images in [-1, 1] → `[batch, heads, h', w']` patch scores
     /// (logits).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -1,6 +1,6 @@
 //! Network definitions. Nothing here knows about training, files or user interfaces.
 
-mod discriminator;
+pub(crate) mod discriminator;
 pub(crate) mod generator;
 mod latent;
 mod layers;

@@ -123,6 +123,11 @@ impl StatNorm {
         self.beta = self.beta.clone().map(|b| b + d_beta);
     }
 
+    /// The parameters themselves `(gamma, beta)` (their ids name their gradients).
+    pub(crate) fn params(&self) -> (&Param<Tensor<1>>, &Param<Tensor<1>>) {
+        (&self.gamma, &self.beta)
+    }
+
     /// The learnt per-channel scale and shift `(gamma, beta)`.
     pub(crate) fn affine(&self) -> (Tensor<1>, Tensor<1>) {
         (self.gamma.val(), self.beta.val())

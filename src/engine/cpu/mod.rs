@@ -25,6 +25,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::model::generator::{Activation, Generator, Layer, Residual};
 use crate::model::norm::{EPSILON, NormStats, StatNorm};
 
+#[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
+mod backprop;
 mod conv;
 mod direct;
 mod moments;
@@ -34,6 +36,11 @@ mod pool;
 mod vgg;
 mod winograd;
 
+#[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
+pub use backprop::{
+    DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape, GeneratorGrad, GeneratorGrads,
+    GeneratorTape,
+};
 use conv::{Conv, Kernels};
 use moments::Moments;
 use parallel::{Shared, for_each_plane, for_each_slice, par_map};

@@ -1,0 +1,442 @@
+//! The layer kinds of the trained networks, forward and backward, on one sample's `[c, h, w]`
+//! planes: convolutions of any kernel and stride (im2col chunks through `gemm`, both
+//! directions), reflect and zero padding, nearest-neighbour ×2 upsampling and instance norm.
+//! Everything here runs on one core: the networks split a batch's samples over the cores.
+
+/// A feature map: `[c, h, w]` planes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Map {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
+}
+
+impl Map {
+    pub fn new(c: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
+        assert_eq!(data.len(), c * h * w, "planes do not match their size");
+        Self { c, h, w, data }
+    }
+
+    pub fn zeros(c: usize, h: usize, w: usize) -> Self {
+        Self::new(c, h, w, vec![0.0; c * h * w])
+    }
+
+    pub fn plane(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// How a convolution's input is padded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Padding {
+    /// Mirrored at the edge (the generator's).
+    Reflect,
+    /// Zeros (the discriminators').
+    Zero,
+}
+
+/// Mirror index `i` into `0..n` (no edge repeat), as Burn's and PyTorch's reflect padding.
+fn reflect(i: isize, n: usize) -> usize {
+    let n = n as isize;
+    let i = if i < 0 { -i } else { i };
+    (if i >= n { 2 * (n - 1) - i } else { i }) as usize
+}
+
+/// `x` padded by `p` on each side.
+pub(crate) fn pad(x: &Map, p: usize, mode: Padding) -> Map {
+    if p == 0 {
+        return x.clone();
+    }
+    let (hp, wp) = (x.h + 2 * p, x.w + 2 * p);
+    let mut out = Map::zeros(x.c, hp, wp);
+    for c in 0..x.c {
+        let src = &x.data[c * x.plane()..(c + 1) * x.plane()];
+        let dst = &mut out.data[c * hp * wp..(c + 1) * hp * wp];
+        for y in 0..hp {
+            let sy = y as isize - p as isize;
+            let row = &mut dst[y * wp..(y + 1) * wp];
+            let sy = match mode {
+                Padding::Reflect => reflect(sy, x.h),
+                Padding::Zero if sy < 0 || sy >= x.h as isize => continue,
+                Padding::Zero => sy as usize,
+            };
+            let srow = &src[sy * x.w..(sy + 1) * x.w];
+            row[p..p + x.w].copy_from_slice(srow);
+            if mode == Padding::Reflect {
+                for i in 0..p {
+                    row[i] = srow[reflect(i as isize - p as isize, x.w)];
+                    row[p + x.w + i] = srow[reflect((x.w + i) as isize, x.w)];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The gradient of [`pad`]'s input from its output's: every padded position hands its gradient
+/// to the pixel it copied.
+pub(crate) fn pad_backward(d: &Map, p: usize, mode: Padding) -> Map {
+    if p == 0 {
+        return d.clone();
+    }
+    let (h, w) = (d.h - 2 * p, d.w - 2 * p);
+    let mut out = Map::zeros(d.c, h, w);
+    for c in 0..d.c {
+        let src = &d.data[c * d.plane()..(c + 1) * d.plane()];
+        let dst = &mut out.data[c * h * w..(c + 1) * h * w];
+        for y in 0..d.h {
+            let sy = y as isize - p as isize;
+            let sy = match mode {
+                Padding::Reflect => reflect(sy, h),
+                Padding::Zero if sy < 0 || sy >= h as isize => continue,
+                Padding::Zero => sy as usize,
+            };
+            let row = &src[y * d.w..(y + 1) * d.w];
+            let drow = &mut dst[sy * w..(sy + 1) * w];
+            for (o, v) in drow.iter_mut().zip(&row[p..p + w]) {
+                *o += v;
+            }
+            if mode == Padding::Reflect {
+                for i in 0..p {
+                    drow[reflect(i as isize - p as isize, w)] += row[i];
+                    drow[reflect((w + i) as isize, w)] += row[p + w + i];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Nearest-neighbour ×2 upsampling.
+pub(crate) fn upsample(x: &Map) -> Map {
+    let (h, w) = (2 * x.h, 2 * x.w);
+    let mut out = Map::zeros(x.c, h, w);
+    for c in 0..x.c {
+        for y in 0..h {
+            let src = &x.data[(c * x.h + y / 2) * x.w..(c * x.h + y / 2 + 1) * x.w];
+            let dst = &mut out.data[(c * h + y) * w..(c * h + y + 1) * w];
+            for (pair, &v) in dst.chunks_exact_mut(2).zip(src) {
+                pair[0] = v;
+                pair[1] = v;
+            }
+        }
+    }
+    out
+}
+
+/// The gradient of [`upsample`]'s input: each 2×2 block's sum.
+pub(crate) fn upsample_backward(d: &Map) -> Map {
+    let (h, w) = (d.h / 2, d.w / 2);
+    let mut out = Map::zeros(d.c, h, w);
+    for c in 0..d.c {
+        for y in 0..d.h {
+            let src = &d.data[(c * d.h + y) * d.w..(c * d.h + y + 1) * d.w];
+            let dst = &mut out.data[(c * h + y / 2) * w..(c * h + y / 2 + 1) * w];
+            for (o, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *o += pair[0] + pair[1];
+            }
+        }
+    }
+    out
+}
+
+/// A convolution's weights in Burn's layout: `weight` `[cout, cin, k, k]`, `bias` `[cout]`.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvWeights {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// A convolution's weight and bias gradients, summed over the samples that add to them.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvGrads {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl ConvGrads {
+    pub fn zeros(conv: &ConvWeights) -> Self {
+        Self {
+            weight: vec![0.0; conv.weight.len()],
+            bias: vec![0.0; conv.bias.len()],
+        }
+    }
+
+    pub fn add(&mut self, other: &ConvGrads) {
+        add_into(&mut self.weight, &other.weight);
+        add_into(&mut self.bias, &other.bias);
+    }
+}
+
+pub(crate) fn add_into(sum: &mut [f32], values: &[f32]) {
+    for (s, v) in sum.iter_mut().zip(values) {
+        *s += v;
+    }
+}
+
+/// Output positions per im2col chunk: the chunk (`[cin·k², n]`) stays within about 512 KiB.
+fn chunk_columns(rows: usize) -> usize {
+    (131_072 / rows).clamp(64, 4096)
+}
+
+impl ConvWeights {
+    fn rows(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+
+    /// The output size of a valid convolution of an `h × w` input.
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            (h - self.k) / self.stride + 1,
+            (w - self.k) / self.stride + 1,
+        )
+    }
+
+    /// im2col of output positions `j0 .. j0 + n` (of `ow` per row) of the (padded) `x` into
+    /// `col` (`[cin·k², n]`).
+    fn im2col(&self, x: &Map, ow: usize, j0: usize, n: usize, col: &mut [f32]) {
+        let (k, s) = (self.k, self.stride);
+        for ci in 0..self.cin {
+            let plane = &x.data[ci * x.plane()..(ci + 1) * x.plane()];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let r = (ci * k + ky) * k + kx;
+                    let dst = &mut col[r * n..(r + 1) * n];
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        let j = j0 + i;
+                        let (oy, ox) = (j / ow, j % ow);
+                        *d = plane[(oy * s + ky) * x.w + ox * s + kx];
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transpose of [`Self::im2col`]: adds `col` back into the (padded) `dx`.
+    fn col2im(&self, col: &[f32], ow: usize, j0: usize, n: usize, dx: &mut Map) {
+        let (k, s) = (self.k, self.stride);
+        let (plane_len, w) = (dx.plane(), dx.w);
+        for ci in 0..self.cin {
+            let plane = &mut dx.data[ci * plane_len..(ci + 1) * plane_len];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let r = (ci * k + ky) * k + kx;
+                    let src = &col[r * n..(r + 1) * n];
+                    for (i, v) in src.iter().enumerate() {
+                        let j = j0 + i;
+                        let (oy, ox) = (j / ow, j % ow);
+                        plane[(oy * s + ky) * w + ox * s + kx] += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Valid convolution of the (already padded) `x`, plus the bias.
+    pub fn forward(&self, x: &Map) -> Map {
+        assert_eq!(
+            x.c, self.cin,
+            "convolution input has the wrong channel count"
+        );
+        let (oh, ow) = self.out_size(x.h, x.w);
+        let (rows, total) = (self.rows(), oh * ow);
+        let mut out = Map::zeros(self.cout, oh, ow);
+        let nc = chunk_columns(rows);
+        let mut col = vec![0.0f32; rows * nc];
+        for j0 in (0..total).step_by(nc) {
+            let n = nc.min(total - j0);
+            self.im2col(x, ow, j0, n, &mut col);
+            // out[:, j0..j0+n] = W · col
+            unsafe {
+                product(
+                    (self.cout, n, rows),
+                    (out.data.as_mut_ptr().add(j0), total as isize),
+                    (self.weight.as_ptr(), 1, rows as isize),
+                    (col.as_ptr(), 1, n as isize),
+                    false,
+                );
+            }
+        }
+        for (c, plane) in out.data.chunks_exact_mut(total).enumerate() {
+            let b = self.bias[c];
+            plane.iter_mut().for_each(|v| *v += b);
+        }
+        out
+    }
+
+    /// The gradients of [`Self::forward`] on the padded input `x` given its output's gradient
+    /// `dy`: adds the weight and bias gradients into `grads` and returns the padded input's
+    /// gradient when `input_grad`.
+    pub fn backward(
+        &self,
+        x: &Map,
+        dy: &Map,
+        grads: &mut ConvGrads,
+        input_grad: bool,
+    ) -> Option<Map> {
+        self.backward_with(x, dy, grads, true, input_grad)
+    }
+
+    /// [`Self::backward`], computing the weight gradients only where `weight_grad`.
+    pub fn backward_with(
+        &self,
+        x: &Map,
+        dy: &Map,
+        grads: &mut ConvGrads,
+        weight_grad: bool,
+        input_grad: bool,
+    ) -> Option<Map> {
+        let (oh, ow) = self.out_size(x.h, x.w);
+        assert_eq!(
+            (dy.c, dy.h, dy.w),
+            (self.cout, oh, ow),
+            "gradient of the wrong shape"
+        );
+        let (rows, total) = (self.rows(), oh * ow);
+        if !input_grad && !weight_grad {
+            return None;
+        }
+        if weight_grad {
+            for (c, plane) in dy.data.chunks_exact(total).enumerate() {
+                grads.bias[c] += plane.iter().sum::<f32>();
+            }
+        }
+        let mut dx = input_grad.then(|| Map::zeros(x.c, x.h, x.w));
+        let nc = chunk_columns(rows);
+        let mut col = vec![0.0f32; rows * nc];
+        for j0 in (0..total).step_by(nc) {
+            let n = nc.min(total - j0);
+            if weight_grad {
+                self.im2col(x, ow, j0, n, &mut col);
+                // dW += dy[:, j0..j0+n] · colᵀ
+                unsafe {
+                    product(
+                        (self.cout, rows, n),
+                        (grads.weight.as_mut_ptr(), rows as isize),
+                        (dy.data.as_ptr().add(j0), 1, total as isize),
+                        (col.as_ptr(), n as isize, 1),
+                        true,
+                    );
+                }
+            }
+            if let Some(dx) = dx.as_mut() {
+                // dcol = Wᵀ · dy[:, j0..j0+n]
+                unsafe {
+                    product(
+                        (rows, n, self.cout),
+                        (col.as_mut_ptr(), n as isize),
+                        (self.weight.as_ptr(), rows as isize, 1),
+                        (dy.data.as_ptr().add(j0), 1, total as isize),
+                        false,
+                    );
+                }
+                self.col2im(&col, ow, j0, n, dx);
+            }
+        }
+        dx
+    }
+}
+
+/// `dst (+)= lhs · rhs` for `(m, n, k)`: `dst` row-major with row stride `dst.1`, `lhs` an `m × k`
+/// matrix with `(column, row)` strides, `rhs` a `k × n` one with `(column, row)` strides. One core.
+///
+/// # Safety
+/// Every element those shapes and strides address lies inside its buffer.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, isize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    accumulate: bool,
+) {
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            1,
+            dst.1,
+            accumulate,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Instance norm's statistics of one sample: per channel the mean and `1 / sqrt(var + ε)`
+/// (biased variance, as [`crate::model::norm`]).
+#[derive(Clone, Debug)]
+pub(crate) struct NormState {
+    pub mean: Vec<f32>,
+    pub inv_std: Vec<f32>,
+}
+
+/// `x` normalised per channel, then scaled by `gamma` and shifted by `beta`; and the statistics.
+pub(crate) fn norm(x: &Map, gamma: &[f32], beta: &[f32], epsilon: f64) -> (Map, NormState) {
+    let plane = x.plane();
+    let mut out = Map::zeros(x.c, x.h, x.w);
+    let (mut mean, mut inv_std) = (Vec::with_capacity(x.c), Vec::with_capacity(x.c));
+    for c in 0..x.c {
+        let src = &x.data[c * plane..(c + 1) * plane];
+        let m = src.iter().map(|&v| f64::from(v)).sum::<f64>() / plane as f64;
+        let var = src.iter().map(|&v| (f64::from(v) - m).powi(2)).sum::<f64>() / plane as f64;
+        let inv = 1.0 / (var + epsilon).sqrt();
+        let (m, inv) = (m as f32, inv as f32);
+        let (scale, shift) = (gamma[c] * inv, beta[c] - m * gamma[c] * inv);
+        for (o, &v) in out.data[c * plane..(c + 1) * plane].iter_mut().zip(src) {
+            *o = v * scale + shift;
+        }
+        mean.push(m);
+        inv_std.push(inv);
+    }
+    (out, NormState { mean, inv_std })
+}
+
+/// The gradients of [`norm`] given its output's gradient `dy` (changed in place into its
+/// input's): returns each channel's `(∂gamma, ∂beta)`.
+pub(crate) fn norm_backward(
+    x: &Map,
+    state: &NormState,
+    gamma: &[f32],
+    dy: &mut Map,
+) -> (Vec<f32>, Vec<f32>) {
+    let plane = x.plane();
+    let n = plane as f64;
+    let (mut d_gamma, mut d_beta) = (Vec::with_capacity(x.c), Vec::with_capacity(x.c));
+    for (c, &gamma) in gamma.iter().enumerate().take(x.c) {
+        let src = &x.data[c * plane..(c + 1) * plane];
+        let d = &mut dy.data[c * plane..(c + 1) * plane];
+        let (m, inv) = (state.mean[c], state.inv_std[c]);
+        let (mut sum, mut dot) = (0.0f64, 0.0f64);
+        for (&g, &v) in d.iter().zip(src) {
+            sum += f64::from(g);
+            dot += f64::from(g) * f64::from((v - m) * inv);
+        }
+        d_gamma.push(dot as f32);
+        d_beta.push(sum as f32);
+        // dx = γ·inv/N · (N·dy − Σdy − x̂·Σ(dy·x̂))
+        let scale = gamma * inv;
+        let (mean_d, mean_dot) = ((sum / n) as f32, (dot / n) as f32);
+        for (g, &v) in d.iter_mut().zip(src) {
+            let xhat = (v - m) * inv;
+            *g = scale * (*g - mean_d - xhat * mean_dot);
+        }
+    }
+    (d_gamma, d_beta)
+}
