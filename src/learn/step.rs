@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::{Mode, TrainConfig};
 use super::losses::{adversarial, generator_adversarial, l1, skin_map};
-use crate::engine::cpu::{CpuVgg, Targets};
+use crate::engine::cpu::{CpuVgg, DiscriminatorGrad, GeneratorGrad, Targets, VggLoss};
 use crate::model::{
     Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
 };
@@ -176,6 +176,50 @@ pub fn styles_step(
     grams: &StyleGrams,
     device: &Device,
 ) -> Result<Losses, StepError> {
+    let grads = styles_gradients(
+        nets, content, style, mix, config, vgg, cpu_vgg, grams, device,
+    );
+    // The style table steps on its own, faster (its parameters are the same inside the network).
+    let table = nets.g.styles.take();
+    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads.generator);
+    nets.g.styles = match (table, nets.opt_styles.as_mut(), grads.table) {
+        (Some(table), Some(opt), Some(grads)) => {
+            Some(opt.step(lr * config.style_table_lr_factor, table, grads))
+        }
+        (table, _, _) => table,
+    };
+    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads.discriminator);
+    read_losses(grads.losses)
+}
+
+/// A styles step's gradients, before any optimiser step: the generator's own weights', its
+/// style table's and the discriminator's (which judges the generated images before the
+/// generator's step), and the losses.
+pub struct StylesGradients {
+    pub generator: GradientsParams,
+    pub table: Option<GradientsParams>,
+    pub discriminator: GradientsParams,
+    pub losses: Vec<(&'static str, Tensor<1>)>,
+}
+
+/// The gradients of [`styles_step`]. With `cpu_vgg` (training on the CPU) both networks and
+/// VGG19 run on our CPU path ([`styles_gradients_cpu`]); without, Burn's autodiff computes
+/// everything (the GPU, and the reference the tests hold the CPU path to).
+#[allow(clippy::too_many_arguments)]
+pub fn styles_gradients(
+    nets: &TransferNets,
+    content: Tensor<4>,
+    style: Tensor<4>,
+    mix: Tensor<2>,
+    config: &TrainConfig,
+    vgg: &Vgg19,
+    cpu_vgg: Option<&CpuVgg>,
+    grams: &StyleGrams,
+    device: &Device,
+) -> StylesGradients {
+    if let Some(cpu) = cpu_vgg {
+        return styles_gradients_cpu(nets, content, style, mix, config, cpu, grams, device);
+    }
     let kind = config.adversarial;
     let fake = nets
         .g
@@ -185,7 +229,7 @@ pub fn styles_step(
     let skin = (config.skin_content_weight > 0.0).then(|| skin_maps(&content));
     let [content_loss, style_loss, vgg_term] = vgg_terms(
         vgg,
-        cpu_vgg,
+        None,
         &fake,
         content.clone(),
         &grams.for_mix(&mix),
@@ -200,30 +244,140 @@ pub fn styles_step(
     let g_adv = generator_adversarial(kind, frozen(&nets.d).forward_heads(fake.clone(), &mix));
     let loss = g_adv.clone() * config.adversarial_weight + vgg_term + tv.clone() * config.tv_weight;
     let mut grads = loss.backward();
-    // The style table steps on its own, faster (its parameters are the same inside the network).
-    let table = nets.g.styles.take();
-    let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-    nets.g.styles = match (table, nets.opt_styles.as_mut()) {
-        (Some(table), Some(opt)) => {
-            let grads = GradientsParams::from_module(&mut grads, &table);
-            Some(opt.step(lr * config.style_table_lr_factor, table, grads))
-        }
-        (table, _) => table,
-    };
+    // The table's gradients first: the network's own then leave them out.
+    let table = nets
+        .g
+        .styles
+        .as_ref()
+        .map(|table| GradientsParams::from_module(&mut grads, table));
+    let generator = GradientsParams::from_module(&mut grads, &nets.g);
     let d_loss = (adversarial(kind, nets.d.forward_heads(style, &mix), true)
         + adversarial(kind, nets.d.forward_heads(fake.detach(), &mix), false))
         * 0.5;
     let mut grads = d_loss.backward();
-    let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-    read_losses(vec![
-        ("g_adv", g_adv),
-        ("d", d_loss),
-        ("content", content_loss),
-        ("style", style_loss),
-        ("tv", tv),
-    ])
+    let discriminator = GradientsParams::from_module(&mut grads, &nets.d);
+    StylesGradients {
+        generator,
+        table,
+        discriminator,
+        losses: vec![
+            ("g_adv", g_adv),
+            ("d", d_loss),
+            ("content", content_loss),
+            ("style", style_loss),
+            ("tv", tv),
+        ],
+    }
+}
+
+/// [`styles_gradients`] on the CPU: both networks' forward and backward passes and VGG19's losses run
+/// on our CPU path ([`GeneratorGrad`], [`DiscriminatorGrad`], [`CpuVgg`]); Burn computes the
+/// adversarial and TV losses on their scores and images (small tensors) and steps the
+/// optimisers. Same losses and gradients as the Burn path (tests), in a fraction of the time.
+#[allow(clippy::too_many_arguments)]
+fn styles_gradients_cpu(
+    nets: &TransferNets,
+    content: Tensor<4>,
+    style: Tensor<4>,
+    mix: Tensor<2>,
+    config: &TrainConfig,
+    cpu: &CpuVgg,
+    grams: &StyleGrams,
+    device: &Device,
+) -> StylesGradients {
+    let kind = config.adversarial;
+    let [batch, channels, h, w] = content.dims();
+    let photos = planes(&content);
+    let mixes = planes(&mix.clone().reshape([batch, mix.dims()[1], 1, 1]));
+    let generator = GeneratorGrad::new(&nets.g);
+    let tape = generator.forward(&photos, h, w, &mixes);
+    let images: Vec<Vec<f32>> = tape.outputs().map(<[f32]>::to_vec).collect();
+    let scales =
+        (!config.style_scales.is_empty()).then(|| mix_scales(&mix, &config.style_scale_table()));
+    let skin = (config.skin_content_weight > 0.0).then(|| {
+        photos
+            .iter()
+            .flat_map(|p| skin_map(p, h, w))
+            .collect::<Vec<f32>>()
+    });
+    let vgg = cpu_vgg_loss(
+        cpu,
+        &images,
+        &photos,
+        (h, w),
+        &grams.for_mix(&mix),
+        [config.perceptual_weight, config.style_weight],
+        Emphasis {
+            style_scales: scales.as_deref(),
+            content_map: skin.as_deref().map(|map| (map, config.skin_content_weight)),
+        },
+    );
+    // The discriminator on our CPU path too; Burn computes the losses on its scores and the TV
+    // term on the images, as leaves of its graph, and hands back their gradients.
+    let judge = DiscriminatorGrad::new(&nets.d);
+    let fakes = judge.forward(&images, (channels, h, w), &mixes);
+    let (sh, sw) = fakes.score_size();
+    let leaf = |values: Vec<Vec<f32>>, shape: [usize; 4]| {
+        Tensor::<4>::from_data(TensorData::new(values.concat(), shape), device).require_grad()
+    };
+    let fake = leaf(images, [batch, channels, h, w]);
+    let fake_scores = leaf(fakes.scores(), [batch, 1, sh, sw]);
+    let tv = total_variation(&fake);
+    let g_adv = generator_adversarial(kind, fake_scores.clone());
+    let grads =
+        (g_adv.clone() * config.adversarial_weight + tv.clone() * config.tv_weight).backward();
+    let (_, d_adv) = judge.backward(
+        &fakes,
+        &planes(&fake_scores.grad(&grads).expect("scores' gradient")),
+        false,
+        true,
+    );
+    let mut d_images = planes(&fake.grad(&grads).expect("the generated images' gradient"));
+    for ((d, a), v) in d_images.iter_mut().zip(&d_adv).zip(&vgg.grad) {
+        d.iter_mut()
+            .zip(a)
+            .zip(v)
+            .for_each(|((d, a), v)| *d += a + v);
+    }
+    let (params, table) = generator
+        .backward(&tape, &d_images)
+        .into_params(&generator, device);
+    drop(tape);
+    // The discriminator's gradients: it judged the generated images above with the same
+    // weights, so that forward pass serves again.
+    let reals = judge.forward(&planes(&style), (channels, h, w), &mixes);
+    let real_scores = leaf(reals.scores(), [batch, 1, sh, sw]);
+    let fake_scores = fake_scores.detach().require_grad();
+    let d_loss = (adversarial(kind, real_scores.clone(), true)
+        + adversarial(kind, fake_scores.clone(), false))
+        * 0.5;
+    let grads = d_loss.backward();
+    let weights = |tape, scores: &Tensor<4>| {
+        judge
+            .backward(
+                tape,
+                &planes(&scores.grad(&grads).expect("scores' gradient")),
+                true,
+                false,
+            )
+            .0
+            .expect("weight gradients")
+    };
+    let mut grads_d = weights(&reals, &real_scores);
+    grads_d.add(&weights(&fakes, &fake_scores));
+    let scalar = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), device);
+    StylesGradients {
+        generator: params,
+        table,
+        discriminator: grads_d.into_params(&judge, device),
+        losses: vec![
+            ("g_adv", g_adv),
+            ("d", d_loss),
+            ("content", scalar(vgg.content)),
+            ("style", scalar(vgg.style)),
+            ("tv", tv),
+        ],
+    }
 }
 
 /// [`skin_map`] of each photo of `content` (`[batch, 3, h, w]`), `[batch, h, w]`.
@@ -378,17 +532,50 @@ pub fn vgg_terms(
         let weighted = content.clone() * content_weight + scaled * style_weight;
         return [content, style, weighted];
     };
-    let planes = |t: Tensor<4>| -> Vec<Vec<f32>> {
-        let values = t
-            .detach()
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        values.chunks(3 * h * w).map(<[f32]>::to_vec).collect()
-    };
-    let images = planes(fake.clone());
-    let photos = cpu.features_of(&planes(photo), h, w);
+    let images = planes(fake);
+    let loss = cpu_vgg_loss(
+        cpu,
+        &images,
+        &planes(&photo),
+        (h, w),
+        targets,
+        [content_weight, style_weight],
+        emphasis,
+    );
+    let scalar = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), device);
+    let grad = Tensor::<4>::from_data(
+        TensorData::new(loss.grad.concat(), [batch, 3, h, w]),
+        device,
+    );
+    let weighted = (fake.clone() * grad).sum();
+    [scalar(loss.content), scalar(loss.style), weighted]
+}
+
+/// Each sample of `t` (`[batch, c, h, w]`) as its own `[c, h, w]` planes, off the graph.
+fn planes(t: &Tensor<4>) -> Vec<Vec<f32>> {
+    let [_, c, h, w] = t.dims();
+    let values = t
+        .clone()
+        .detach()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    values.chunks(c * h * w).map(<[f32]>::to_vec).collect()
+}
+
+/// [`vgg_terms`] on our CPU path, on planes: the losses of `images` (`[3, h, w]` each) against
+/// their `photos` and per-sample target Gram matrices, and each image's gradient.
+fn cpu_vgg_loss(
+    cpu: &CpuVgg,
+    images: &[Vec<f32>],
+    photos: &[Vec<f32>],
+    (h, w): (usize, usize),
+    targets: &[Tensor<3>],
+    [content_weight, style_weight]: [f32; 2],
+    emphasis: Emphasis,
+) -> VggLoss {
+    let photos = cpu.features_of(photos, h, w);
     let grams: Vec<Vec<f32>> = targets
         .iter()
         .map(|t| {
@@ -400,7 +587,7 @@ pub fn vgg_terms(
                 .unwrap_or_default()
         })
         .collect();
-    let per_sample: Vec<Targets> = (0..batch)
+    let per_sample: Vec<Targets> = (0..images.len())
         .map(|i| Targets {
             photo: &photos[i],
             grams: grams
@@ -412,20 +599,13 @@ pub fn vgg_terms(
                     &g[at..at + c * c]
                 })
                 .collect(),
-            style_scale: style_scales.map_or(1.0, |s| s[i]),
+            style_scale: emphasis.style_scales.map_or(1.0, |s| s[i]),
             content_emphasis: emphasis
                 .content_map
                 .map(|(map, k)| (&map[i * h * w..(i + 1) * h * w], k)),
         })
         .collect();
-    let loss = cpu.loss(&images, h, w, &per_sample, content_weight, style_weight);
-    let scalar = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), device);
-    let grad = Tensor::<4>::from_data(
-        TensorData::new(loss.grad.concat(), [batch, 3, h, w]),
-        device,
-    );
-    let weighted = (fake.clone() * grad).sum();
-    [scalar(loss.content), scalar(loss.style), weighted]
+    cpu.loss(images, h, w, &per_sample, content_weight, style_weight)
 }
 
 /// The mean Gram matrix per VGG19 layer (relu1_1…relu4_1, each `[1, c, c]`) of `images`, each
@@ -785,6 +965,16 @@ impl Nets {
 }
 
 impl TransferNets {
+    /// The content → style generator.
+    pub fn generator(&self) -> &Generator {
+        &self.g
+    }
+
+    /// The generator's judge.
+    pub fn discriminator(&self) -> &Discriminator {
+        &self.d
+    }
+
     pub fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {
         let g_config = config.generator_config();
         let d_config = config.discriminator_config();
