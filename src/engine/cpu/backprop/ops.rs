@@ -207,10 +207,16 @@ impl ConvWeights {
                 for kx in 0..k {
                     let r = (ci * k + ky) * k + kx;
                     let dst = &mut col[r * n..(r + 1) * n];
-                    for (i, d) in dst.iter_mut().enumerate() {
-                        let j = j0 + i;
-                        let (oy, ox) = (j / ow, j % ow);
-                        *d = plane[(oy * s + ky) * x.w + ox * s + kx];
+                    for (at, oy, ox, len) in row_runs(ow, j0, n) {
+                        let from = &plane[(oy * s + ky) * x.w + ox * s + kx..];
+                        let to = &mut dst[at..at + len];
+                        if s == 1 {
+                            to.copy_from_slice(&from[..len]);
+                        } else {
+                            to.iter_mut()
+                                .zip(from.iter().step_by(s))
+                                .for_each(|(d, &v)| *d = v);
+                        }
                     }
                 }
             }
@@ -227,10 +233,12 @@ impl ConvWeights {
                 for kx in 0..k {
                     let r = (ci * k + ky) * k + kx;
                     let src = &col[r * n..(r + 1) * n];
-                    for (i, v) in src.iter().enumerate() {
-                        let j = j0 + i;
-                        let (oy, ox) = (j / ow, j % ow);
-                        plane[(oy * s + ky) * w + ox * s + kx] += v;
+                    for (at, oy, ox, len) in row_runs(ow, j0, n) {
+                        let to = &mut plane[(oy * s + ky) * w + ox * s + kx..];
+                        to.iter_mut()
+                            .step_by(s)
+                            .zip(&src[at..at + len])
+                            .for_each(|(d, v)| *d += v);
                     }
                 }
             }
@@ -340,6 +348,21 @@ impl ConvWeights {
         }
         dx
     }
+}
+
+/// The output positions `j0 .. j0 + n` (of `ow` per row) as runs within a row: each run's
+/// offset in the chunk, its row, its first column and its length.
+fn row_runs(ow: usize, j0: usize, n: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut j = j0;
+    std::iter::from_fn(move || {
+        (j < j0 + n).then(|| {
+            let (oy, ox) = (j / ow, j % ow);
+            let len = (ow - ox).min(j0 + n - j);
+            let run = (j - j0, oy, ox, len);
+            j += len;
+            run
+        })
+    })
 }
 
 /// `dst (+)= lhs · rhs` for `(m, n, k)`: `dst` row-major with row stride `dst.1`, `lhs` an `m × k`
