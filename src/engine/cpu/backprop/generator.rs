@@ -240,10 +240,31 @@ impl GeneratorGrad {
     /// The gradients of a loss with respect to the weights, given its gradient with respect to
     /// each output of the `tape`'s forward pass (`[3, h, w]` each).
     pub fn backward(&self, tape: &GeneratorTape, grads: &[Vec<f32>]) -> GeneratorGrads {
+        self.backward_with(tape, grads, false).0
+    }
+
+    /// [`Self::backward`], and the gradient with respect to each input (`[3, h, w]`): for
+    /// networks chained in one loss (CycleGAN's cycle).
+    pub fn backward_inputs(
+        &self,
+        tape: &GeneratorTape,
+        grads: &[Vec<f32>],
+    ) -> (GeneratorGrads, Vec<Vec<f32>>) {
+        let (weights, inputs) = self.backward_with(tape, grads, true);
+        (weights, inputs.into_iter().flatten().collect())
+    }
+
+    fn backward_with(
+        &self,
+        tape: &GeneratorTape,
+        grads: &[Vec<f32>],
+        input_grad: bool,
+    ) -> (GeneratorGrads, Vec<Option<Vec<f32>>>) {
         assert_eq!(grads.len(), tape.samples.len(), "a gradient per output");
         let per_sample = par_map(grads.len(), |i| {
-            self.backward_one(&tape.samples[i], &grads[i])
+            self.backward_one(&tape.samples[i], &grads[i], input_grad)
         });
+        let mut inputs = Vec::with_capacity(per_sample.len());
         let mut conv: Vec<ConvGrads> = self
             .layers
             .iter()
@@ -264,7 +285,8 @@ impl GeneratorGrad {
             };
             (zeros(tg), zeros(tb))
         });
-        for (i, (sample_conv, sample_norm)) in per_sample.into_iter().enumerate() {
+        for (i, (sample_conv, sample_norm, input)) in per_sample.into_iter().enumerate() {
+            inputs.push(input);
             let mut k = 0;
             for (l, (c, n)) in sample_conv.iter().zip(sample_norm).enumerate() {
                 conv[l].add(c);
@@ -285,11 +307,12 @@ impl GeneratorGrad {
                 k += 1;
             }
         }
-        GeneratorGrads {
+        let grads = GeneratorGrads {
             conv,
             norm: norms,
             table,
-        }
+        };
+        (grads, inputs)
     }
 
     #[allow(clippy::type_complexity)]
@@ -297,7 +320,12 @@ impl GeneratorGrad {
         &self,
         tape: &SampleTape,
         grad: &[f32],
-    ) -> (Vec<ConvGrads>, Vec<Option<(Vec<f32>, Vec<f32>)>>) {
+        input_grad: bool,
+    ) -> (
+        Vec<ConvGrads>,
+        Vec<Option<(Vec<f32>, Vec<f32>)>>,
+        Option<Vec<f32>>,
+    ) {
         let last = tape.layers.last().expect("a generator has layers");
         let a = &last.activated;
         let mut g = Map::new(a.c, a.h, a.w, grad.to_vec());
@@ -308,6 +336,8 @@ impl GeneratorGrad {
             .collect();
         let mut norms = vec![None; self.layers.len()];
         let mut to_kept: Option<Map> = None;
+        // The input's gradient from a layer that takes the input image again (input skip).
+        let mut skip: Option<Vec<f32>> = None;
         for l in (0..self.layers.len()).rev() {
             let (part, lt) = (&self.layers[l], &tape.layers[l]);
             let layer = &part.layer;
@@ -332,14 +362,16 @@ impl GeneratorGrad {
             if let Some((y, state, gamma)) = &lt.norm {
                 norms[l] = Some(norm_backward(y, state, gamma, &mut g));
             }
-            let Some(dpadded) = part.conv.backward(&lt.padded, &g, &mut conv[l], l > 0) else {
+            let needed = l > 0 || input_grad;
+            let Some(dpadded) = part.conv.backward(&lt.padded, &g, &mut conv[l], needed) else {
                 break;
             };
             let mut src = pad_backward(&dpadded, layer.pad, Padding::Reflect);
             if layer.concat_input {
-                // The input image's channels need no gradient.
+                // The input image's channels: their gradient is the input's (where asked for).
                 src.c -= self.layers[0].conv.cin;
-                src.data.truncate(src.c * src.plane());
+                let image = src.data.split_off(src.c * src.plane());
+                skip = input_grad.then_some(image);
             }
             if layer.upsample {
                 src = upsample_backward(&src);
@@ -350,7 +382,14 @@ impl GeneratorGrad {
             }
             g = src;
         }
-        (conv, norms)
+        let input = input_grad.then(|| {
+            let mut d = g.data;
+            if let Some(skip) = skip {
+                add_into(&mut d, &skip);
+            }
+            d
+        });
+        (conv, norms, input)
     }
 
     /// How many styles the table holds (1 for a one-style network).
@@ -367,6 +406,25 @@ impl GeneratorTape {
 }
 
 impl GeneratorGrads {
+    /// Adds another pass's gradients of the same network (a network that runs several times in
+    /// one loss).
+    pub fn add(&mut self, other: &GeneratorGrads) {
+        for (a, b) in self.conv.iter_mut().zip(&other.conv) {
+            a.add(b);
+        }
+        for (a, b) in self.norm.iter_mut().zip(&other.norm) {
+            if let (Some((ag, ab)), Some((bg, bb))) = (a.as_mut(), b) {
+                add_into(ag, bg);
+                add_into(ab, bb);
+            }
+        }
+        if let (Some((ag, ab)), Some((bg, bb))) = (self.table.as_mut(), &other.table) {
+            for (a, b) in ag.iter_mut().zip(bg).chain(ab.iter_mut().zip(bb)) {
+                add_into(a, b);
+            }
+        }
+    }
+
     /// Burn's gradients of the generator's parameters (on `device`, the training device), in two
     /// parts: the network's own weights, and the style table's (which has its own optimiser).
     pub fn into_params(
@@ -470,13 +528,15 @@ mod tests {
             .map(|_| random(3 * h * w, &mut rng, 1.0))
             .collect();
 
-        let x = Tensor::<4>::from_data(TensorData::new(inputs.concat(), [batch, 3, h, w]), &device);
+        let x = Tensor::<4>::from_data(TensorData::new(inputs.concat(), [batch, 3, h, w]), &device)
+            .require_grad();
         let mix = Tensor::<2>::from_data(TensorData::new(mixes.concat(), [batch, 3]), &device);
         let seed =
             Tensor::<4>::from_data(TensorData::new(seeds.concat(), [batch, 3, h, w]), &device);
-        let out = g.forward_styled(x, Some(&mix), &mut NormStats::live());
+        let out = g.forward_styled(x.clone(), Some(&mix), &mut NormStats::live());
         let burn_out = values(out.clone());
         let mut grads = (out * seed).sum().backward();
+        let burn_input = values(x.grad(&grads).expect("the input's gradient"));
         let burn = GradientsParams::from_module(&mut grads, &g);
 
         let cpu = GeneratorGrad::new(&g);
@@ -488,7 +548,29 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-5, "outputs differ by {worst}");
-        let (params, table) = cpu.backward(&tape, &seeds).into_params(&cpu, &device);
+        // The input's gradient (through the stem and the input skip) too.
+        let (weights, input) = cpu.backward_inputs(&tape, &seeds);
+        let largest = burn_input.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        let worst = input
+            .concat()
+            .iter()
+            .zip(&burn_input)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            largest > 0.0 && worst <= 1e-4 * largest,
+            "input gradients off by {worst}"
+        );
+        // Two passes' gradients add up.
+        let mut twice = cpu.backward(&tape, &seeds);
+        twice.add(&weights);
+        let (once, doubled) = (&weights.conv[0].weight, &twice.conv[0].weight);
+        assert!(
+            once.iter()
+                .zip(doubled)
+                .all(|(a, b)| (2.0 * a - b).abs() <= 1e-6 * a.abs().max(1.0))
+        );
+        let (params, table) = weights.into_params(&cpu, &device);
         let table = table.expect("a multi-style network has table gradients");
         assert_eq!(
             params.len() + table.len(),
