@@ -6,11 +6,14 @@
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
-use super::config::{Mode, TrainConfig};
+use super::config::{AdversarialLoss, Mode, TrainConfig};
 use super::losses::{adversarial, generator_adversarial, l1, skin_map};
-use crate::engine::cpu::{CpuVgg, DiscriminatorGrad, GeneratorGrad, Targets, VggLoss};
+use crate::engine::cpu::{
+    CpuVgg, DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape, GeneratorGrad, GeneratorTape,
+    Targets, VggLoss,
+};
 use crate::model::{
     Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
 };
@@ -61,7 +64,10 @@ pub struct Back {
 }
 
 /// One transfer step: generators first (adversarial + cycle/identity or L1, + VGG losses),
-/// then the discriminators on real and (detached) generated images.
+/// then the discriminators on real and (detached) generated images. With `cpu` (training on
+/// the CPU) and no VGG19 losses, the networks run on our CPU path
+/// ([`transfer_gradients_cpu`]); otherwise through Burn's autodiff ([`transfer_gradients`]).
+#[allow(clippy::too_many_arguments)]
 pub fn transfer_step(
     nets: &mut TransferNets,
     input: Tensor<4>,
@@ -69,10 +75,44 @@ pub fn transfer_step(
     lr: f64,
     config: &TrainConfig,
     vgg: Option<&Vgg19>,
+    cpu: bool,
     device: &Device,
 ) -> Result<Losses, StepError> {
+    let grads = if cpu && vgg.is_none() {
+        transfer_gradients_cpu(nets, input, target, config, device)
+    } else {
+        transfer_gradients(nets, input, target, config, vgg, device)
+    };
+    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads.generator);
+    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads.discriminator);
+    if let (Some(back), Some((f, d))) = (nets.back.as_mut(), grads.back) {
+        back.f = back.opt_f.step(lr, back.f.clone(), f);
+        back.d_content = back.opt_d_content.step(lr, back.d_content.clone(), d);
+    }
+    read_losses(grads.losses)
+}
+
+/// A transfer step's gradients, before any optimiser step.
+pub struct TransferGradients {
+    pub generator: GradientsParams,
+    pub discriminator: GradientsParams,
+    /// Unpaired mode: the way back's generator and its discriminator.
+    pub back: Option<(GradientsParams, GradientsParams)>,
+    pub losses: Vec<(&'static str, Tensor<1>)>,
+}
+
+/// [`transfer_step`]'s gradients through Burn's autodiff (any device, any losses). The
+/// discriminators judge the generated images of this step's (not yet updated) generators.
+pub fn transfer_gradients(
+    nets: &TransferNets,
+    input: Tensor<4>,
+    target: Tensor<4>,
+    config: &TrainConfig,
+    vgg: Option<&Vgg19>,
+    device: &Device,
+) -> TransferGradients {
     let kind = config.adversarial;
-    Ok(match &mut nets.back {
+    match &nets.back {
         Some(back) => {
             let (a, b) = (input, target);
             let fake_b = nets.g.forward(a.clone());
@@ -99,8 +139,6 @@ pub fn transfer_step(
             let mut grads = loss.backward();
             let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
             let grads_f = GradientsParams::from_module(&mut grads, &back.f);
-            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
-            back.f = back.opt_f.step(lr, back.f.clone(), grads_f);
 
             let d_style = (adversarial(kind, nets.d.forward(b), true)
                 + adversarial(kind, nets.d.forward(fake_b.detach()), false))
@@ -111,10 +149,6 @@ pub fn transfer_step(
             let mut grads = (d_style.clone() + d_content.clone()).backward();
             let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
             let grads_dc = GradientsParams::from_module(&mut grads, &back.d_content);
-            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
-            back.d_content = back
-                .opt_d_content
-                .step(lr, back.d_content.clone(), grads_dc);
             let mut losses = vec![
                 ("g_adv", g_adv),
                 ("f_adv", f_adv),
@@ -126,7 +160,12 @@ pub fn transfer_step(
             if vgg.is_some() {
                 losses.extend([("perceptual", perceptual), ("style", style)]);
             }
-            read_losses(losses)?
+            TransferGradients {
+                generator: grads_g,
+                discriminator: grads_d,
+                back: Some((grads_f, grads_dc)),
+                losses,
+            }
         }
         None => {
             let (before, after) = (input, target);
@@ -141,20 +180,23 @@ pub fn transfer_step(
                 + style.clone() * config.style_weight;
             let mut grads = loss.backward();
             let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-            nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
             let d_loss = (adversarial(kind, nets.d.forward(pair(after)), true)
                 + adversarial(kind, nets.d.forward(pair(fake.detach())), false))
                 * 0.5;
             let mut grads = d_loss.backward();
             let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-            nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
             let mut losses = vec![("g_adv", g_adv), ("l1", l1_loss), ("d", d_loss)];
             if vgg.is_some() {
                 losses.extend([("perceptual", perceptual), ("style", style)]);
             }
-            read_losses(losses)?
+            TransferGradients {
+                generator: grads_g,
+                discriminator: grads_d,
+                back: None,
+                losses,
+            }
         }
-    })
+    }
 }
 
 /// One styles-mode step ([`Mode::Styles`]): `content` photos, each sample's `style` crop and
@@ -270,6 +312,181 @@ pub fn styles_gradients(
     }
 }
 
+/// [`transfer_step`]'s gradients without VGG19 losses, with every network's forward and
+/// backward pass on our CPU path (`engine::cpu::backprop`): Burn only computes the losses, on
+/// leaf tensors holding the networks' outputs, and hands back their gradients. The same losses
+/// and gradients as Burn's autodiff (tests: `the_cpu_transfer_gradients_equal_burns_autodiff`).
+pub fn transfer_gradients_cpu(
+    nets: &TransferNets,
+    input: Tensor<4>,
+    target: Tensor<4>,
+    config: &TrainConfig,
+    device: &Device,
+) -> TransferGradients {
+    let kind = config.adversarial;
+    let [batch, channels, h, w] = input.dims();
+    let image = |values: Vec<Vec<f32>>| leaf(values, [batch, channels, h, w], device);
+    let outputs =
+        |tape: &GeneratorTape| -> Vec<Vec<f32>> { tape.outputs().map(<[f32]>::to_vec).collect() };
+    let g = GeneratorGrad::new(&nets.g);
+    let d = DiscriminatorGrad::new(&nets.d);
+    let Some(back) = &nets.back else {
+        // Paired: the discriminator judges (photo, result) pairs, six channels.
+        let (before, after) = (planes(&input), planes(&target));
+        let pair = |x: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            before
+                .iter()
+                .zip(x)
+                .map(|(b, x)| [b.as_slice(), x].concat())
+                .collect()
+        };
+        let tape = g.forward(&before, h, w, &[]);
+        let fake = outputs(&tape);
+        let judged = d.forward(&pair(&fake), (2 * channels, h, w), &[]);
+        let (fake, scores) = (image(fake), scores_leaf(&judged, device));
+        let g_adv = generator_adversarial(kind, scores.clone());
+        let l1_loss = l1(fake.clone(), target);
+        let grads = (g_adv.clone() + l1_loss.clone() * config.l1_weight).backward();
+        let (_, d_pairs) = d.backward(&judged, &grad_planes(&scores, &grads), false, true);
+        let mut d_fake = grad_planes(&fake, &grads);
+        for (df, dp) in d_fake.iter_mut().zip(&d_pairs) {
+            add_into(df, &dp[channels * h * w..]);
+        }
+        let (generator, _) = g.backward(&tape, &d_fake).into_params(&g, device);
+        let reals = d.forward(&pair(&after), (2 * channels, h, w), &[]);
+        let (grads_d, d_loss) = judge_gradients(&d, &reals, &judged, kind, device);
+        return TransferGradients {
+            generator,
+            discriminator: grads_d.into_params(&d, device),
+            back: None,
+            losses: vec![("g_adv", g_adv), ("l1", l1_loss), ("d", d_loss)],
+        };
+    };
+    // Unpaired (CycleGAN): G takes a to b, F takes b back to a.
+    let f = GeneratorGrad::new(&back.f);
+    let d_content = DiscriminatorGrad::new(&back.d_content);
+    let (a, b) = (input, target);
+    let (pa, pb) = (planes(&a), planes(&b));
+    let shape = (channels, h, w);
+    let g_a = g.forward(&pa, h, w, &[]);
+    let f_b = f.forward(&pb, h, w, &[]);
+    let (fake_b, fake_a) = (outputs(&g_a), outputs(&f_b));
+    let judged_b = d.forward(&fake_b, shape, &[]);
+    let judged_a = d_content.forward(&fake_a, shape, &[]);
+    // The cycle: F and G again, on the other's results.
+    let f_rec = f.forward(&fake_b, h, w, &[]);
+    let g_rec = g.forward(&fake_a, h, w, &[]);
+    let identity_tapes = (config.identity_weight > 0.0)
+        .then(|| (g.forward(&pb, h, w, &[]), f.forward(&pa, h, w, &[])));
+    let (scores_b, scores_a) = (
+        scores_leaf(&judged_b, device),
+        scores_leaf(&judged_a, device),
+    );
+    let (rec_a, rec_b) = (image(outputs(&f_rec)), image(outputs(&g_rec)));
+    let g_adv = generator_adversarial(kind, scores_b.clone());
+    let f_adv = generator_adversarial(kind, scores_a.clone());
+    let cycle = l1(rec_a.clone(), a.clone()) + l1(rec_b.clone(), b.clone());
+    let identities = identity_tapes
+        .as_ref()
+        .map(|(gb, fa)| (image(outputs(gb)), image(outputs(fa))));
+    let identity = match &identities {
+        Some((gb, fa)) => l1(gb.clone(), b.clone()) + l1(fa.clone(), a.clone()),
+        None => Tensor::zeros([1], device),
+    };
+    let grads = (g_adv.clone()
+        + f_adv.clone()
+        + cycle.clone() * config.cycle_weight
+        + identity.clone() * (config.cycle_weight * config.identity_weight))
+        .backward();
+    // Back through the cycle's second networks to the first ones' results, which also get the
+    // discriminators' gradients.
+    let (mut grads_f, d_fake_b) = f.backward_inputs(&f_rec, &grad_planes(&rec_a, &grads));
+    let (mut grads_g, d_fake_a) = g.backward_inputs(&g_rec, &grad_planes(&rec_b, &grads));
+    let (_, adv_b) = d.backward(&judged_b, &grad_planes(&scores_b, &grads), false, true);
+    let (_, adv_a) = d_content.backward(&judged_a, &grad_planes(&scores_a, &grads), false, true);
+    let sum = |mut x: Vec<Vec<f32>>, y: &[Vec<f32>]| {
+        x.iter_mut().zip(y).for_each(|(x, y)| add_into(x, y));
+        x
+    };
+    grads_g.add(&g.backward(&g_a, &sum(d_fake_b, &adv_b)));
+    grads_f.add(&f.backward(&f_b, &sum(d_fake_a, &adv_a)));
+    if let (Some((tape_g, tape_f)), Some((gb, fa))) = (&identity_tapes, &identities) {
+        grads_g.add(&g.backward(tape_g, &grad_planes(gb, &grads)));
+        grads_f.add(&f.backward(tape_f, &grad_planes(fa, &grads)));
+    }
+    let (grads_d, d_style) =
+        judge_gradients(&d, &d.forward(&pb, shape, &[]), &judged_b, kind, device);
+    let (grads_dc, d_content_loss) = judge_gradients(
+        &d_content,
+        &d_content.forward(&pa, shape, &[]),
+        &judged_a,
+        kind,
+        device,
+    );
+    TransferGradients {
+        generator: grads_g.into_params(&g, device).0,
+        discriminator: grads_d.into_params(&d, device),
+        back: Some((
+            grads_f.into_params(&f, device).0,
+            grads_dc.into_params(&d_content, device),
+        )),
+        losses: vec![
+            ("g_adv", g_adv),
+            ("f_adv", f_adv),
+            ("cycle", cycle),
+            ("identity", identity),
+            ("d_style", d_style),
+            ("d_content", d_content_loss),
+        ],
+    }
+}
+
+fn add_into(sum: &mut [f32], values: &[f32]) {
+    sum.iter_mut().zip(values).for_each(|(s, v)| *s += v);
+}
+
+/// A leaf of Burn's graph holding `values` (one `Vec` per sample), whose gradient Burn computes.
+fn leaf(values: Vec<Vec<f32>>, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(values.concat(), shape), device).require_grad()
+}
+
+/// A discriminator pass's scores as a leaf, `[batch, 1, h', w']`.
+fn scores_leaf(tape: &DiscriminatorTape, device: &Device) -> Tensor<4> {
+    let scores = tape.scores();
+    let (sh, sw) = tape.score_size();
+    let batch = scores.len();
+    leaf(scores, [batch, 1, sh, sw], device)
+}
+
+/// A leaf's gradient, one `Vec` per sample.
+fn grad_planes(leaf: &Tensor<4>, grads: &Gradients) -> Vec<Vec<f32>> {
+    planes(&leaf.grad(grads).expect("a leaf of the loss has a gradient"))
+}
+
+/// A discriminator's loss (half its loss on `reals` plus half on `fakes`, both passes of its
+/// current weights) and its weights' gradients.
+fn judge_gradients(
+    judge: &DiscriminatorGrad,
+    reals: &DiscriminatorTape,
+    fakes: &DiscriminatorTape,
+    kind: AdversarialLoss,
+    device: &Device,
+) -> (DiscriminatorGrads, Tensor<1>) {
+    let (real, fake) = (scores_leaf(reals, device), scores_leaf(fakes, device));
+    let loss =
+        (adversarial(kind, real.clone(), true) + adversarial(kind, fake.clone(), false)) * 0.5;
+    let grads = loss.backward();
+    let weights = |tape, scores: &Tensor<4>| {
+        judge
+            .backward(tape, &grad_planes(scores, &grads), true, false)
+            .0
+            .expect("weight gradients")
+    };
+    let mut sum = weights(reals, &real);
+    sum.add(&weights(fakes, &fake));
+    (sum, loss)
+}
+
 /// [`styles_gradients`] on the CPU: both networks' forward and backward passes and VGG19's losses run
 /// on our CPU path ([`GeneratorGrad`], [`DiscriminatorGrad`], [`CpuVgg`]); Burn computes the
 /// adversarial and TV losses on their scores and images (small tensors) and steps the
@@ -316,23 +533,14 @@ fn styles_gradients_cpu(
     // term on the images, as leaves of its graph, and hands back their gradients.
     let judge = DiscriminatorGrad::new(&nets.d);
     let fakes = judge.forward(&images, (channels, h, w), &mixes);
-    let (sh, sw) = fakes.score_size();
-    let leaf = |values: Vec<Vec<f32>>, shape: [usize; 4]| {
-        Tensor::<4>::from_data(TensorData::new(values.concat(), shape), device).require_grad()
-    };
-    let fake = leaf(images, [batch, channels, h, w]);
-    let fake_scores = leaf(fakes.scores(), [batch, 1, sh, sw]);
+    let fake = leaf(images, [batch, channels, h, w], device);
+    let fake_scores = scores_leaf(&fakes, device);
     let tv = total_variation(&fake);
     let g_adv = generator_adversarial(kind, fake_scores.clone());
     let grads =
         (g_adv.clone() * config.adversarial_weight + tv.clone() * config.tv_weight).backward();
-    let (_, d_adv) = judge.backward(
-        &fakes,
-        &planes(&fake_scores.grad(&grads).expect("scores' gradient")),
-        false,
-        true,
-    );
-    let mut d_images = planes(&fake.grad(&grads).expect("the generated images' gradient"));
+    let (_, d_adv) = judge.backward(&fakes, &grad_planes(&fake_scores, &grads), false, true);
+    let mut d_images = grad_planes(&fake, &grads);
     for ((d, a), v) in d_images.iter_mut().zip(&d_adv).zip(&vgg.grad) {
         d.iter_mut()
             .zip(a)
@@ -346,25 +554,7 @@ fn styles_gradients_cpu(
     // The discriminator's gradients: it judged the generated images above with the same
     // weights, so that forward pass serves again.
     let reals = judge.forward(&planes(&style), (channels, h, w), &mixes);
-    let real_scores = leaf(reals.scores(), [batch, 1, sh, sw]);
-    let fake_scores = fake_scores.detach().require_grad();
-    let d_loss = (adversarial(kind, real_scores.clone(), true)
-        + adversarial(kind, fake_scores.clone(), false))
-        * 0.5;
-    let grads = d_loss.backward();
-    let weights = |tape, scores: &Tensor<4>| {
-        judge
-            .backward(
-                tape,
-                &planes(&scores.grad(&grads).expect("scores' gradient")),
-                true,
-                false,
-            )
-            .0
-            .expect("weight gradients")
-    };
-    let mut grads_d = weights(&reals, &real_scores);
-    grads_d.add(&weights(&fakes, &fake_scores));
+    let (grads_d, d_loss) = judge_gradients(&judge, &reals, &fakes, kind, device);
     let scalar = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), device);
     StylesGradients {
         generator: params,
@@ -973,6 +1163,11 @@ impl TransferNets {
     /// The generator's judge.
     pub fn discriminator(&self) -> &Discriminator {
         &self.d
+    }
+
+    /// Unpaired mode: the style → content generator and its judge.
+    pub fn way_back(&self) -> Option<(&Generator, &Discriminator)> {
+        self.back.as_ref().map(|b| (&b.f, &b.d_content))
     }
 
     pub fn init(config: &TrainConfig, device: &Device, rng: &mut Rng) -> Self {

@@ -198,6 +198,9 @@ pub struct Trainer {
     style_grams: Option<StyleGrams>,
     /// Training on the CPU: VGG19 on our own CPU path (see [`crate::learn::step::vgg_terms`]).
     cpu_vgg: Option<CpuVgg>,
+    /// Training on the CPU: the transfer modes' networks run forward and backward on our CPU
+    /// path ([`crate::learn::step::transfer_gradients_cpu`]) rather than Burn's autodiff.
+    cpu_step: bool,
 }
 
 /// A new run's generator becomes `pack`'s (see [`TrainConfig::init`]).
@@ -375,11 +378,10 @@ impl Trainer {
             let mut progress = |done, total| events(Event::StyleTargets { done, total });
             data::style_grams(&data, &config, vgg, &training, &mut progress)
         });
+        let cpu_step = device.clone().without_autodiff() == Device::flex();
         let cpu_vgg = vgg
             .as_ref()
-            .filter(|_| {
-                config.mode == Mode::Styles && device.clone().without_autodiff() == Device::flex()
-            })
+            .filter(|_| config.mode == Mode::Styles && cpu_step)
             .map(CpuVgg::new);
         let columns = config.loss_columns();
         let log_path = run_dir.join("losses.csv");
@@ -405,13 +407,15 @@ impl Trainer {
             vgg,
             style_grams,
             cpu_vgg,
+            cpu_step,
         })
     }
 
-    /// Run VGG19 through Burn's autodiff even on the CPU (the reference our CPU path is tested
-    /// and measured against: `cargo bench --bench training`).
-    pub fn with_burn_vgg(mut self) -> Self {
+    /// Train through Burn's autodiff even on the CPU (the reference our CPU path is tested and
+    /// measured against: `cargo bench --bench training`).
+    pub fn with_burn_autodiff(mut self) -> Self {
         self.cpu_vgg = None;
+        self.cpu_step = false;
         self
     }
 
@@ -567,6 +571,7 @@ impl Trainer {
                         lr,
                         &self.config,
                         self.vgg.as_ref(),
+                        self.cpu_step,
                         &self.device,
                     )?,
                 }

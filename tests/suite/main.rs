@@ -7,6 +7,7 @@ mod common;
 
 mod bad_inputs;
 mod cli;
+mod gradients;
 mod image_io;
 mod model;
 mod noise;

@@ -787,7 +787,7 @@ fn the_style_table_learns_faster_than_the_shared_network() {
 }
 
 /// On the CPU the styles step runs both networks and VGG19 on our CPU path
-/// (`engine::cpu::backprop`); Burn's autodiff is the reference (`Trainer::with_burn_vgg`). Same
+/// (`engine::cpu::backprop`); Burn's autodiff is the reference (`Trainer::with_burn_autodiff`). Same
 /// run, same seed, three steps with style scales and the skin term: the same losses at the first
 /// step, and the same course after it. Not bit for bit: Adam's first steps move every weight by
 /// about its learning rate whatever the size of its gradient, so weights whose gradient is at
@@ -851,7 +851,7 @@ fn the_cpu_styles_step_trains_as_burns_autodiff() {
         )
         .unwrap();
         if burn {
-            trainer = trainer.with_burn_vgg();
+            trainer = trainer.with_burn_autodiff();
         }
         let start = trainer.generator().unwrap();
         trainer.run(None, &mut |_| {}).unwrap();
@@ -916,8 +916,6 @@ fn the_cpu_styles_step_trains_as_burns_autodiff() {
 /// the other eight within 2e-5 for every parameter; this one is 7e-6 at worst.
 #[test]
 fn the_cpu_styles_gradients_equal_burns_autodiff() {
-    use burn::module::{Module, ModuleVisitor, Param};
-    use burn::optim::GradientsParams;
     use burn::tensor::TensorData;
     use portraitist::engine::CpuVgg;
     use portraitist::learn::step::{StyleGrams, TransferNets, mean_grams, styles_gradients};
@@ -979,57 +977,17 @@ fn the_cpu_styles_gradients_equal_burns_autodiff() {
         assert!((a - b).abs() <= 1e-4 * b.abs(), "{name}: {a} vs {b}");
     }
 
-    /// Every parameter's two gradients, in the module's order (each side's in the first of its
-    /// sets that has it: the network's own, then its style table's).
-    struct Pairs<'a>(
-        Vec<&'a GradientsParams>,
-        Vec<&'a GradientsParams>,
-        Vec<(Vec<f32>, Vec<f32>)>,
-    );
-    impl ModuleVisitor for Pairs<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let read = |sets: &[&GradientsParams]| -> Vec<f32> {
-                sets.iter()
-                    .find_map(|g| g.get::<D>(param.id))
-                    .expect("a gradient for every parameter")
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .unwrap()
-            };
-            self.2.push((read(&self.0), read(&self.1)));
-        }
-    }
-    let compare = |what: &str, pairs: Vec<(Vec<f32>, Vec<f32>)>| {
-        let largest = |v: &[f32]| v.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
-        let floor = pairs.iter().map(|(_, b)| largest(b)).fold(0.0f32, f32::max) * 0.1;
-        assert!(floor > 0.0, "{what} has gradients");
-        for (i, (a, b)) in pairs.iter().enumerate() {
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0f32, f32::max);
-            let scale = largest(b).max(floor);
-            assert!(
-                worst <= 1e-4 * scale,
-                "{what}, parameter {i}: off by {worst} (largest {scale})"
-            );
-        }
-    };
     let (ours_table, theirs_table) = (ours.table.unwrap(), theirs.table.unwrap());
-    let mut g = Pairs(
-        vec![&ours.generator, &ours_table],
-        vec![&theirs.generator, &theirs_table],
-        Vec::new(),
+    crate::gradients::assert_same_gradients(
+        "the generator",
+        nets.generator(),
+        &[&ours.generator, &ours_table],
+        &[&theirs.generator, &theirs_table],
     );
-    nets.generator().visit(&mut g);
-    compare("the generator", g.2);
-    let mut d = Pairs(
-        vec![&ours.discriminator],
-        vec![&theirs.discriminator],
-        Vec::new(),
+    crate::gradients::assert_same_gradients(
+        "the discriminator",
+        nets.discriminator(),
+        &[&ours.discriminator],
+        &[&theirs.discriminator],
     );
-    nets.discriminator().visit(&mut d);
-    compare("the discriminator", d.2);
 }
