@@ -185,36 +185,45 @@ def main():
 
     print(f"\n## Training steps/s, CPU, {threads} threads, batch 1\n")
     rows = []
-    for burn_run in lines("train-flex.jsonl"):
-        torch_run = read(f"train-torch-{burn_run['preset']}.json") or {}
-        theirs = torch_run.get(burn_run["mode"], {}).get("steps_per_s")
-        ours = burn_run["steps_per_s"]
-        rows.append([burn_run["mode"], burn_run["preset"], f"{burn_run['side']}²", f"{ours:.2f}",
-                     f"{theirs:.2f}" if theirs else "–", ratio(1 / ours, 1 / theirs) if theirs else "–"])
-    print(table(["mode", "preset", "side", "Burn flex steps/s", "PyTorch steps/s", "time ÷ PyTorch"], rows))
-    included = (read("train-torch-tiny.json") or {}).get("included", {})
+    burn_runs = {(r["mode"], r["preset"], r["side"]): r for r in lines("train-flex-burn.jsonl")}
+    for run in lines("train-flex.jsonl"):
+        if run["mode"] not in ("unpaired", "paired"):
+            continue
+        torch_run = read(f"train-torch-{run['preset']}-{run['side']}.json") or {}
+        theirs = torch_run.get(run["mode"], {}).get("steps_per_s")
+        ours = run["steps_per_s"]
+        burn = burn_runs.get((run["mode"], run["preset"], run["side"]), {}).get("steps_per_s")
+        rows.append([run["mode"], run["preset"], f"{run['side']}²", f"{ours:.2f}",
+                     f"{burn:.2f}" if burn else "–", f"{theirs:.2f}" if theirs else "–",
+                     ratio(1 / ours, 1 / theirs) if theirs else "–",
+                     ratio(1 / burn, 1 / theirs) if theirs and burn else "–"])
+    print(table(["mode", "preset", "side", "ours steps/s (CPU path)", "Burn autodiff steps/s", "PyTorch steps/s",
+                 "ours: time ÷ PyTorch", "Burn autodiff: time ÷ PyTorch"], rows))
+    included = (read("train-torch-tiny-128.json") or {}).get("included", {})
     if included:
         print("\nSame networks, losses and optimiser on both sides: " + "; ".join(f"{k}: {v}" for k, v in included.items())
-              + ". Ours is the real trainer (`Trainer::run`): it also crops and jitters photos from disk each step.")
+              + ". Ours is the real trainer (`Trainer::run`, `bench_native train flex`; the reference row with "
+              "`BENCH_BURN_AUTODIFF=1`): it also crops and jitters photos from disk each step.")
 
     styles_ours = OUT / "styles-ours.txt"
     if styles_ours.exists():
         print(f"\n## The styles mode's (painterly) training step, CPU, {threads} threads, batch 4\n")
         ours = {}
         for line in styles_ours.read_text().splitlines():
-            m = re.match(r"Styles( \(Burn VGG\))?\s+(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)", line)
+            m = re.match(r"Styles( \(Burn\))?\s+(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+(\S+)", line)
             if m:
-                ours[(int(m.group(3)), bool(m.group(1)))] = float(m.group(5))
+                ours[(int(m.group(3)), bool(m.group(1)))] = (float(m.group(5)), m.group(6))
         rows = []
         for side in sorted({side for side, _ in ours}):
             torch_run = read(f"styles-torch-{side}.json") or {}
             theirs = torch_run.get("s_per_step")
-            fast, burn = ours.get((side, False)), ours.get((side, True))
+            (fast, fast_peak), (burn, _) = ours.get((side, False), (None, "–")), ours.get((side, True), (None, "–"))
             rows.append([f"{side}²", f"{fast:.2f}" if fast else "–", f"{burn:.2f}" if burn else "–",
-                         f"{theirs:.2f}" if theirs else "–", ratio(fast, theirs), ratio(burn, theirs),
+                         f"{theirs:.2f}" if theirs else "–", ratio(fast, theirs), ratio(burn, theirs), fast_peak,
                          f"{torch_run['peak_rss_mib']:.0f}" if "peak_rss_mib" in torch_run else "–"])
-        print(table(["side", "ours s/step (VGG19 on our CPU path)", "ours s/step (VGG19 in Burn's autodiff)",
-                     "PyTorch s/step", "ours ÷ PyTorch", "Burn VGG ÷ PyTorch", "PyTorch peak RSS MiB"], rows))
+        print(table(["side", "ours s/step (CPU path)", "Burn autodiff s/step",
+                     "PyTorch s/step", "ours ÷ PyTorch", "Burn autodiff ÷ PyTorch", "ours peak RSS MiB",
+                     "PyTorch peak RSS MiB"], rows))
         included = (read("styles-torch-128.json") or {}).get("included")
         if included:
             print(f"\nPyTorch: {included}. Ours: the real trainer (`cargo bench --bench training -- styles`: "

@@ -1,8 +1,9 @@
-//! Training speed on the CPU backend: steps per second for `tiny` at 128 px and `small` at
-//! 256 px, batch 1, unpaired (CycleGAN: two generators, two discriminators) and paired
-//! (pix2pix); the noise GAN's CPU preset (`tiny` at 64 px, batch 16); and the styles mode's
-//! (a two-style `tiny` with VGG19 losses at 128 and 256 px, batch 4, VGG19 on our CPU path and,
-//! for reference, through Burn's autodiff; skipped without the VGG19 weights).
+//! Training speed on the CPU: steps per second for `tiny` at 128 and 256 px and `small` at 256
+//! px, batch 1, unpaired (CycleGAN: two generators, two discriminators) and paired (pix2pix); the
+//! noise GAN's CPU preset (`tiny` at 64 px, batch 16); and the styles mode's (a two-style `tiny`
+//! with VGG19 losses at 128 and 256 px, batch 4; skipped without the VGG19 weights). Each on our
+//! CPU path (the trainer's default on the CPU) and, for reference, through Burn's autodiff
+//! (`(Burn)` rows; the noise GAN has only that path).
 //!
 //! `cargo bench --profile dev --bench training [-- MODE]` — prints figures; never fails on timing.
 //! `MODE` (e.g. `styles`) keeps only the cases of that mode.
@@ -38,32 +39,32 @@ fn main() {
         .unwrap_or(1);
     println!("training steps/s, CPU (flex), {threads} threads");
     println!(
-        "{:<15} {:<6} {:>5} {:>5} {:>9} {:>9}",
-        "mode", "preset", "size", "batch", "s/step", "steps/s"
+        "{:<15} {:<6} {:>5} {:>5} {:>9} {:>9} {:>9}",
+        "mode", "preset", "size", "batch", "s/step", "steps/s", "peak MiB"
     );
     let cases = [
         (Mode::Unpaired, Preset::Tiny, 128, 6),
         (Mode::Paired, Preset::Tiny, 128, 6),
+        (Mode::Paired, Preset::Tiny, 256, 4),
         (Mode::Unpaired, Preset::Small, 256, 3),
         (Mode::Paired, Preset::Small, 256, 3),
         (Mode::Noise, Preset::Tiny, 64, 10),
         (Mode::Styles, Preset::Tiny, 128, 3),
         (Mode::Styles, Preset::Tiny, 256, 2),
     ];
-    let styles_cases = cases.iter().filter(|c| c.0 == Mode::Styles).count();
+    // Each case on our CPU path (the trainer's default on the CPU), then, for reference, through
+    // Burn's autodiff (the noise GAN has only that).
     let cases = cases.into_iter().map(|c| (c, false)).chain(
         cases
             .into_iter()
-            .rev()
-            .take(styles_cases)
-            .rev()
+            .filter(|c| c.0 != Mode::Noise)
             .map(|c| (c, true)),
     );
     let only = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(|a| a.to_lowercase());
-    for (i, ((mode, preset, size, steps), burn_vgg)) in cases.enumerate() {
+    for (i, ((mode, preset, size, steps), burn)) in cases.enumerate() {
         if only
             .as_ref()
             .is_some_and(|m| format!("{mode:?}").to_lowercase() != *m)
@@ -102,6 +103,7 @@ fn main() {
         };
         let batch = config.batch;
         let run = dir.path().join(format!("run{i}"));
+        reset_peak_memory();
         let mut trainer = Trainer::new(
             &sources,
             &run,
@@ -111,21 +113,36 @@ fn main() {
             &mut |_: Event| {},
         )
         .unwrap();
-        if burn_vgg {
-            trainer = trainer.with_burn_vgg();
+        if burn {
+            trainer = trainer.with_burn_autodiff();
         }
         trainer.run(Some(1), &mut |_| {}).unwrap(); // warm-up
         let started = Instant::now();
         trainer.run(Some(steps), &mut |_| {}).unwrap();
         let per_step = started.elapsed().as_secs_f64() / steps as f64;
         println!(
-            "{:<15} {:<6} {:>5} {:>5} {:>9.3} {:>9.2}",
-            format!("{mode:?}{}", if burn_vgg { " (Burn VGG)" } else { "" }),
+            "{:<15} {:<6} {:>5} {:>5} {:>9.3} {:>9.2} {:>9}",
+            format!("{mode:?}{}", if burn { " (Burn)" } else { "" }),
             preset.name(),
             size,
             batch,
             per_step,
-            1.0 / per_step
+            1.0 / per_step,
+            peak_memory_mib().map_or("–".into(), |m| format!("{m:.0}"))
         );
+        drop(trainer);
     }
+}
+
+/// Linux: restarts the process's peak resident memory count (`VmHWM`) from the current size.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Linux: the process's peak resident memory since [`reset_peak_memory`], in MiB.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

@@ -371,10 +371,13 @@ fn photos(dir: &Path, count: u32, side: u32) -> Result<()> {
 }
 
 /// Steps/s of the real trainer (data loading included), unpaired and paired, batch 1.
+/// Training steps/s on `backend`; on the CPU the trainer's own CPU path unless
+/// `BENCH_BURN_AUTODIFF=1` (Burn's autodiff, the reference).
 fn train(backend: &str, steps: usize) -> Result<()> {
     // As the trainer and the CLI: unfused, decided before the GPU is touched.
     portraitist::train::trainer::unfused();
     let device = device(backend)?;
+    let burn_autodiff = std::env::var("BENCH_BURN_AUTODIFF").is_ok_and(|v| v == "1");
     let dir = std::env::temp_dir().join(format!("portraitist-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for folder in [
@@ -395,6 +398,7 @@ fn train(backend: &str, steps: usize) -> Result<()> {
     let mut cases = vec![
         (Mode::Unpaired, Preset::Tiny, 128, None),
         (Mode::Paired, Preset::Tiny, 128, None),
+        (Mode::Paired, Preset::Tiny, 256, None),
         (Mode::Unpaired, Preset::Small, 256, None),
         (Mode::Paired, Preset::Small, 256, None),
     ];
@@ -442,13 +446,16 @@ fn train(backend: &str, steps: usize) -> Result<()> {
             &mut |_: Event| {},
         )
         .map_err(|e| e.to_string())?;
+        if burn_autodiff {
+            trainer = trainer.with_burn_autodiff();
+        }
         let mut run = |n: u64| trainer.run(Some(n), &mut |_| {}).map_err(|e| e.to_string());
         run(2)?; // warm-up
         let started = Instant::now();
         run(steps as u64)?;
         let per_step = started.elapsed().as_secs_f64() / steps as f64;
         println!(
-            "{{\"backend\":\"{backend}\",\"mode\":\"{}\",\"preset\":\"{}\",\"side\":{size},\"batch\":{batch},\"threads\":{},\"steps_per_s\":{:.3}}}",
+            "{{\"backend\":\"{backend}\",\"burn_autodiff\":{burn_autodiff},\"mode\":\"{}\",\"preset\":\"{}\",\"side\":{size},\"batch\":{batch},\"threads\":{},\"steps_per_s\":{:.3}}}",
             format!("{mode:?}").to_lowercase(),
             preset.name(),
             threads(),
