@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ops::{
     ConvGrads, ConvWeights, Map, NormState, Padding, add_into, norm, norm_backward, pad,
-    pad_backward,
+    pad_backward, parts_for,
 };
 use crate::engine::cpu::parallel::par_map;
 use crate::engine::cpu::to_vec;
@@ -109,8 +109,9 @@ impl DiscriminatorGrad {
             mixes.is_empty() || mixes.len() == images.len(),
             "a mix per sample"
         );
+        let parts = parts_for(images.len());
         let samples = par_map(images.len(), |i| {
-            self.forward_one(Map::new(channels, h, w, images[i].clone()))
+            self.forward_one(Map::new(channels, h, w, images[i].clone()), parts)
         });
         DiscriminatorTape {
             samples,
@@ -118,12 +119,12 @@ impl DiscriminatorGrad {
         }
     }
 
-    fn forward_one(&self, mut x: Map) -> SampleTape {
+    fn forward_one(&self, mut x: Map, parts: usize) -> SampleTape {
         let mut layers = Vec::with_capacity(self.convs.len());
         let last = self.convs.len() - 1;
         for (l, conv) in self.convs.iter().enumerate() {
             let padded = pad(&x, self.pad, Padding::Zero);
-            let y = conv.forward(&padded);
+            let y = conv.forward(&padded, parts);
             if l == last {
                 layers.push((padded, None, None));
                 return SampleTape { layers, heads: y };
@@ -154,9 +155,10 @@ impl DiscriminatorGrad {
         inputs: bool,
     ) -> (Option<DiscriminatorGrads>, Vec<Vec<f32>>) {
         assert_eq!(d_scores.len(), tape.samples.len(), "a gradient per sample");
+        let parts = parts_for(d_scores.len());
         let per_sample = par_map(d_scores.len(), |i| {
             let mix = tape.mixes.get(i).map_or(&[][..], Vec::as_slice);
-            self.backward_one(&tape.samples[i], &d_scores[i], mix, weights, inputs)
+            self.backward_one(&tape.samples[i], &d_scores[i], mix, weights, inputs, parts)
         });
         let mut image_grads = Vec::with_capacity(per_sample.len());
         let mut total: Option<DiscriminatorGrads> = None;
@@ -179,6 +181,7 @@ impl DiscriminatorGrad {
         mix: &[f32],
         weights: bool,
         inputs: bool,
+        parts: usize,
     ) -> (Option<DiscriminatorGrads>, Option<Vec<f32>>) {
         let heads = &tape.heads;
         let plane = heads.plane();
@@ -213,7 +216,8 @@ impl DiscriminatorGrad {
                 scratch = ConvGrads::zeros(&self.convs[l]);
                 &mut scratch
             };
-            let Some(dpadded) = self.convs[l].backward_with(padded, &g, grads, weights, need_input)
+            let Some(dpadded) =
+                self.convs[l].backward_with(padded, &g, grads, weights, need_input, parts)
             else {
                 break;
             };

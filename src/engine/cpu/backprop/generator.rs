@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ops::{
     ConvGrads, ConvWeights, Map, NormState, Padding, add_into, norm, norm_backward, pad,
-    pad_backward, upsample, upsample_backward,
+    pad_backward, parts_for, upsample, upsample_backward,
 };
 use crate::engine::cpu::parallel::par_map;
 use crate::engine::cpu::to_vec;
@@ -173,9 +173,10 @@ impl GeneratorGrad {
             mixes.is_empty() || mixes.len() == inputs.len(),
             "a mix per sample"
         );
+        let parts = parts_for(inputs.len());
         let samples = par_map(inputs.len(), |i| {
             let mix = mixes.get(i).map_or(&[][..], Vec::as_slice);
-            self.forward_one(&inputs[i], h, w, mix)
+            self.forward_one(&inputs[i], h, w, mix, parts)
         });
         GeneratorTape {
             samples,
@@ -183,7 +184,14 @@ impl GeneratorGrad {
         }
     }
 
-    fn forward_one(&self, input: &[f32], h: usize, w: usize, mix: &[f32]) -> SampleTape {
+    fn forward_one(
+        &self,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        mix: &[f32],
+        parts: usize,
+    ) -> SampleTape {
         let channels = self.layers[0].conv.cin;
         let input = Map::new(channels, h, w, input.to_vec());
         let affines = self.affines(mix);
@@ -205,7 +213,7 @@ impl GeneratorGrad {
             }
             let padded = pad(&src, layer.pad, Padding::Reflect);
             drop(src);
-            let y = part.conv.forward(&padded);
+            let y = part.conv.forward(&padded, parts);
             let (mut out, norm_tape) = match affine {
                 Some((gamma, beta)) => {
                     let (out, state) = norm(&y, gamma, beta, EPSILON);
@@ -261,8 +269,9 @@ impl GeneratorGrad {
         input_grad: bool,
     ) -> (GeneratorGrads, Vec<Option<Vec<f32>>>) {
         assert_eq!(grads.len(), tape.samples.len(), "a gradient per output");
+        let parts = parts_for(grads.len());
         let per_sample = par_map(grads.len(), |i| {
-            self.backward_one(&tape.samples[i], &grads[i], input_grad)
+            self.backward_one(&tape.samples[i], &grads[i], input_grad, parts)
         });
         let mut inputs = Vec::with_capacity(per_sample.len());
         let mut conv: Vec<ConvGrads> = self
@@ -321,6 +330,7 @@ impl GeneratorGrad {
         tape: &SampleTape,
         grad: &[f32],
         input_grad: bool,
+        parts: usize,
     ) -> (
         Vec<ConvGrads>,
         Vec<Option<(Vec<f32>, Vec<f32>)>>,
@@ -363,7 +373,10 @@ impl GeneratorGrad {
                 norms[l] = Some(norm_backward(y, state, gamma, &mut g));
             }
             let needed = l > 0 || input_grad;
-            let Some(dpadded) = part.conv.backward(&lt.padded, &g, &mut conv[l], needed) else {
+            let Some(dpadded) = part
+                .conv
+                .backward(&lt.padded, &g, &mut conv[l], needed, parts)
+            else {
                 break;
             };
             let mut src = pad_backward(&dpadded, layer.pad, Padding::Reflect);

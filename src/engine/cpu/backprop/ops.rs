@@ -27,6 +27,18 @@ impl Map {
     }
 }
 
+use crate::engine::cpu::parallel::{Shared, par_map};
+
+/// Into how many parallel shares each sample's convolutions split when `samples` run side by
+/// side, one per core: the cores the samples leave idle (a batch of 1 on 2 cores: 2 shares).
+pub(crate) fn parts_for(samples: usize) -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    let threads = rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    let threads = 1;
+    threads.div_ceil(samples.max(1))
+}
+
 /// How a convolution's input is padded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Padding {
@@ -235,18 +247,24 @@ impl ConvWeights {
                     let src = &col[r * n..(r + 1) * n];
                     for (at, oy, ox, len) in row_runs(ow, j0, n) {
                         let to = &mut plane[(oy * s + ky) * w + ox * s + kx..];
-                        to.iter_mut()
-                            .step_by(s)
-                            .zip(&src[at..at + len])
-                            .for_each(|(d, v)| *d += v);
+                        let from = &src[at..at + len];
+                        if s == 1 {
+                            add_into(&mut to[..len], from);
+                        } else {
+                            to.iter_mut()
+                                .step_by(s)
+                                .zip(from)
+                                .for_each(|(d, v)| *d += v);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Valid convolution of the (already padded) `x`, plus the bias.
-    pub fn forward(&self, x: &Map) -> Map {
+    /// Valid convolution of the (already padded) `x`, plus the bias, its columns split into
+    /// `parts` shares computed in parallel (1: on the calling thread alone).
+    pub fn forward(&self, x: &Map, parts: usize) -> Map {
         assert_eq!(
             x.c, self.cin,
             "convolution input has the wrong channel count"
@@ -255,20 +273,31 @@ impl ConvWeights {
         let (rows, total) = (self.rows(), oh * ow);
         let mut out = Map::zeros(self.cout, oh, ow);
         let nc = chunk_columns(rows);
-        let mut col = vec![0.0f32; rows * nc];
-        for j0 in (0..total).step_by(nc) {
-            let n = nc.min(total - j0);
-            self.im2col(x, ow, j0, n, &mut col);
-            // out[:, j0..j0+n] = W · col
-            unsafe {
-                product(
-                    (self.cout, n, rows),
-                    (out.data.as_mut_ptr().add(j0), total as isize),
-                    (self.weight.as_ptr(), 1, rows as isize),
-                    (col.as_ptr(), 1, n as isize),
-                    false,
-                );
+        let dst = Shared(out.data.as_mut_ptr());
+        let dst = &dst;
+        let shares = shares(total, nc, parts);
+        let share = |range: std::ops::Range<usize>| {
+            let mut col = vec![0.0f32; rows * nc];
+            for j0 in range.step_by(nc) {
+                let n = nc.min(total - j0);
+                self.im2col(x, ow, j0, n, &mut col);
+                // out[:, j0..j0+n] = W · col
+                // SAFETY: `out` is [cout, total]; this share writes its own columns alone.
+                unsafe {
+                    product(
+                        (self.cout, n, rows),
+                        (dst.0.add(j0), total as isize),
+                        (self.weight.as_ptr(), 1, rows as isize),
+                        (col.as_ptr(), 1, n as isize),
+                        false,
+                    );
+                }
             }
+        };
+        if shares.len() == 1 {
+            share(0..total);
+        } else {
+            par_map(shares.len(), |i| share(shares[i].clone()));
         }
         for (c, plane) in out.data.chunks_exact_mut(total).enumerate() {
             let b = self.bias[c];
@@ -286,11 +315,13 @@ impl ConvWeights {
         dy: &Map,
         grads: &mut ConvGrads,
         input_grad: bool,
+        parts: usize,
     ) -> Option<Map> {
-        self.backward_with(x, dy, grads, true, input_grad)
+        self.backward_with(x, dy, grads, true, input_grad, parts)
     }
 
-    /// [`Self::backward`], computing the weight gradients only where `weight_grad`.
+    /// [`Self::backward`], computing the weight gradients only where `weight_grad`; in `parts`
+    /// shares of columns in parallel, each with its own sums (added up at the end).
     pub fn backward_with(
         &self,
         x: &Map,
@@ -298,6 +329,7 @@ impl ConvWeights {
         grads: &mut ConvGrads,
         weight_grad: bool,
         input_grad: bool,
+        parts: usize,
     ) -> Option<Map> {
         let (oh, ow) = self.out_size(x.h, x.w);
         assert_eq!(
@@ -314,40 +346,74 @@ impl ConvWeights {
                 grads.bias[c] += plane.iter().sum::<f32>();
             }
         }
-        let mut dx = input_grad.then(|| Map::zeros(x.c, x.h, x.w));
         let nc = chunk_columns(rows);
-        let mut col = vec![0.0f32; rows * nc];
-        for j0 in (0..total).step_by(nc) {
-            let n = nc.min(total - j0);
-            if weight_grad {
-                self.im2col(x, ow, j0, n, &mut col);
-                // dW += dy[:, j0..j0+n] · colᵀ
-                unsafe {
-                    product(
-                        (self.cout, rows, n),
-                        (grads.weight.as_mut_ptr(), rows as isize),
-                        (dy.data.as_ptr().add(j0), 1, total as isize),
-                        (col.as_ptr(), n as isize, 1),
-                        true,
-                    );
+        // One share's weight gradient (added into `dw`) and input gradient (added into `dx`).
+        let share = |range: std::ops::Range<usize>, dw: &mut [f32], mut dx: Option<&mut Map>| {
+            let mut col = vec![0.0f32; rows * nc];
+            for j0 in range.step_by(nc) {
+                let n = nc.min(total - j0);
+                if weight_grad {
+                    self.im2col(x, ow, j0, n, &mut col);
+                    // dW += dy[:, j0..j0+n] · colᵀ
+                    // SAFETY: the shapes and strides address `dw`, `dy` and `col` in bounds.
+                    unsafe {
+                        product(
+                            (self.cout, rows, n),
+                            (dw.as_mut_ptr(), rows as isize),
+                            (dy.data.as_ptr().add(j0), 1, total as isize),
+                            (col.as_ptr(), n as isize, 1),
+                            true,
+                        );
+                    }
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    // dcol = Wᵀ · dy[:, j0..j0+n]
+                    // SAFETY: as above.
+                    unsafe {
+                        product(
+                            (rows, n, self.cout),
+                            (col.as_mut_ptr(), n as isize),
+                            (self.weight.as_ptr(), rows as isize, 1),
+                            (dy.data.as_ptr().add(j0), 1, total as isize),
+                            false,
+                        );
+                    }
+                    self.col2im(&col, ow, j0, n, dx);
                 }
             }
-            if let Some(dx) = dx.as_mut() {
-                // dcol = Wᵀ · dy[:, j0..j0+n]
-                unsafe {
-                    product(
-                        (rows, n, self.cout),
-                        (col.as_mut_ptr(), n as isize),
-                        (self.weight.as_ptr(), rows as isize, 1),
-                        (dy.data.as_ptr().add(j0), 1, total as isize),
-                        false,
-                    );
-                }
-                self.col2im(&col, ow, j0, n, dx);
+        };
+        let shares = shares(total, nc, parts);
+        let mut dx = input_grad.then(|| Map::zeros(x.c, x.h, x.w));
+        if shares.len() == 1 {
+            share(0..total, &mut grads.weight, dx.as_mut());
+            return dx;
+        }
+        let sums = par_map(shares.len(), |i| {
+            let mut dw = vec![0.0f32; if weight_grad { grads.weight.len() } else { 0 }];
+            let mut dx = input_grad.then(|| Map::zeros(x.c, x.h, x.w));
+            share(shares[i].clone(), &mut dw, dx.as_mut());
+            (dw, dx)
+        });
+        for (dw, part) in sums {
+            if weight_grad {
+                add_into(&mut grads.weight, &dw);
+            }
+            if let (Some(dx), Some(part)) = (dx.as_mut(), part) {
+                add_into(&mut dx.data, &part.data);
             }
         }
         dx
     }
+}
+
+/// `0..total` columns in at most `parts` shares of whole `chunk`s (at least one).
+fn shares(total: usize, chunk: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let chunks = total.div_ceil(chunk);
+    let per = chunks.div_ceil(parts.clamp(1, chunks.max(1))).max(1) * chunk;
+    (0..total)
+        .step_by(per)
+        .map(|start| start..(start + per).min(total))
+        .collect()
 }
 
 /// The output positions `j0 .. j0 + n` (of `ow` per row) as runs within a row: each run's
@@ -462,4 +528,61 @@ pub(crate) fn norm_backward(
         }
     }
     (d_gamma, d_beta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// A convolution split into parallel shares (a batch of 1 on several cores) computes what one
+    /// thread does: the output, the weight and bias gradients, the input's gradient (whose
+    /// shares overlap at their edges). Several chunks per share, the last one partial.
+    #[test]
+    fn shares_compute_what_one_thread_does() {
+        let mut rng = Rng::new(9);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+        for (cin, cout, k, stride, side) in
+            [(12, 24, 3, 1, 70), (6, 8, 4, 2, 90), (3, 12, 7, 1, 40)]
+        {
+            let conv = ConvWeights {
+                cin,
+                cout,
+                k,
+                stride,
+                weight: random(cout * cin * k * k),
+                bias: random(cout),
+            };
+            let x = Map::new(cin, side, side, random(cin * side * side));
+            let (oh, ow) = conv.out_size(side, side);
+            let dy = Map::new(cout, oh, ow, random(cout * oh * ow));
+            assert!(shares(oh * ow, chunk_columns(cin * k * k), 3).len() >= 2);
+            let one = conv.forward(&x, 1);
+            let three = conv.forward(&x, 3);
+            assert_eq!(
+                one.data, three.data,
+                "the output (each column computed once)"
+            );
+            let (mut g1, mut g3) = (ConvGrads::zeros(&conv), ConvGrads::zeros(&conv));
+            let dx1 = conv.backward(&x, &dy, &mut g1, true, 1).unwrap();
+            let dx3 = conv.backward(&x, &dy, &mut g3, true, 3).unwrap();
+            for (what, a, b) in [
+                ("weights", &g1.weight, &g3.weight),
+                ("bias", &g1.bias, &g3.bias),
+                ("input", &dx1.data, &dx3.data),
+            ] {
+                let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    largest > 0.0 && worst <= 1e-5 * largest,
+                    "{what}: off by {worst} of {largest}"
+                );
+            }
+        }
+    }
 }
