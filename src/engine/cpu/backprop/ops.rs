@@ -35,7 +35,7 @@ pub(crate) fn parts_for(samples: usize) -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     let threads = rayon::current_num_threads();
     #[cfg(target_arch = "wasm32")]
-    let threads = 1;
+    let threads = 1usize;
     threads.div_ceil(samples.max(1))
 }
 
