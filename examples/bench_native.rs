@@ -370,9 +370,9 @@ fn photos(dir: &Path, count: u32, side: u32) -> Result<()> {
     Ok(())
 }
 
-/// Steps/s of the real trainer (data loading included), unpaired and paired, batch 1.
-/// Training steps/s on `backend`; on the CPU the trainer's own CPU path unless
-/// `BENCH_BURN_AUTODIFF=1` (Burn's autodiff, the reference).
+/// Steps/s of the real trainer (data loading included) on `backend`: unpaired and paired, batch 1,
+/// and the styles step. On the CPU the trainer's own CPU path, unless `BENCH_BURN_AUTODIFF=1`
+/// (Burn's autodiff, the reference).
 fn train(backend: &str, steps: usize) -> Result<()> {
     // As the trainer and the CLI: unfused, decided before the GPU is touched.
     portraitist::train::trainer::unfused();

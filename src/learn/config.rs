@@ -198,6 +198,19 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Whether the PatchGAN ([`crate::model::discriminator`]: 4×4 convolutions padded by 1, `layers`
+/// of stride 2, then two of stride 1) leaves at least one score on a `size` crop.
+fn patch_fits(size: usize, layers: usize) -> bool {
+    let mut side = size;
+    for _ in 0..layers {
+        if side < 2 {
+            return false;
+        }
+        side = (side - 2) / 2 + 1;
+    }
+    side >= 3
+}
+
 impl TrainConfig {
     /// This config with the command line's settings in place of its own.
     pub fn with_overrides(mut self, o: &ConfigOverrides) -> Self {
@@ -421,6 +434,13 @@ impl TrainConfig {
         {
             return fail("discriminator_width must be 1–512 and discriminator_layers 1–5".into());
         }
+        if self.mode != Mode::Noise && !patch_fits(self.size, self.discriminator_layers) {
+            return fail(format!(
+                "size {} is too small for discriminator_layers {}: its patches would be empty \
+                 (fewer layers, or a larger size)",
+                self.size, self.discriminator_layers
+            ));
+        }
         if self.checkpoint_every == 0 || self.sample_every == 0 || self.log_every == 0 {
             return fail("log_every, sample_every and checkpoint_every must be at least 1".into());
         }
@@ -473,6 +493,39 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A crop too small for the discriminator's depth is refused by name (it used to reach the
+    /// convolutions and fail there); each accepted pair leaves the PatchGAN a score, as Burn's
+    /// discriminator computes it.
+    #[test]
+    fn crops_too_small_for_the_discriminator_are_refused() {
+        let at = |size, layers| TrainConfig {
+            size,
+            discriminator_layers: layers,
+            ..TrainConfig::default()
+        };
+        let error = at(32, 4).validate().unwrap_err().to_string();
+        assert!(
+            error.contains("size 32") && error.contains("discriminator_layers 4"),
+            "{error}"
+        );
+        assert!(at(64, 5).validate().is_err());
+        let device = burn::tensor::Device::flex();
+        for (size, layers) in [(32, 3), (64, 4), (36, 3), (128, 5)] {
+            let config = at(size, layers);
+            assert!(config.validate().is_ok(), "{size} px, {layers} layers");
+            let d = config.discriminator_config().init(&device);
+            let scores = d.forward(burn::tensor::Tensor::<4>::zeros(
+                [1, 3, size, size],
+                &device,
+            ));
+            let [_, _, h, w] = scores.dims();
+            assert!(
+                h >= 1 && w >= 1,
+                "{size} px, {layers} layers: {h}×{w} scores"
+            );
+        }
+    }
 
     #[test]
     fn defaults_round_trip_through_toml() {

@@ -1,7 +1,10 @@
 //! The layer kinds of the trained networks, forward and backward, on one sample's `[c, h, w]`
 //! planes: convolutions of any kernel and stride (im2col chunks through `gemm`, both
 //! directions), reflect and zero padding, nearest-neighbour ×2 upsampling and instance norm.
-//! Everything here runs on one core: the networks split a batch's samples over the cores.
+//! The networks run a batch's samples one per core; a convolution also splits its columns into
+//! `parts` shares ([`parts_for`]: the cores a small batch leaves idle), whose sums are added in a
+//! fixed order, so a result depends on the inputs and the core count alone (a run resumed on a
+//! machine with another core count may differ in the last bits).
 
 /// A feature map: `[c, h, w]` planes.
 #[derive(Clone, Debug, Default)]
