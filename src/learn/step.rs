@@ -12,7 +12,7 @@ use super::config::{AdversarialLoss, Mode, TrainConfig};
 use super::losses::{adversarial, generator_adversarial, l1, skin_map};
 use crate::engine::cpu::{
     CpuVgg, DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape, GeneratorGrad, GeneratorTape,
-    Targets, VggLoss,
+    Targets, VggLoss, add_into,
 };
 use crate::model::{
     Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
@@ -268,7 +268,10 @@ pub fn styles_gradients(
         .forward_styled(content.clone(), Some(&mix), &mut NormStats::live());
     let scales =
         (!config.style_scales.is_empty()).then(|| mix_scales(&mix, &config.style_scale_table()));
-    let skin = (config.skin_content_weight > 0.0).then(|| skin_maps(&content));
+    let skin = (config.skin_content_weight > 0.0).then(|| {
+        let [_, _, h, w] = content.dims();
+        skin_maps(&planes(&content), h, w)
+    });
     let [content_loss, style_loss, vgg_term] = vgg_terms(
         vgg,
         None,
@@ -441,10 +444,6 @@ pub fn transfer_gradients_cpu(
     }
 }
 
-fn add_into(sum: &mut [f32], values: &[f32]) {
-    sum.iter_mut().zip(values).for_each(|(s, v)| *s += v);
-}
-
 /// A leaf of Burn's graph holding `values` (one `Vec` per sample), whose gradient Burn computes.
 fn leaf(values: Vec<Vec<f32>>, shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::<4>::from_data(TensorData::new(values.concat(), shape), device).require_grad()
@@ -511,12 +510,7 @@ fn styles_gradients_cpu(
     let images: Vec<Vec<f32>> = tape.outputs().map(<[f32]>::to_vec).collect();
     let scales =
         (!config.style_scales.is_empty()).then(|| mix_scales(&mix, &config.style_scale_table()));
-    let skin = (config.skin_content_weight > 0.0).then(|| {
-        photos
-            .iter()
-            .flat_map(|p| skin_map(p, h, w))
-            .collect::<Vec<f32>>()
-    });
+    let skin = (config.skin_content_weight > 0.0).then(|| skin_maps(&photos, h, w));
     let vgg = cpu_vgg_loss(
         cpu,
         &images,
@@ -542,10 +536,8 @@ fn styles_gradients_cpu(
     let (_, d_adv) = judge.backward(&fakes, &grad_planes(&fake_scores, &grads), false, true);
     let mut d_images = grad_planes(&fake, &grads);
     for ((d, a), v) in d_images.iter_mut().zip(&d_adv).zip(&vgg.grad) {
-        d.iter_mut()
-            .zip(a)
-            .zip(v)
-            .for_each(|((d, a), v)| *d += a + v);
+        add_into(d, a);
+        add_into(d, v);
     }
     let (params, table) = generator
         .backward(&tape, &d_images)
@@ -570,20 +562,9 @@ fn styles_gradients_cpu(
     }
 }
 
-/// [`skin_map`] of each photo of `content` (`[batch, 3, h, w]`), `[batch, h, w]`.
-fn skin_maps(content: &Tensor<4>) -> Vec<f32> {
-    let [_, _, h, w] = content.dims();
-    let values = content
-        .clone()
-        .detach()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32 photos");
-    values
-        .chunks_exact(3 * h * w)
-        .flat_map(|photo| skin_map(photo, h, w))
-        .collect()
+/// [`skin_map`] of each photo (`[3, h, w]` planes), `[batch, h, w]`.
+fn skin_maps(photos: &[Vec<f32>], h: usize, w: usize) -> Vec<f32> {
+    photos.iter().flat_map(|p| skin_map(p, h, w)).collect()
 }
 
 /// Each sample's multiple of the style weight: its mix (`[batch, styles]`) of the styles' `table`,

@@ -370,20 +370,44 @@ pub(super) unsafe fn matmul(
 ) {
     debug_assert!(dst.len() >= m * n);
     unsafe {
+        product(
+            (m, n, k),
+            (dst.as_mut_ptr(), n as isize),
+            (lhs.as_ptr(), lhs_strides.0, lhs_strides.1),
+            (rhs, 1, rhs_row),
+            accumulate,
+        );
+    }
+}
+
+/// `dst (+)= lhs · rhs` for `(m, n, k)`: `dst` row-major with row stride `dst.1`, `lhs` an `m × k`
+/// matrix with `(column, row)` strides, `rhs` a `k × n` one with `(column, row)` strides. On the
+/// calling thread.
+///
+/// # Safety
+/// Every element those shapes and strides address lies inside its buffer.
+pub(super) unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, isize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    accumulate: bool,
+) {
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.0,
             1,
-            n as isize,
+            dst.1,
             accumulate,
-            lhs.as_ptr(),
-            lhs_strides.0,
-            lhs_strides.1,
-            rhs,
-            1,
-            rhs_row,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
             1.0,
             1.0,
             false,
@@ -393,6 +417,7 @@ pub(super) unsafe fn matmul(
         );
     }
 }
+
 /// Runs `f` with this thread's scratch buffer of at least `len` values (kept between calls:
 /// no allocation, no fresh pages per chunk).
 pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {

@@ -37,6 +37,8 @@ mod vgg;
 mod winograd;
 
 #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
+pub(crate) use backprop::add_into;
+#[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
 pub use backprop::{
     DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape, GeneratorGrad, GeneratorGrads,
     GeneratorTape,

@@ -11,3 +11,4 @@ mod ops;
 
 pub use discriminator::{DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape};
 pub use generator::{GeneratorGrad, GeneratorGrads, GeneratorTape};
+pub(crate) use ops::add_into;

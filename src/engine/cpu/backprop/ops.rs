@@ -30,6 +30,7 @@ impl Map {
     }
 }
 
+use crate::engine::cpu::conv::{product, with_scratch};
 use crate::engine::cpu::parallel::{Shared, par_map};
 
 /// Into how many parallel shares each sample's convolutions split when `samples` run side by
@@ -280,22 +281,23 @@ impl ConvWeights {
         let dst = &dst;
         let shares = shares(total, nc, parts);
         let share = |range: std::ops::Range<usize>| {
-            let mut col = vec![0.0f32; rows * nc];
-            for j0 in range.step_by(nc) {
-                let n = nc.min(total - j0);
-                self.im2col(x, ow, j0, n, &mut col);
-                // out[:, j0..j0+n] = W · col
-                // SAFETY: `out` is [cout, total]; this share writes its own columns alone.
-                unsafe {
-                    product(
-                        (self.cout, n, rows),
-                        (dst.0.add(j0), total as isize),
-                        (self.weight.as_ptr(), 1, rows as isize),
-                        (col.as_ptr(), 1, n as isize),
-                        false,
-                    );
+            with_scratch(rows * nc, |col| {
+                for j0 in range.step_by(nc) {
+                    let n = nc.min(total - j0);
+                    self.im2col(x, ow, j0, n, col);
+                    // out[:, j0..j0+n] = W · col
+                    // SAFETY: `out` is [cout, total]; this share writes its own columns alone.
+                    unsafe {
+                        product(
+                            (self.cout, n, rows),
+                            (dst.0.add(j0), total as isize),
+                            (self.weight.as_ptr(), 1, rows as isize),
+                            (col.as_ptr(), 1, n as isize),
+                            false,
+                        );
+                    }
                 }
-            }
+            });
         };
         if shares.len() == 1 {
             share(0..total);
@@ -352,38 +354,39 @@ impl ConvWeights {
         let nc = chunk_columns(rows);
         // One share's weight gradient (added into `dw`) and input gradient (added into `dx`).
         let share = |range: std::ops::Range<usize>, dw: &mut [f32], mut dx: Option<&mut Map>| {
-            let mut col = vec![0.0f32; rows * nc];
-            for j0 in range.step_by(nc) {
-                let n = nc.min(total - j0);
-                if weight_grad {
-                    self.im2col(x, ow, j0, n, &mut col);
-                    // dW += dy[:, j0..j0+n] · colᵀ
-                    // SAFETY: the shapes and strides address `dw`, `dy` and `col` in bounds.
-                    unsafe {
-                        product(
-                            (self.cout, rows, n),
-                            (dw.as_mut_ptr(), rows as isize),
-                            (dy.data.as_ptr().add(j0), 1, total as isize),
-                            (col.as_ptr(), n as isize, 1),
-                            true,
-                        );
+            with_scratch(rows * nc, |col| {
+                for j0 in range.step_by(nc) {
+                    let n = nc.min(total - j0);
+                    if weight_grad {
+                        self.im2col(x, ow, j0, n, col);
+                        // dW += dy[:, j0..j0+n] · colᵀ
+                        // SAFETY: the shapes and strides address `dw`, `dy` and `col` in bounds.
+                        unsafe {
+                            product(
+                                (self.cout, rows, n),
+                                (dw.as_mut_ptr(), rows as isize),
+                                (dy.data.as_ptr().add(j0), 1, total as isize),
+                                (col.as_ptr(), n as isize, 1),
+                                true,
+                            );
+                        }
+                    }
+                    if let Some(dx) = dx.as_deref_mut() {
+                        // dcol = Wᵀ · dy[:, j0..j0+n]
+                        // SAFETY: as above.
+                        unsafe {
+                            product(
+                                (rows, n, self.cout),
+                                (col.as_mut_ptr(), n as isize),
+                                (self.weight.as_ptr(), rows as isize, 1),
+                                (dy.data.as_ptr().add(j0), 1, total as isize),
+                                false,
+                            );
+                        }
+                        self.col2im(col, ow, j0, n, dx);
                     }
                 }
-                if let Some(dx) = dx.as_deref_mut() {
-                    // dcol = Wᵀ · dy[:, j0..j0+n]
-                    // SAFETY: as above.
-                    unsafe {
-                        product(
-                            (rows, n, self.cout),
-                            (col.as_mut_ptr(), n as isize),
-                            (self.weight.as_ptr(), rows as isize, 1),
-                            (dy.data.as_ptr().add(j0), 1, total as isize),
-                            false,
-                        );
-                    }
-                    self.col2im(&col, ow, j0, n, dx);
-                }
-            }
+            });
         };
         let shares = shares(total, nc, parts);
         let mut dx = input_grad.then(|| Map::zeros(x.c, x.h, x.w));
@@ -432,43 +435,6 @@ fn row_runs(ow: usize, j0: usize, n: usize) -> impl Iterator<Item = (usize, usiz
             run
         })
     })
-}
-
-/// `dst (+)= lhs · rhs` for `(m, n, k)`: `dst` row-major with row stride `dst.1`, `lhs` an `m × k`
-/// matrix with `(column, row)` strides, `rhs` a `k × n` one with `(column, row)` strides. One core.
-///
-/// # Safety
-/// Every element those shapes and strides address lies inside its buffer.
-unsafe fn product(
-    (m, n, k): (usize, usize, usize),
-    dst: (*mut f32, isize),
-    lhs: (*const f32, isize, isize),
-    rhs: (*const f32, isize, isize),
-    accumulate: bool,
-) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.0,
-            1,
-            dst.1,
-            accumulate,
-            lhs.0,
-            lhs.1,
-            lhs.2,
-            rhs.0,
-            rhs.1,
-            rhs.2,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// Instance norm's statistics of one sample: per channel the mean and `1 / sqrt(var + ε)`
