@@ -205,6 +205,21 @@ def main():
               + ". Ours is the real trainer (`Trainer::run`, `bench_native train flex`; the reference row with "
               "`BENCH_BURN_AUTODIFF=1`): it also crops and jitters photos from disk each step.")
 
+    noise = next((r for r in lines("train-flex.jsonl") if r["mode"] == "noise"), None)
+    noise_torch = read("noise-torch.json")
+    if noise:
+        burn = burn_runs.get(("noise", noise["preset"], noise["side"]), {}).get("steps_per_s")
+        ours, theirs = noise["steps_per_s"], (noise_torch or {}).get("steps_per_s")
+        print(f"\n## The noise GAN's training step, CPU, {threads} threads, batch {noise['batch']}\n")
+        print(table(["preset", "side", "ours steps/s (CPU path)", "Burn autodiff steps/s", "PyTorch steps/s",
+                     "ours: time ÷ PyTorch", "Burn autodiff: time ÷ PyTorch"],
+                    [[noise["preset"], f"{noise['side']}²", f"{ours:.2f}", f"{burn:.2f}" if burn else "–",
+                      f"{theirs:.2f}" if theirs else "–", ratio(1 / ours, 1 / theirs) if theirs else "–",
+                      ratio(1 / burn, 1 / theirs) if theirs and burn else "–"]]))
+        if noise_torch:
+            print(f"\nPyTorch: {noise_torch['included']}. Ours: the real trainer (`bench_native train flex`), "
+                  "portraits cropped from disk each step.")
+
     styles_ours = OUT / "styles-ours.txt"
     if styles_ours.exists():
         print(f"\n## The styles mode's (painterly) training step, CPU, {threads} threads, batch 4\n")

@@ -3,7 +3,7 @@
 //! noise GAN's CPU preset (`tiny` at 64 px, batch 16); and the styles mode's (a two-style `tiny`
 //! with VGG19 losses at 128 and 256 px, batch 4; skipped without the VGG19 weights). Each on our
 //! CPU path (the trainer's default on the CPU) and, for reference, through Burn's autodiff
-//! (`(Burn)` rows; the noise GAN has only that path).
+//! (`(Burn)` rows).
 //!
 //! `cargo bench --profile dev --bench training [-- MODE]` — prints figures; never fails on timing.
 //! `MODE` (e.g. `styles`) keeps only the cases of that mode.
@@ -53,13 +53,11 @@ fn main() {
         (Mode::Styles, Preset::Tiny, 256, 2),
     ];
     // Each case on our CPU path (the trainer's default on the CPU), then, for reference, through
-    // Burn's autodiff (the noise GAN has only that).
-    let cases = cases.into_iter().map(|c| (c, false)).chain(
-        cases
-            .into_iter()
-            .filter(|c| c.0 != Mode::Noise)
-            .map(|c| (c, true)),
-    );
+    // Burn's autodiff.
+    let cases = cases
+        .into_iter()
+        .map(|c| (c, false))
+        .chain(cases.into_iter().map(|c| (c, true)));
     let only = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))

@@ -371,7 +371,7 @@ fn photos(dir: &Path, count: u32, side: u32) -> Result<()> {
 }
 
 /// Steps/s of the real trainer (data loading included) on `backend`: unpaired and paired, batch 1,
-/// and the styles step. On the CPU the trainer's own CPU path, unless `BENCH_BURN_AUTODIFF=1`
+/// the noise GAN's (64², batch 16) and the styles step. On the CPU the trainer's own CPU path, unless `BENCH_BURN_AUTODIFF=1`
 /// (Burn's autodiff, the reference).
 fn train(backend: &str, steps: usize) -> Result<()> {
     // As the trainer and the CLI: unfused, decided before the GPU is touched.
@@ -401,6 +401,7 @@ fn train(backend: &str, steps: usize) -> Result<()> {
         (Mode::Paired, Preset::Tiny, 256, None),
         (Mode::Unpaired, Preset::Small, 256, None),
         (Mode::Paired, Preset::Small, 256, None),
+        (Mode::Noise, Preset::Tiny, 64, None),
     ];
     if vgg19.exists() {
         cases.push((Mode::Styles, Preset::Tiny, 256, Some(8)));
@@ -419,7 +420,10 @@ fn train(backend: &str, steps: usize) -> Result<()> {
                 content: dir.join("a"),
                 styles: dir.join("styles"),
             },
-            _ => Sources::Unpaired {
+            Mode::Noise => Sources::Noise {
+                portraits: dir.join("a"),
+            },
+            Mode::Unpaired => Sources::Unpaired {
                 content: dir.join("a"),
                 style: dir.join("b"),
             },

@@ -6,6 +6,7 @@ stdout; progress goes to stderr.
   roof   --threads N                                      sgemm GFLOP/s (numpy/OpenBLAS, torch.mm)
   train  --weights W --side 128 --threads N --steps S     training steps/s, unpaired and paired
   styles --weights W --vgg19 V --side 256 --batch 4       the styles mode's (painterly) step/s
+  noise  --preset tiny --side 64 --batch 16               the noise GAN's step/s
   onnx   --weights W --out model.onnx --side 512          export for ONNX Runtime (Web)
 
 Every generator comes from a SafeTensors file written by Burn's export (`portraitist export
@@ -399,6 +400,84 @@ def styles(args):
     }, 0
 
 
+def noise(args):
+    """The noise GAN's step (`noise_step` in src/learn/step.rs) at the noise mode's defaults
+    (src/learn/config.rs): the discriminator learns real (random tensors here) from generated,
+    then the generator learns to fool it on fresh noise (non-saturating BCE) plus the mode-seeking
+    term; Adam (lr 2e-4, betas 0.5/0.999) on both; the moving average follows the generator."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    import models
+
+    setup = torch_setup(args.threads)
+    device = torch.device(args.device)
+    seed = torch.Generator().manual_seed(1)
+    width = {"tiny": 16, "small": 32, "large": 64}[args.preset]
+    g = models.init_he(models.LatentGenerator(args.latent, args.side, width), seed).to(device)
+    d = models.init_he(models.ImageDiscriminator(args.side, 16), seed).to(device)
+    ema = copy.deepcopy(g).requires_grad_(False)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+    b = args.batch
+    step_number = [0]
+
+    def z():
+        return torch.randn(b, args.latent, generator=seed).to(device)
+
+    def step():
+        real = (torch.rand(b, 3, args.side, args.side, generator=seed) * 2 - 1).to(device)
+        with torch.no_grad():
+            fake = g(z())
+        d.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        real_scores, fake_scores = d(real), d(fake)
+        d_loss = F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+        d_loss.backward()
+        opt_d.step()
+        # The generator's step: gradients through the discriminator to the image, not into it.
+        d.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        noise = z()
+        fake = g(noise)
+        g_adv = F.softplus(-d(fake)).mean()
+        half = b // 2
+        seeking = 1 / ((fake[:half] - fake[half:2 * half]).abs().mean()
+                       / (noise[:half] - noise[half:2 * half]).abs().mean() + 1e-5)
+        (g_adv + seeking).backward()
+        opt_g.step()
+        decay = min(0.999, (1 + step_number[0]) / (10 + step_number[0]))
+        step_number[0] += 1
+        with torch.no_grad():
+            for a, p in zip(ema.parameters(), g.parameters()):
+                a.mul_(decay).add_(p, alpha=1 - decay)
+        return torch.stack([g_adv, d_loss, real_scores.mean(), fake_scores.mean(), seeking]).tolist()
+
+    import resource
+
+    times = timed(step, args.steps, args.warmup)
+    per_step = sum(times) / len(times)
+    log(f"noise {args.preset} {args.side}² batch {b}: {per_step:.3f} s/step")
+    return {
+        **setup,
+        "device": device_name(device),
+        "preset": args.preset,
+        "side": args.side,
+        "batch": b,
+        "latent": args.latent,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "s_per_step": per_step,
+        "steps_per_s": 1 / per_step,
+        "s_per_step_median": statistics.median(times),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "included": "latent generator + spectrally normalised whole-image discriminator (minibatch "
+        "stddev), BCE, mode seeking, Adam on both, moving average; random tensors as real portraits",
+    }, 0
+
+
 def export_onnx(args):
     import onnx
     import torch
@@ -499,6 +578,17 @@ def parse():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=styles)
+
+    p = commands.add_parser("noise", help="the noise GAN's training step/s")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "large"])
+    p.add_argument("--side", type=int, default=64)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--latent", type=int, default=128)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=noise)
 
     p = commands.add_parser("onnx", help="export the generator to ONNX and verify it")
     p.add_argument("--weights", required=True)

@@ -222,3 +222,137 @@ def gram(features):
     b, c, h, w = features.shape
     f = features.reshape(b, c, h * w)
     return f @ f.transpose(1, 2) / (c * h * w)
+
+
+# --- The noise GAN (`src/model/latent.rs`), parameter names and layouts as Burn's (linear weights
+# [in, out], convolutions [out, in, k, k]).
+
+SLOPE = 0.2
+POWER_STEPS = 4
+
+
+def pixel_norm(x):
+    return x / (x.square().mean(1, keepdim=True) + 1e-8).sqrt()
+
+
+def act(x):
+    return pixel_norm(F.leaky_relu(x, SLOPE))
+
+
+class BurnLinear(nn.Module):
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(d_in, d_out))
+        self.bias = nn.Parameter(torch.zeros(d_out))
+
+    def forward(self, x):
+        return x @ self.weight + self.bias
+
+
+class LatentGenerator(nn.Module):
+    """z → pixel norm → linear → 4×4, then per doubling a nearest upsample, a 3×3 convolution,
+    leaky ReLU and pixel norm; a 3×3 convolution and tanh give the image."""
+
+    def __init__(self, latent, size, width, channels=3):
+        super().__init__()
+
+        def at(side):
+            return min(width * size // side, 8 * width)
+
+        self.base_channels = at(4)
+        self.project = BurnLinear(latent, self.base_channels * 16)
+        self.base = nn.Conv2d(at(4), at(4), 3, padding=1)
+        ups, side = [], 4
+        while side < size:
+            ups.append(nn.Conv2d(at(side), at(side * 2), 3, padding=1))
+            side *= 2
+        self.ups = nn.ModuleList(ups)
+        self.head = nn.Conv2d(at(size), channels, 3, padding=1)
+
+    def forward(self, z):
+        b = z.shape[0]
+        z = pixel_norm(z.reshape(b, -1, 1, 1)).reshape(b, -1)
+        x = act(self.project(z).reshape(b, self.base_channels, 4, 4))
+        x = act(self.base(x))
+        for conv in self.ups:
+            x = act(conv(F.interpolate(x, scale_factor=2, mode="nearest")))
+        return torch.tanh(self.head(x))
+
+
+def spectral_norm(w):
+    """σ of `w` [m, n] as ours computes it: power iteration from a fixed start, the vectors
+    constants, so the gradient is u vᵀ."""
+    n = w.shape[1]
+    start = torch.tensor([((i * 0.618034 + 0.1) % 1.0 - 0.5) * 2.0 for i in range(n)], dtype=w.dtype)
+
+    def unit(t):
+        return t / (t.square().sum() + 1e-12).sqrt()
+
+    with torch.no_grad():
+        fixed = w.detach()
+        v = unit(start.reshape(n, 1))
+        for _ in range(POWER_STEPS):
+            u = unit(fixed @ v)
+            v = unit(fixed.T @ u)
+        u = unit(fixed @ v)
+    return (u.T @ (w @ v)).reshape(())
+
+
+class SnConv(nn.Module):
+    def __init__(self, cin, cout, kernel, stride, padding):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(cout, cin, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x):
+        w = self.weight
+        sigma = spectral_norm(w.reshape(w.shape[0], -1))
+        return F.conv2d(x, w / sigma, self.bias, stride=self.stride, padding=self.padding)
+
+
+class SnLinear(BurnLinear):
+    def forward(self, x):
+        return x @ (self.weight / spectral_norm(self.weight)) + self.bias
+
+
+class ImageDiscriminator(nn.Module):
+    """A 3×3 stem, stride-2 4×4 convolutions down to 4×4, a minibatch standard-deviation
+    channel, a 3×3 convolution and a linear layer to one logit; all spectrally normalised."""
+
+    def __init__(self, size, width, channels=3):
+        super().__init__()
+
+        def at(side):
+            return min(width * size // side, 8 * width)
+
+        self.stem = SnConv(channels, at(size), 3, 1, 1)
+        downs, side = [], size
+        while side > 4:
+            downs.append(SnConv(at(side), at(side // 2), 4, 2, 1))
+            side //= 2
+        self.downs = nn.ModuleList(downs)
+        self.base = SnConv(at(4) + 1, at(4), 3, 1, 1)
+        self.head = SnLinear(at(4) * 16, 1)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.stem(x), SLOPE)
+        for conv in self.downs:
+            x = F.leaky_relu(conv(x), SLOPE)
+        b, _, h, w = x.shape
+        std = (x.var(0, unbiased=False) + 1e-8).sqrt().mean()
+        x = torch.cat([x, std.expand(b, 1, h, w)], 1)
+        x = F.leaky_relu(self.base(x), SLOPE)
+        return self.head(x.reshape(b, -1)).reshape(b, 1, 1, 1)
+
+
+@torch.no_grad()
+def init_he(module, generator=None):
+    """The noise mode's initialisation: weights N(0, 2 / fan-in), biases 0."""
+    for name, param in module.named_parameters():
+        if name.endswith("weight"):
+            fan_in = param.shape[0] if param.dim() == 2 else param[0].numel()
+            param.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+        else:
+            param.zero_()
+    return module
