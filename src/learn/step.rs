@@ -12,7 +12,7 @@ use super::config::{AdversarialLoss, Mode, TrainConfig};
 use super::losses::{adversarial, generator_adversarial, l1, skin_map};
 use crate::engine::cpu::{
     CpuVgg, DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape, GeneratorGrad, GeneratorTape,
-    Targets, VggLoss, add_into,
+    ImageDiscriminatorGrad, LatentGeneratorGrad, Targets, VggLoss, add_into,
 };
 use crate::model::{
     Discriminator, Generator, ImageDiscriminator, LatentGenerator, NormStats, Vgg19, gram,
@@ -42,6 +42,18 @@ pub struct NoiseNets {
     pub(crate) d: ImageDiscriminator,
     pub(crate) opt_d: ModuleOptimizer,
     pub(crate) ema: LatentGenerator,
+}
+
+impl NoiseNets {
+    /// The generator being trained.
+    pub fn generator(&self) -> &LatentGenerator {
+        &self.g
+    }
+
+    /// Its judge.
+    pub fn discriminator(&self) -> &ImageDiscriminator {
+        &self.d
+    }
 }
 
 pub struct TransferNets {
@@ -895,56 +907,182 @@ pub fn vgg_losses(
 
 /// One noise step, as in the seeds: the discriminator learns to tell `real` portraits from
 /// generated ones, then the generator learns to fool it on fresh noise; the moving average
-/// follows the generator. Returns g_adv, d and the mean real and fake scores.
+/// follows the generator. Returns g_adv, d and the mean real and fake scores. With `cpu`
+/// (training on the CPU) the networks run on our CPU path ([`noise_judge_gradients_cpu`],
+/// [`noise_generator_gradients_cpu`]); otherwise through Burn's autodiff.
+#[allow(clippy::too_many_arguments)]
 pub fn noise_step(
     nets: &mut NoiseNets,
     real: Tensor<4>,
     lr: f64,
     step: u64,
     config: &TrainConfig,
+    cpu: bool,
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Losses, StepError> {
-    let kind = config.adversarial;
-    let mut noise = || {
-        let values: Vec<f32> = (0..config.batch * config.latent_size)
-            .map(|_| rng.normal())
-            .collect();
-        Tensor::<2>::from_data(
-            TensorData::new(values, [config.batch, config.latent_size]),
-            device,
-        )
+    let mut noise = || -> Vec<Vec<f32>> {
+        (0..config.batch)
+            .map(|_| (0..config.latent_size).map(|_| rng.normal()).collect())
+            .collect()
     };
-    let fake = nets.g.forward(noise()).detach();
-    let real_scores = nets.d.forward(real);
-    let fake_scores = nets.d.forward(fake);
-    let d_loss = adversarial(kind, real_scores.clone(), true)
-        + adversarial(kind, fake_scores.clone(), false);
-    let mut grads = d_loss.backward();
-    let grads_d = GradientsParams::from_module(&mut grads, &nets.d);
-    nets.d = nets.opt_d.step(lr, nets.d.clone(), grads_d);
+    let z = noise();
+    let judge = if cpu {
+        noise_judge_gradients_cpu(nets, real, &z, config, device)
+    } else {
+        noise_judge_gradients(nets, real, &z, config, device)
+    };
+    nets.d = nets.opt_d.step(lr, nets.d.clone(), judge.grads);
 
     let z = noise();
-    let fake = nets.g.forward(z.clone());
-    let g_adv = generator_adversarial(kind, frozen(&nets.d).forward(fake.clone()));
-    let seeking = mode_seeking(fake, z, device);
-    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
-    let mut grads = g_loss.backward();
-    let grads_g = GradientsParams::from_module(&mut grads, &nets.g);
-    nets.g = nets.opt_g.step(lr, nets.g.clone(), grads_g);
+    let maker = if cpu {
+        noise_generator_gradients_cpu(nets, &z, config, device)
+    } else {
+        noise_generator_gradients(nets, &z, config, device)
+    };
+    nets.g = nets.opt_g.step(lr, nets.g.clone(), maker.grads);
 
     // A short warm-up (decay (1+t)/(10+t)) so early averages do not cling to the random start.
     let decay = config
         .ema_decay
         .min((1.0 + step as f32) / (10.0 + step as f32));
     nets.ema = moving_average(nets.ema.clone(), &nets.g.valid(), decay);
-    read_losses(vec![
-        ("g_adv", g_adv),
-        ("d", d_loss),
-        ("d_real", real_scores.mean().reshape([1])),
-        ("d_fake", fake_scores.mean().reshape([1])),
-        ("mode_seeking", seeking),
-    ])
+    let mut losses = maker.losses;
+    losses.splice(1..1, judge.losses);
+    read_losses(losses)
+}
+
+/// One network's gradients in a noise step, and the losses they come from.
+pub struct NoiseGradients {
+    pub grads: GradientsParams,
+    pub losses: Vec<(&'static str, Tensor<1>)>,
+}
+
+/// Noise vectors (`[latent]` each) as a `[batch, latent]` tensor.
+fn latents(z: &[Vec<f32>], device: &Device) -> Tensor<2> {
+    let latent = z.first().map_or(0, Vec::len);
+    Tensor::from_data(TensorData::new(z.concat(), [z.len(), latent]), device)
+}
+
+/// The discriminator's loss on `real` portraits and on the images of noise `z` (d, and its
+/// mean scores d_real and d_fake) and its gradients, through Burn's autodiff.
+pub fn noise_judge_gradients(
+    nets: &NoiseNets,
+    real: Tensor<4>,
+    z: &[Vec<f32>],
+    config: &TrainConfig,
+    device: &Device,
+) -> NoiseGradients {
+    let kind = config.adversarial;
+    let fake = nets.g.forward(latents(z, device)).detach();
+    let real_scores = nets.d.forward(real);
+    let fake_scores = nets.d.forward(fake);
+    let d_loss = adversarial(kind, real_scores.clone(), true)
+        + adversarial(kind, fake_scores.clone(), false);
+    let mut grads = d_loss.backward();
+    NoiseGradients {
+        grads: GradientsParams::from_module(&mut grads, &nets.d),
+        losses: vec![
+            ("d", d_loss),
+            ("d_real", real_scores.mean().reshape([1])),
+            ("d_fake", fake_scores.mean().reshape([1])),
+        ],
+    }
+}
+
+/// [`noise_judge_gradients`] on our CPU path: the networks run there, the losses (on the
+/// scores) in Burn.
+pub fn noise_judge_gradients_cpu(
+    nets: &NoiseNets,
+    real: Tensor<4>,
+    z: &[Vec<f32>],
+    config: &TrainConfig,
+    device: &Device,
+) -> NoiseGradients {
+    let kind = config.adversarial;
+    let [.., side] = real.dims();
+    let g = LatentGeneratorGrad::new(&nets.g);
+    let d = ImageDiscriminatorGrad::new(&nets.d);
+    let fake = LatentGeneratorGrad::images(&g.forward(z));
+    let (reals, fakes) = (d.forward(&planes(&real), side), d.forward(&fake, side));
+    let logits = |scores: &[f32]| {
+        let n = scores.len();
+        Tensor::<4>::from_data(TensorData::new(scores.to_vec(), [n, 1, 1, 1]), device)
+            .require_grad()
+    };
+    let (real_scores, fake_scores) = (logits(reals.scores()), logits(fakes.scores()));
+    let d_loss = adversarial(kind, real_scores.clone(), true)
+        + adversarial(kind, fake_scores.clone(), false);
+    let grads = d_loss.backward();
+    let d_of = |scores: &Tensor<4>| grad_planes(scores, &grads).concat();
+    let (on_real, _) = d.backward(&reals, &d_of(&real_scores), true, false);
+    let (on_fake, _) = d.backward(&fakes, &d_of(&fake_scores), true, false);
+    let mut total = on_real.expect("asked for the weights' gradients");
+    total.add(&on_fake.expect("asked for the weights' gradients"));
+    NoiseGradients {
+        grads: total.into_params(&d, device),
+        losses: vec![
+            ("d", d_loss),
+            ("d_real", real_scores.mean().reshape([1])),
+            ("d_fake", fake_scores.mean().reshape([1])),
+        ],
+    }
+}
+
+/// The generator's loss on the images of noise `z` (g_adv through the discriminator, plus the
+/// weighted mode-seeking term) and its gradients, through Burn's autodiff.
+pub fn noise_generator_gradients(
+    nets: &NoiseNets,
+    z: &[Vec<f32>],
+    config: &TrainConfig,
+    device: &Device,
+) -> NoiseGradients {
+    let z = latents(z, device);
+    let fake = nets.g.forward(z.clone());
+    let g_adv = generator_adversarial(config.adversarial, frozen(&nets.d).forward(fake.clone()));
+    let seeking = mode_seeking(fake, z, device);
+    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
+    let mut grads = g_loss.backward();
+    NoiseGradients {
+        grads: GradientsParams::from_module(&mut grads, &nets.g),
+        losses: vec![("g_adv", g_adv), ("mode_seeking", seeking)],
+    }
+}
+
+/// [`noise_generator_gradients`] on our CPU path: the networks run there, the losses (on the
+/// images and scores) in Burn.
+pub fn noise_generator_gradients_cpu(
+    nets: &NoiseNets,
+    z: &[Vec<f32>],
+    config: &TrainConfig,
+    device: &Device,
+) -> NoiseGradients {
+    let g = LatentGeneratorGrad::new(&nets.g);
+    let d = ImageDiscriminatorGrad::new(&nets.d);
+    let tape = g.forward(z);
+    let images = LatentGeneratorGrad::images(&tape);
+    let side = ((images[0].len() / 3) as f64).sqrt() as usize;
+    let judged = d.forward(&images, side);
+    let n = images.len();
+    let fake = leaf(images, [n, 3, side, side], device);
+    let scores = Tensor::<4>::from_data(
+        TensorData::new(judged.scores().to_vec(), [n, 1, 1, 1]),
+        device,
+    )
+    .require_grad();
+    let g_adv = generator_adversarial(config.adversarial, scores.clone());
+    let seeking = mode_seeking(fake.clone(), latents(z, device), device);
+    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
+    let grads = g_loss.backward();
+    let (_, through_d) = d.backward(&judged, &grad_planes(&scores, &grads).concat(), false, true);
+    let mut d_images = grad_planes(&fake, &grads);
+    for (a, b) in d_images.iter_mut().zip(&through_d) {
+        add_into(a, b);
+    }
+    NoiseGradients {
+        grads: g.backward(&tape, &d_images).into_params(&g, device),
+        losses: vec![("g_adv", g_adv), ("mode_seeking", seeking)],
+    }
 }
 
 /// The mode-seeking term of MSGAN (Mao et al. 2019): for pairs of samples, the inverse of how

@@ -22,7 +22,7 @@ use burn::tensor::module::{conv2d, interpolate};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
-const SLOPE: f64 = 0.2;
+pub(crate) const SLOPE: f64 = 0.2;
 
 /// The noise generator's shape; stored in noise packs.
 #[derive(Config, Debug, PartialEq, Eq)]
@@ -98,10 +98,10 @@ impl LatentGeneratorConfig {
 /// Noise → image; build it with [`LatentGeneratorConfig::init`].
 #[derive(Module, Debug)]
 pub struct LatentGenerator {
-    project: Linear,
-    base: Conv2d,
-    ups: Vec<Conv2d>,
-    head: Conv2d,
+    pub(crate) project: Linear,
+    pub(crate) base: Conv2d,
+    pub(crate) ups: Vec<Conv2d>,
+    pub(crate) head: Conv2d,
 }
 
 impl LatentGenerator {
@@ -189,10 +189,10 @@ impl ImageDiscriminatorConfig {
 /// Whole image → one real/fake logit; build it with [`ImageDiscriminatorConfig::init`].
 #[derive(Module, Debug)]
 pub struct ImageDiscriminator {
-    stem: SnConv,
-    downs: Vec<SnConv>,
-    base: SnConv,
-    head: SnLinear,
+    pub(crate) stem: SnConv,
+    pub(crate) downs: Vec<SnConv>,
+    pub(crate) base: SnConv,
+    pub(crate) head: SnLinear,
 }
 
 impl ImageDiscriminator {
@@ -214,15 +214,15 @@ impl ImageDiscriminator {
 /// Power-iteration steps per forward pass for the largest singular value. The iteration starts
 /// afresh each time (no state to checkpoint) from a fixed vector; weights move slowly, so a few
 /// steps give a stable estimate.
-const POWER_STEPS: usize = 4;
+pub(crate) const POWER_STEPS: usize = 4;
 
 /// A convolution whose weight is divided by its spectral norm on every forward pass.
 #[derive(Module, Debug)]
-struct SnConv {
-    weight: Param<Tensor<4>>,
-    bias: Param<Tensor<1>>,
-    stride: usize,
-    padding: usize,
+pub(crate) struct SnConv {
+    pub(crate) weight: Param<Tensor<4>>,
+    pub(crate) bias: Param<Tensor<1>>,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
 }
 
 impl SnConv {
@@ -263,9 +263,9 @@ impl SnConv {
 
 /// A linear layer (`[in, out]` weight) divided by its spectral norm on every forward pass.
 #[derive(Module, Debug)]
-struct SnLinear {
-    weight: Param<Tensor<2>>,
-    bias: Param<Tensor<1>>,
+pub(crate) struct SnLinear {
+    pub(crate) weight: Param<Tensor<2>>,
+    pub(crate) bias: Param<Tensor<1>>,
 }
 
 impl SnLinear {
@@ -292,12 +292,12 @@ impl SnLinear {
 fn spectral_norm(w: Tensor<2>) -> Tensor<2> {
     let [_, n] = w.dims();
     let fixed = w.clone().detach();
-    let start: Vec<f32> = (0..n)
-        .map(|i| ((i as f32 * 0.618_034 + 0.1).fract() - 0.5) * 2.0)
-        .collect();
     let mut v = unit(
-        Tensor::<1>::from_data(burn::tensor::TensorData::new(start, [n]), &w.device())
-            .reshape([n, 1]),
+        Tensor::<1>::from_data(
+            burn::tensor::TensorData::new(power_start(n), [n]),
+            &w.device(),
+        )
+        .reshape([n, 1]),
     );
     for _ in 0..POWER_STEPS {
         let u = unit(fixed.clone().matmul(v));
@@ -305,6 +305,13 @@ fn spectral_norm(w: Tensor<2>) -> Tensor<2> {
     }
     let u = unit(fixed.matmul(v.clone()));
     u.transpose().matmul(w.matmul(v))
+}
+
+/// The power iteration's fixed starting vector of length `n` (before normalising).
+pub(crate) fn power_start(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i as f32 * 0.618_034 + 0.1).fract() - 0.5) * 2.0)
+        .collect()
 }
 
 fn unit(t: Tensor<2>) -> Tensor<2> {

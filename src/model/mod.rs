@@ -2,7 +2,7 @@
 
 pub(crate) mod discriminator;
 pub(crate) mod generator;
-mod latent;
+pub(crate) mod latent;
 mod layers;
 pub(crate) mod norm;
 mod styles;

@@ -585,6 +585,7 @@ impl Trainer {
                     lr,
                     self.step,
                     &self.config,
+                    self.cpu_step,
                     &mut self.rng,
                     &self.device,
                 )?

@@ -140,3 +140,79 @@ fn the_cpu_transfer_gradients_equal_burns_autodiff() {
         }
     }
 }
+
+/// The noise GAN's two gradients on our CPU path (the discriminator's on real and generated
+/// portraits; the generator's through the discriminator's minibatch channel and spectral norms,
+/// plus the mode-seeking term) equal Burn's autodiff for every parameter, and so do the losses,
+/// in each adversarial loss. The draws are fixed: of seeds 0–29 in each loss, all agree within
+/// 1e-4 but one or two (which ones moves with the kernels' rounding), where one weight's
+/// gradient is 2e-3 to 8e-3 of its largest apart: a leaky ReLU input within rounding of zero,
+/// whose slope flips.
+#[test]
+fn the_cpu_noise_gradients_equal_burns_autodiff() {
+    use portraitist::learn::AdversarialLoss;
+    use portraitist::learn::step::{
+        Nets, NoiseGradients, noise_generator_gradients, noise_generator_gradients_cpu,
+        noise_judge_gradients, noise_judge_gradients_cpu,
+    };
+
+    let device = Device::flex().autodiff();
+    for (seed, adversarial) in [
+        (2, AdversarialLoss::Bce),
+        (3, AdversarialLoss::Lsgan),
+        (4, AdversarialLoss::Hinge),
+    ] {
+        let config = TrainConfig {
+            size: 16,
+            batch: 4,
+            latent_size: 12,
+            discriminator_width: 8,
+            adversarial,
+            ..TrainConfig::for_mode(Mode::Noise)
+        };
+        let what = format!("noise ({adversarial:?})");
+        let mut rng = Rng::new(seed);
+        let Nets::Noise(nets) = Nets::init(&config, &device, &mut rng) else {
+            panic!("noise mode makes the noise GAN's networks");
+        };
+        let real = photos(&mut rng, 4, config.size, &device);
+        let mut noise = || -> Vec<Vec<f32>> {
+            (0..4)
+                .map(|_| (0..12).map(|_| rng.normal()).collect())
+                .collect()
+        };
+        let (z, z2) = (noise(), noise());
+        let same_losses = |ours: &NoiseGradients, theirs: &NoiseGradients| {
+            assert_eq!(ours.losses.len(), theirs.losses.len(), "{what}");
+            for ((name, a), (their_name, b)) in ours.losses.iter().zip(&theirs.losses) {
+                assert_eq!(name, their_name);
+                let (a, b) = (
+                    a.clone().into_scalar::<f32>(),
+                    b.clone().into_scalar::<f32>(),
+                );
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{what}, {name}: {a} vs {b}"
+                );
+            }
+        };
+        let theirs = noise_judge_gradients(&nets, real.clone(), &z, &config, &device);
+        let ours = noise_judge_gradients_cpu(&nets, real, &z, &config, &device);
+        same_losses(&ours, &theirs);
+        assert_same_gradients(
+            &format!("{what}: the discriminator"),
+            nets.discriminator(),
+            &[&ours.grads],
+            &[&theirs.grads],
+        );
+        let theirs = noise_generator_gradients(&nets, &z2, &config, &device);
+        let ours = noise_generator_gradients_cpu(&nets, &z2, &config, &device);
+        same_losses(&ours, &theirs);
+        assert_same_gradients(
+            &format!("{what}: the generator"),
+            nets.generator(),
+            &[&ours.grads],
+            &[&theirs.grads],
+        );
+    }
+}

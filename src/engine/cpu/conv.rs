@@ -74,12 +74,22 @@ pub(super) struct Conv {
 impl Conv {
     pub(super) fn new(conv: &Conv2d, kernels: Kernels) -> Self {
         let [cout, cin, k, _] = conv.weight.dims();
-        let stride = conv.stride[0];
         let weights = to_vec(conv.weight.val());
         let bias = match &conv.bias {
             Some(bias) => to_vec(bias.val()),
             None => vec![0.0; cout],
         };
+        Self::from_weights((cin, cout, k, conv.stride[0]), weights, bias, kernels)
+    }
+
+    /// A convolution of `(cin, cout, k, stride)` from its weights in Burn's layout (`[cout,
+    /// cin, k, k]`) and its bias.
+    pub(super) fn from_weights(
+        (cin, cout, k, stride): (usize, usize, usize, usize),
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        kernels: Kernels,
+    ) -> Self {
         let method = match kernels {
             Kernels::Direct if stride <= 2 => Method::Direct(direct::Tile::for_channels(cout)),
             #[cfg(target_arch = "x86_64")]

@@ -41,7 +41,8 @@ pub(crate) use backprop::add_into;
 #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))]
 pub use backprop::{
     DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape, GeneratorGrad, GeneratorGrads,
-    GeneratorTape,
+    GeneratorTape, ImageDiscriminatorGrad, ImageGrads, ImageTape, LatentGeneratorGrad, LatentGrads,
+    LatentTape,
 };
 use conv::{Conv, Kernels};
 use moments::Moments;

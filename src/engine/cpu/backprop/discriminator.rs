@@ -77,23 +77,7 @@ impl DiscriminatorGrad {
                     })
                 })
                 .collect(),
-            convs: convs
-                .iter()
-                .map(|c| {
-                    let [cout, cin, k, _] = c.weight.dims();
-                    ConvWeights {
-                        cin,
-                        cout,
-                        k,
-                        stride: c.stride[0],
-                        weight: to_vec(c.weight.val()),
-                        bias: c
-                            .bias
-                            .as_ref()
-                            .map_or_else(|| vec![0.0; cout], |b| to_vec(b.val())),
-                    }
-                })
-                .collect(),
+            convs: convs.iter().map(|c| ConvWeights::of(c)).collect(),
         }
     }
 

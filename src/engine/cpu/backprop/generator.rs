@@ -86,24 +86,13 @@ impl GeneratorGrad {
             .into_iter()
             .map(|layer| {
                 let (conv, norm) = generator.part(&layer);
-                let [cout, cin, k, _] = conv.weight.dims();
                 conv_ids.push((ids(&conv.weight), conv.bias.as_ref().map(ids)));
                 norm_ids.push(norm.map(|n| {
                     let (g, b) = n.params();
                     (ids(g), ids(b))
                 }));
                 Part {
-                    conv: ConvWeights {
-                        cin,
-                        cout,
-                        k,
-                        stride: conv.stride[0],
-                        weight: to_vec(conv.weight.val()),
-                        bias: conv
-                            .bias
-                            .as_ref()
-                            .map_or_else(|| vec![0.0; cout], |b| to_vec(b.val())),
-                    },
+                    conv: ConvWeights::of(conv),
                     norm: norm.map(|n| {
                         let (g, b) = n.affine();
                         (to_vec(g), to_vec(b))

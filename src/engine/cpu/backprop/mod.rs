@@ -7,8 +7,12 @@
 
 mod discriminator;
 mod generator;
+mod latent;
 mod ops;
 
 pub use discriminator::{DiscriminatorGrad, DiscriminatorGrads, DiscriminatorTape};
 pub use generator::{GeneratorGrad, GeneratorGrads, GeneratorTape};
+pub use latent::{
+    ImageDiscriminatorGrad, ImageGrads, ImageTape, LatentGeneratorGrad, LatentGrads, LatentTape,
+};
 pub(crate) use ops::add_into;

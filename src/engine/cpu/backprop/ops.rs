@@ -30,8 +30,11 @@ impl Map {
     }
 }
 
-use crate::engine::cpu::conv::{product, with_scratch};
+use std::sync::OnceLock;
+
+use crate::engine::cpu::conv::{Conv, Kernels, product, with_scratch};
 use crate::engine::cpu::parallel::{Shared, par_map};
+use crate::engine::cpu::planes::Padded;
 
 /// Into how many parallel shares each sample's convolutions split when `samples` run side by
 /// side, one per core: the cores the samples leave idle (a batch of 1 on 2 cores: 2 shares).
@@ -158,7 +161,9 @@ pub(crate) fn upsample_backward(d: &Map) -> Map {
 }
 
 /// A convolution's weights in Burn's layout: `weight` `[cout, cin, k, k]`, `bias` `[cout]`.
-#[derive(Clone, Debug)]
+/// Stride-1 convolutions with odd kernels run forward on the inference engine's kernels ([`Conv`]: direct tiles
+/// where the CPU has AVX-512), built on first use; so does their input gradient, a convolution
+/// of the zero-padded output gradient with the flipped, transposed weights.
 pub(crate) struct ConvWeights {
     pub cin: usize,
     pub cout: usize,
@@ -166,6 +171,47 @@ pub(crate) struct ConvWeights {
     pub stride: usize,
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
+    /// The engine's forward convolution, and the one giving the input gradient.
+    engine: OnceLock<Conv>,
+    engine_back: OnceLock<Conv>,
+}
+
+/// Which stride-1 convolutions run on the engine's kernels: natively, the environment variable
+/// `PORTRAITIST_BACKPROP` (`products`: none, im2col and col2im throughout; `forward`; `input`: the
+/// input gradients only; default both) picks, for benchmarks.
+fn engine_use() -> (bool, bool) {
+    static USE: OnceLock<(bool, bool)> = OnceLock::new();
+    *USE.get_or_init(|| {
+        #[cfg(not(target_arch = "wasm32"))]
+        match std::env::var("PORTRAITIST_BACKPROP").as_deref() {
+            Ok("products") => return (false, false),
+            Ok("forward") => return (true, false),
+            Ok("input") => return (false, true),
+            _ => {}
+        }
+        (true, true)
+    })
+}
+
+/// Values the engine's kernels may read past a padded input's last plane (`Padded`'s slack).
+const SLACK: usize = 160;
+
+/// A valid convolution of the padded `x` on the engine's kernels (stride 1).
+fn engine_forward(conv: &Conv, x: &Map) -> Map {
+    let mut data = Vec::with_capacity(x.data.len() + SLACK);
+    data.extend_from_slice(&x.data);
+    data.resize(x.data.len() + SLACK, 0.0);
+    let mut padded = Padded {
+        c: x.c,
+        h: x.h,
+        w: x.w,
+        phases: 1,
+        data,
+    };
+    let (mut y, _) = conv.forward(&padded);
+    // Neither buffer goes back to the engine's pool: the tape keeps the output.
+    drop(std::mem::take(&mut padded.data));
+    Map::new(y.c, y.h, y.w, std::mem::take(&mut y.data))
 }
 
 /// A convolution's weight and bias gradients, summed over the samples that add to them.
@@ -201,6 +247,71 @@ fn chunk_columns(rows: usize) -> usize {
 }
 
 impl ConvWeights {
+    pub fn new(
+        (cin, cout, k, stride): (usize, usize, usize, usize),
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Self {
+        assert_eq!(
+            weight.len(),
+            cout * cin * k * k,
+            "weights of the wrong size"
+        );
+        assert_eq!(bias.len(), cout, "a bias per output channel");
+        Self {
+            cin,
+            cout,
+            k,
+            stride,
+            weight,
+            bias,
+            engine: OnceLock::new(),
+            engine_back: OnceLock::new(),
+        }
+    }
+
+    /// Whether this convolution runs on the engine's kernels: stride 1 with an odd kernel (the
+    /// generators' 3×3 and 7×7). The discriminators' 4×4 ones (the last stage, and the head with
+    /// one output channel) measured slower there than as im2col products.
+    fn on_engine(&self) -> bool {
+        self.stride == 1 && self.k % 2 == 1
+    }
+
+    /// A Burn convolution's weights (a missing bias reads as zeros).
+    pub fn of(conv: &burn::nn::conv::Conv2d) -> Self {
+        let [cout, cin, k, _] = conv.weight.dims();
+        let bias = conv
+            .bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; cout], |b| crate::engine::cpu::to_vec(b.val()));
+        let weight = crate::engine::cpu::to_vec(conv.weight.val());
+        Self::new((cin, cout, k, conv.stride[0]), weight, bias)
+    }
+
+    /// The gradient of the padded input of a stride-1 convolution given its output's gradient
+    /// `dy`: `dy` zero-padded by `k − 1`, convolved with the weights flipped and transposed.
+    fn input_gradient(&self, dy: &Map) -> Map {
+        let conv = self.engine_back.get_or_init(|| {
+            let (k, taps) = (self.k, self.k * self.k);
+            let mut flipped = vec![0.0f32; self.weight.len()];
+            for co in 0..self.cout {
+                for ci in 0..self.cin {
+                    for tap in 0..taps {
+                        flipped[(ci * self.cout + co) * taps + taps - 1 - tap] =
+                            self.weight[(co * self.cin + ci) * taps + tap];
+                    }
+                }
+            }
+            Conv::from_weights(
+                (self.cout, self.cin, k, 1),
+                flipped,
+                vec![0.0; self.cin],
+                Kernels::best(),
+            )
+        });
+        engine_forward(conv, &pad(dy, self.k - 1, Padding::Zero))
+    }
+
     fn rows(&self) -> usize {
         self.cin * self.k * self.k
     }
@@ -273,6 +384,22 @@ impl ConvWeights {
             x.c, self.cin,
             "convolution input has the wrong channel count"
         );
+        if self.on_engine() && engine_use().0 {
+            let conv = self.engine.get_or_init(|| {
+                Conv::from_weights(
+                    (self.cin, self.cout, self.k, 1),
+                    self.weight.clone(),
+                    self.bias.clone(),
+                    Kernels::best(),
+                )
+            });
+            return engine_forward(conv, x);
+        }
+        self.forward_products(x, parts)
+    }
+
+    /// [`Self::forward`] by im2col chunks and matrix products (any stride).
+    fn forward_products(&self, x: &Map, parts: usize) -> Map {
         let (oh, ow) = self.out_size(x.h, x.w);
         let (rows, total) = (self.rows(), oh * ow);
         let mut out = Map::zeros(self.cout, oh, ow);
@@ -342,6 +469,29 @@ impl ConvWeights {
             (self.cout, oh, ow),
             "gradient of the wrong shape"
         );
+        if !input_grad && !weight_grad {
+            return None;
+        }
+        if input_grad && self.on_engine() && engine_use().1 {
+            let dx = self.input_gradient(dy);
+            self.backward_products(x, dy, grads, weight_grad, false, parts);
+            return Some(dx);
+        }
+        self.backward_products(x, dy, grads, weight_grad, input_grad, parts)
+    }
+
+    /// [`Self::backward_with`] by im2col chunks and matrix products, the input's gradient by
+    /// col2im (any stride).
+    fn backward_products(
+        &self,
+        x: &Map,
+        dy: &Map,
+        grads: &mut ConvGrads,
+        weight_grad: bool,
+        input_grad: bool,
+        parts: usize,
+    ) -> Option<Map> {
+        let (oh, ow) = self.out_size(x.h, x.w);
         let (rows, total) = (self.rows(), oh * ow);
         if !input_grad && !weight_grad {
             return None;
@@ -515,27 +665,28 @@ mod tests {
         for (cin, cout, k, stride, side) in
             [(12, 24, 3, 1, 70), (6, 8, 4, 2, 90), (3, 12, 7, 1, 40)]
         {
-            let conv = ConvWeights {
-                cin,
-                cout,
-                k,
-                stride,
-                weight: random(cout * cin * k * k),
-                bias: random(cout),
-            };
+            let conv = ConvWeights::new(
+                (cin, cout, k, stride),
+                random(cout * cin * k * k),
+                random(cout),
+            );
             let x = Map::new(cin, side, side, random(cin * side * side));
             let (oh, ow) = conv.out_size(side, side);
             let dy = Map::new(cout, oh, ow, random(cout * oh * ow));
             assert!(shares(oh * ow, chunk_columns(cin * k * k), 3).len() >= 2);
-            let one = conv.forward(&x, 1);
-            let three = conv.forward(&x, 3);
+            let one = conv.forward_products(&x, 1);
+            let three = conv.forward_products(&x, 3);
             assert_eq!(
                 one.data, three.data,
                 "the output (each column computed once)"
             );
             let (mut g1, mut g3) = (ConvGrads::zeros(&conv), ConvGrads::zeros(&conv));
-            let dx1 = conv.backward(&x, &dy, &mut g1, true, 1).unwrap();
-            let dx3 = conv.backward(&x, &dy, &mut g3, true, 3).unwrap();
+            let dx1 = conv
+                .backward_products(&x, &dy, &mut g1, true, true, 1)
+                .unwrap();
+            let dx3 = conv
+                .backward_products(&x, &dy, &mut g3, true, true, 3)
+                .unwrap();
             for (what, a, b) in [
                 ("weights", &g1.weight, &g3.weight),
                 ("bias", &g1.bias, &g3.bias),
@@ -550,6 +701,56 @@ mod tests {
                 assert!(
                     largest > 0.0 && worst <= 1e-5 * largest,
                     "{what}: off by {worst} of {largest}"
+                );
+            }
+        }
+    }
+
+    /// Stride-1 convolutions on the engine's kernels (forward, and the input gradient as a
+    /// convolution with the flipped weights) compute what im2col and col2im do.
+    #[test]
+    fn the_engines_kernels_compute_what_the_products_do() {
+        let mut rng = Rng::new(4);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+        for (cin, cout, k, side) in [
+            (12, 24, 3, 37),
+            (48, 48, 3, 34),
+            (3, 12, 7, 40),
+            (12, 3, 7, 40),
+            (17, 16, 3, 6),
+            (3, 8, 3, 18),
+            (128, 128, 3, 6),
+        ] {
+            let conv =
+                ConvWeights::new((cin, cout, k, 1), random(cout * cin * k * k), random(cout));
+            let x = Map::new(cin, side, side, random(cin * side * side));
+            let (oh, ow) = conv.out_size(side, side);
+            let dy = Map::new(cout, oh, ow, random(cout * oh * ow));
+            let (mut g1, mut g2) = (ConvGrads::zeros(&conv), ConvGrads::zeros(&conv));
+            let slow = conv
+                .backward_products(&x, &dy, &mut g1, true, true, 1)
+                .unwrap();
+            let fast = conv.backward(&x, &dy, &mut g2, true, 1).unwrap();
+            for (what, a, b) in [
+                (
+                    "output",
+                    &conv.forward_products(&x, 1).data,
+                    &conv.forward(&x, 1).data,
+                ),
+                ("input gradient", &slow.data, &fast.data),
+                ("weight gradient", &g1.weight, &g2.weight),
+            ] {
+                assert_eq!(a.len(), b.len(), "{what}");
+                let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    largest > 0.0 && worst <= 1e-5 * largest,
+                    "{cin}→{cout} {k}×{k}, {what}: off by {worst} of {largest}"
                 );
             }
         }
