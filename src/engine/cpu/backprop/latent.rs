@@ -2,8 +2,8 @@
 //! zero-padded convolutions, nearest ×2 upsampling, leaky ReLU with pixel norm, tanh) and
 //! [`ImageDiscriminator`] (spectrally normalised convolutions and linear head, leaky ReLU, the
 //! minibatch standard deviation channel), forward and backward. A batch's samples run one per
-//! core; their gradients are summed in sample order, so a result does not depend on the core
-//! count.
+//! core; their gradients are summed in fixed groups and orders, so a result does not depend on
+//! the core count.
 
 use burn::module::ParamId;
 use burn::nn::Linear;
@@ -20,6 +20,8 @@ use crate::model::latent::{POWER_STEPS, SLOPE, SnConv, SnLinear, power_start};
 use crate::model::{ImageDiscriminator, LatentGenerator};
 
 const SLOPE_F32: f32 = SLOPE as f32;
+/// Samples per group whose weight gradients one thread sums in turn.
+const GROUP: usize = 4;
 /// Added to the mean square under pixel norm's root, and to the variance of the minibatch
 /// standard deviation (as the model's).
 const EPSILON: f32 = 1e-8;
@@ -206,21 +208,44 @@ impl LatentGeneratorGrad {
 
     /// The weight gradients of a loss given its gradient with respect to each image.
     pub fn backward(&self, tape: &LatentTape, d_images: &[Vec<f32>]) -> LatentGrads {
-        assert_eq!(d_images.len(), tape.samples.len(), "a gradient per image");
-        let per_sample = par_map(d_images.len(), |i| {
-            self.backward_one(&tape.samples[i], &d_images[i], tape.side)
+        let count = d_images.len();
+        assert_eq!(count, tape.samples.len(), "a gradient per image");
+        assert!(count > 0, "a batch of at least one");
+        // Fixed groups of samples, each summing into its own gradients in turn (fewer large
+        // buffers to clear and add than one per sample; the same sums on any core count).
+        let per_group = par_map(count.div_ceil(GROUP), |group| {
+            let mut grads = self.zeros();
+            let range = group * GROUP..((group + 1) * GROUP).min(count);
+            for (sample, d) in tape.samples[range.clone()].iter().zip(&d_images[range]) {
+                self.backward_one(sample, d, tape.side, &mut grads);
+            }
+            grads
         });
-        let mut per_sample = per_sample.into_iter();
-        let mut total = per_sample.next().expect("a batch of at least one");
-        for grads in per_sample {
+        let mut per_group = per_group.into_iter();
+        let mut total = per_group.next().expect("a batch of at least one");
+        for grads in per_group {
             total.add(&grads);
         }
         total
     }
 
-    fn backward_one(&self, s: &LatentSample, d_image: &[f32], side: usize) -> LatentGrads {
+    fn zeros(&self) -> LatentGrads {
+        let (weight, bias) = &self.project;
+        LatentGrads {
+            project: (vec![0.0; weight.len()], vec![0.0; bias.len()]),
+            conv: self.convs.iter().map(ConvGrads::zeros).collect(),
+        }
+    }
+
+    /// Adds one sample's weight gradients into `grads`.
+    fn backward_one(
+        &self,
+        s: &LatentSample,
+        d_image: &[f32],
+        side: usize,
+        grads: &mut LatentGrads,
+    ) {
         let last = self.convs.len() - 1;
-        let mut conv: Vec<ConvGrads> = self.convs.iter().map(ConvGrads::zeros).collect();
         let data = d_image
             .iter()
             .zip(&s.output)
@@ -234,7 +259,7 @@ impl LatentGeneratorGrad {
                 leaky_backward(&mut g.data, &y.data);
             }
             let dp = self.convs[l]
-                .backward(&s.padded[l], &g, &mut conv[l], true, 1)
+                .backward(&s.padded[l], &g, &mut grads.conv[l], true, 1)
                 .expect("asked for the input's gradient");
             g = pad_backward(&dp, 1, Padding::Zero);
             if l > 0 && l < last {
@@ -244,15 +269,12 @@ impl LatentGeneratorGrad {
         let (y, inv) = &s.acts[0];
         pixel_norm_backward(&mut g, y, inv);
         leaky_backward(&mut g.data, &y.data);
+        let (weight, bias) = &mut grads.project;
         let out = g.data.len();
-        let mut weight = vec![0.0f32; self.latent * out];
         for (&zi, row) in s.z.iter().zip(weight.chunks_exact_mut(out)) {
-            row.iter_mut().zip(&g.data).for_each(|(w, &d)| *w = zi * d);
+            row.iter_mut().zip(&g.data).for_each(|(w, &d)| *w += zi * d);
         }
-        LatentGrads {
-            project: (weight, g.data),
-            conv,
-        }
+        add_into(bias, &g.data);
     }
 
     /// The images of a forward pass, `[3, side, side]` each.
