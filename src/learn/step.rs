@@ -975,19 +975,44 @@ pub fn noise_judge_gradients(
 ) -> NoiseGradients {
     let kind = config.adversarial;
     let fake = nets.g.forward(latents(z, device)).detach();
-    let real_scores = nets.d.forward(real);
-    let fake_scores = nets.d.forward(fake);
-    let d_loss = adversarial(kind, real_scores.clone(), true)
-        + adversarial(kind, fake_scores.clone(), false);
+    let (d_loss, losses) = judge_loss(kind, nets.d.forward(real), nets.d.forward(fake));
     let mut grads = d_loss.backward();
     NoiseGradients {
         grads: GradientsParams::from_module(&mut grads, &nets.d),
-        losses: vec![
-            ("d", d_loss),
-            ("d_real", real_scores.mean().reshape([1])),
-            ("d_fake", fake_scores.mean().reshape([1])),
-        ],
+        losses,
     }
+}
+
+/// The discriminator's loss on its scores of real and generated portraits, and the losses the
+/// log shows (d, and the mean scores d_real and d_fake).
+fn judge_loss(
+    kind: AdversarialLoss,
+    real_scores: Tensor<4>,
+    fake_scores: Tensor<4>,
+) -> (Tensor<1>, Vec<(&'static str, Tensor<1>)>) {
+    let d_loss = adversarial(kind, real_scores.clone(), true)
+        + adversarial(kind, fake_scores.clone(), false);
+    let losses = vec![
+        ("d", d_loss.clone()),
+        ("d_real", real_scores.mean().reshape([1])),
+        ("d_fake", fake_scores.mean().reshape([1])),
+    ];
+    (d_loss, losses)
+}
+
+/// The generator's loss on the discriminator's scores of its images `fake` of noise `z`: g_adv
+/// plus the weighted mode-seeking term; and the losses the log shows.
+fn maker_loss(
+    config: &TrainConfig,
+    scores: Tensor<4>,
+    fake: Tensor<4>,
+    z: Tensor<2>,
+    device: &Device,
+) -> (Tensor<1>, Vec<(&'static str, Tensor<1>)>) {
+    let g_adv = generator_adversarial(config.adversarial, scores);
+    let seeking = mode_seeking(fake, z, device);
+    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
+    (g_loss, vec![("g_adv", g_adv), ("mode_seeking", seeking)])
 }
 
 /// [`noise_judge_gradients`] on our CPU path: the networks run there, the losses (on the
@@ -1011,8 +1036,7 @@ pub fn noise_judge_gradients_cpu(
             .require_grad()
     };
     let (real_scores, fake_scores) = (logits(reals.scores()), logits(fakes.scores()));
-    let d_loss = adversarial(kind, real_scores.clone(), true)
-        + adversarial(kind, fake_scores.clone(), false);
+    let (d_loss, losses) = judge_loss(kind, real_scores.clone(), fake_scores.clone());
     let grads = d_loss.backward();
     let d_of = |scores: &Tensor<4>| grad_planes(scores, &grads).concat();
     let (on_real, _) = d.backward(&reals, &d_of(&real_scores), true, false);
@@ -1021,11 +1045,7 @@ pub fn noise_judge_gradients_cpu(
     total.add(&on_fake.expect("asked for the weights' gradients"));
     NoiseGradients {
         grads: total.into_params(&d, device),
-        losses: vec![
-            ("d", d_loss),
-            ("d_real", real_scores.mean().reshape([1])),
-            ("d_fake", fake_scores.mean().reshape([1])),
-        ],
+        losses,
     }
 }
 
@@ -1039,13 +1059,12 @@ pub fn noise_generator_gradients(
 ) -> NoiseGradients {
     let z = latents(z, device);
     let fake = nets.g.forward(z.clone());
-    let g_adv = generator_adversarial(config.adversarial, frozen(&nets.d).forward(fake.clone()));
-    let seeking = mode_seeking(fake, z, device);
-    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
+    let scores = frozen(&nets.d).forward(fake.clone());
+    let (g_loss, losses) = maker_loss(config, scores, fake, z, device);
     let mut grads = g_loss.backward();
     NoiseGradients {
         grads: GradientsParams::from_module(&mut grads, &nets.g),
-        losses: vec![("g_adv", g_adv), ("mode_seeking", seeking)],
+        losses,
     }
 }
 
@@ -1061,7 +1080,7 @@ pub fn noise_generator_gradients_cpu(
     let d = ImageDiscriminatorGrad::new(&nets.d);
     let tape = g.forward(z);
     let images = LatentGeneratorGrad::images(&tape);
-    let side = ((images[0].len() / 3) as f64).sqrt() as usize;
+    let side = LatentGeneratorGrad::side(&tape);
     let judged = d.forward(&images, side);
     let n = images.len();
     let fake = leaf(images, [n, 3, side, side], device);
@@ -1070,9 +1089,13 @@ pub fn noise_generator_gradients_cpu(
         device,
     )
     .require_grad();
-    let g_adv = generator_adversarial(config.adversarial, scores.clone());
-    let seeking = mode_seeking(fake.clone(), latents(z, device), device);
-    let g_loss = g_adv.clone() + seeking.clone() * config.mode_seeking_weight;
+    let (g_loss, losses) = maker_loss(
+        config,
+        scores.clone(),
+        fake.clone(),
+        latents(z, device),
+        device,
+    );
     let grads = g_loss.backward();
     let (_, through_d) = d.backward(&judged, &grad_planes(&scores, &grads).concat(), false, true);
     let mut d_images = grad_planes(&fake, &grads);
@@ -1081,7 +1104,7 @@ pub fn noise_generator_gradients_cpu(
     }
     NoiseGradients {
         grads: g.backward(&tape, &d_images).into_params(&g, device),
-        losses: vec![("g_adv", g_adv), ("mode_seeking", seeking)],
+        losses,
     }
 }
 

@@ -277,6 +277,11 @@ impl LatentGeneratorGrad {
         add_into(bias, &g.data);
     }
 
+    /// The side of a forward pass's images.
+    pub fn side(tape: &LatentTape) -> usize {
+        tape.side
+    }
+
     /// The images of a forward pass, `[3, side, side]` each.
     pub fn images(tape: &LatentTape) -> Vec<Vec<f32>> {
         tape.samples.iter().map(|s| s.output.clone()).collect()

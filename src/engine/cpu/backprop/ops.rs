@@ -463,19 +463,9 @@ impl ConvWeights {
         input_grad: bool,
         parts: usize,
     ) -> Option<Map> {
-        let (oh, ow) = self.out_size(x.h, x.w);
-        assert_eq!(
-            (dy.c, dy.h, dy.w),
-            (self.cout, oh, ow),
-            "gradient of the wrong shape"
-        );
-        if !input_grad && !weight_grad {
-            return None;
-        }
         if input_grad && self.on_engine() && engine_use().1 {
-            let dx = self.input_gradient(dy);
             self.backward_products(x, dy, grads, weight_grad, false, parts);
-            return Some(dx);
+            return Some(self.input_gradient(dy));
         }
         self.backward_products(x, dy, grads, weight_grad, input_grad, parts)
     }
@@ -492,6 +482,11 @@ impl ConvWeights {
         parts: usize,
     ) -> Option<Map> {
         let (oh, ow) = self.out_size(x.h, x.w);
+        assert_eq!(
+            (dy.c, dy.h, dy.w),
+            (self.cout, oh, ow),
+            "gradient of the wrong shape"
+        );
         let (rows, total) = (self.rows(), oh * ow);
         if !input_grad && !weight_grad {
             return None;
