@@ -11,6 +11,9 @@
 //! bench_native tiling BACKEND                a 1024² photo whole vs in 256² tiles (the page's path)
 //! bench_native train BACKEND STEPS           training steps/s (tiny at 128², small at 256², and
 //!                                            the styles step at 256², batch 8, where VGG19 is)
+//! bench_native grads OUT_DIR               the four timed training steps' losses and gradients on
+//!                                            our CPU path, with weights and inputs, for the
+//!                                            PyTorch reference to compare (`bench.py grads`)
 //! bench_native check BACKEND STEPS           BACKEND against flex on the same numbers: forward
 //!                                            passes, each loss's gradients, then STEPS training
 //!                                            steps side by side (where a GPU goes wrong)
@@ -19,6 +22,9 @@
 //! BACKEND is `cpu` (our CPU path, which the stylizer uses on the CPU; `infer` only), `flex`
 //! (Burn's CPU backend), `ndarray` (needs `--features ndarray`), `wgpu` (needs `--features
 //! wgpu` or `vulkan`) or `cuda` (needs `--features cuda`, after scripts/setup-cuda). SIZES is a comma list such as `256,512,1024`.
+
+#[path = "bench_native/grads.rs"]
+mod grads;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,7 +54,8 @@ fn main() {
         "tiling" => tiling(arg(1)),
         "train" => train(arg(1), arg(2).parse().unwrap_or(5)),
         "check" => check(arg(1), arg(2).parse().unwrap_or(10)),
-        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | layers PRESET SIDE RUNS | tiling BACKEND | train BACKEND STEPS | check BACKEND STEPS".into()),
+        "grads" => grads::grads(Path::new(arg(1))),
+        _ => Err("usage: bench_native weights DIR | infer BACKEND SIZES RUNS | layers PRESET SIDE RUNS | tiling BACKEND | train BACKEND STEPS | check BACKEND STEPS | grads DIR".into()),
     };
     if let Err(message) = result {
         eprintln!("bench_native: {message}");

@@ -52,18 +52,29 @@ class Generator(nn.Module):
     src/model/generator.rs, which Burn's export stores in the SafeTensors metadata. Nothing about
     the network's shape is written here: this walks the table as Burn's forward pass does."""
 
-    def __init__(self, layers, config=None):
+    def __init__(self, layers, config=None, styles=0):
         super().__init__()
         self.layers = layers
         self.config = config or {}
+        widths = []
         for layer in layers:
             conv = nn.Conv2d(layer["cin"], layer["cout"], layer["kernel"], stride=layer["stride"])
             _attach(self, layer["conv"], conv)
             if layer["norm"]:
                 _attach(self, layer["norm"], StatNorm(layer["cout"]))
+                widths.append(layer["cout"])
+        # A multi-style network (src/model/styles.rs): per norm layer, each style's offsets of the
+        # scale and shift (`styles.gamma.K`, `styles.beta.K`, [styles, channels]).
+        if styles:
+            table = nn.Module()
+            table.gamma = nn.ParameterList([nn.Parameter(torch.zeros(styles, c)) for c in widths])
+            table.beta = nn.ParameterList([nn.Parameter(torch.zeros(styles, c)) for c in widths])
+            self.styles = table
 
-    def forward(self, x):
-        image, kept = x, None
+    def forward(self, x, mix=None):
+        """`mix` ([batch, styles]): each sample's blend of a multi-style network's styles, whose
+        offsets are added to every norm's scale and shift."""
+        image, kept, k = x, None, 0
         for layer in self.layers:
             if layer["residual"] == "open":
                 kept = x
@@ -73,7 +84,15 @@ class Generator(nn.Module):
                 x = torch.cat([x, image], dim=1)
             x = self.get_submodule(layer["conv"])(reflect(x, layer["pad"]))
             if layer["norm"]:
-                x = self.get_submodule(layer["norm"])(x)
+                norm = self.get_submodule(layer["norm"])
+                if mix is None:
+                    x = norm(x)
+                else:
+                    b, c = x.shape[:2]
+                    gamma = norm.gamma + mix @ self.styles.gamma[k]
+                    beta = norm.beta + mix @ self.styles.beta[k]
+                    x = F.instance_norm(x, eps=EPSILON) * gamma.reshape(b, c, 1, 1) + beta.reshape(b, c, 1, 1)
+                k += 1
             if layer["activation"] == "relu":
                 x = F.relu(x)
             elif layer["activation"] == "tanh":
@@ -133,8 +152,9 @@ def init_weights(module, generator=None):
     return module
 
 
-def load(path):
-    """The generator stored in a SafeTensors file written by Burn's export, in eval mode (float32)."""
+def load(path, styles=0):
+    """The generator stored in a SafeTensors file written by Burn's export, in eval mode (float32);
+    with `styles`, a multi-style network of it whose style offsets start at zero."""
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata() or {}
         tensors = {name: f.get_tensor(name).float() for name in f.keys()}
@@ -145,7 +165,9 @@ def load(path):
         )
     layers = json.loads(metadata[LAYERS_METADATA])
     config = json.loads(metadata.get(GENERATOR_METADATA, "{}"))
-    model = Generator(layers, config)
+    model = Generator(layers, config, styles=styles)
+    if styles:
+        tensors.update({k: v for k, v in model.state_dict().items() if k.startswith("styles.")})
     model.load_state_dict(tensors, strict=True)
     return model.eval()
 
@@ -283,7 +305,10 @@ def spectral_norm(w):
     """σ of `w` [m, n] as ours computes it: power iteration from a fixed start, the vectors
     constants, so the gradient is u vᵀ."""
     n = w.shape[1]
-    start = torch.tensor([((i * 0.618034 + 0.1) % 1.0 - 0.5) * 2.0 for i in range(n)], dtype=w.dtype)
+    # `power_start` in src/model/latent.rs, in float32 arithmetic as there: four steps do not
+    # converge, so the vectors (and the gradient u vᵀ) depend on the start's every bit.
+    i = torch.arange(n, dtype=torch.float32)
+    start = (((i * 0.618034 + 0.1) % 1.0 - 0.5) * 2.0).to(w.dtype)
 
     def unit(t):
         return t / (t.square().sum() + 1e-12).sqrt()
