@@ -357,7 +357,15 @@ pub fn transfer_gradients_cpu(
         };
         let tape = g.forward(&before, h, w, &[]);
         let fake = outputs(&tape);
-        let judged = d.forward(&pair(&fake), (2 * channels, h, w), &[]);
+        // The generated and the real pairs at once (the real ones' pass is the judge's own).
+        let (fake_pairs, real_pairs) = (pair(&fake), pair(&after));
+        let mut tapes = d
+            .forward_sets(
+                &[(&fake_pairs, &[]), (&real_pairs, &[])],
+                (2 * channels, h, w),
+            )
+            .into_iter();
+        let (judged, reals) = (tapes.next().expect("a tape"), tapes.next().expect("a tape"));
         let (fake, scores) = (image(fake), scores_leaf(&judged, device));
         let g_adv = generator_adversarial(kind, scores.clone());
         let l1_loss = l1(fake.clone(), target);
@@ -368,7 +376,6 @@ pub fn transfer_gradients_cpu(
             add_into(df, &dp[channels * h * w..]);
         }
         let (generator, _) = g.backward(&tape, &d_fake).into_params(&g, device);
-        let reals = d.forward(&pair(&after), (2 * channels, h, w), &[]);
         let (grads_d, d_loss) = judge_gradients(&d, &reals, &judged, kind, device);
         return TransferGradients {
             generator,
@@ -386,8 +393,16 @@ pub fn transfer_gradients_cpu(
     let g_a = g.forward(&pa, h, w, &[]);
     let f_b = f.forward(&pb, h, w, &[]);
     let (fake_b, fake_a) = (outputs(&g_a), outputs(&f_b));
-    let judged_b = d.forward(&fake_b, shape, &[]);
-    let judged_a = d_content.forward(&fake_a, shape, &[]);
+    // Each discriminator's passes on the generated and the real images at once (see the paired
+    // mode).
+    let both = |judge: &DiscriminatorGrad, fakes: &[Vec<f32>], reals: &[Vec<f32>]| {
+        let mut tapes = judge
+            .forward_sets(&[(fakes, &[]), (reals, &[])], shape)
+            .into_iter();
+        (tapes.next().expect("a tape"), tapes.next().expect("a tape"))
+    };
+    let (judged_b, real_b) = both(&d, &fake_b, &pb);
+    let (judged_a, real_a) = both(&d_content, &fake_a, &pa);
     // The cycle: F and G again, on the other's results.
     let f_rec = f.forward(&fake_b, h, w, &[]);
     let g_rec = g.forward(&fake_a, h, w, &[]);
@@ -430,10 +445,10 @@ pub fn transfer_gradients_cpu(
         grads_f.add(&f.backward(tape_f, &grad_planes(fa, &grads)));
     }
     let (grads_d, d_style) =
-        judge_gradients(&d, &d.forward(&pb, shape, &[]), &judged_b, kind, device);
+        judge_gradients(&d, &real_b, &judged_b, kind, device);
     let (grads_dc, d_content_loss) = judge_gradients(
         &d_content,
-        &d_content.forward(&pa, shape, &[]),
+        &real_a,
         &judged_a,
         kind,
         device,
@@ -487,14 +502,13 @@ fn judge_gradients(
     let loss =
         (adversarial(kind, real.clone(), true) + adversarial(kind, fake.clone(), false)) * 0.5;
     let grads = loss.backward();
-    let weights = |tape, scores: &Tensor<4>| {
-        judge
-            .backward(tape, &grad_planes(scores, &grads), true, false)
-            .0
-            .expect("weight gradients")
-    };
-    let mut sum = weights(reals, &real);
-    sum.add(&weights(fakes, &fake));
+    let (d_real, d_fake) = (grad_planes(&real, &grads), grad_planes(&fake, &grads));
+    let mut sets = judge
+        .backward_sets(&[(reals, &d_real), (fakes, &d_fake)], true, false)
+        .into_iter()
+        .map(|(weights, _)| weights.expect("weight gradients"));
+    let mut sum = sets.next().expect("the real images' gradients");
+    sum.add(&sets.next().expect("the generated images' gradients"));
     (sum, loss)
 }
 

@@ -86,21 +86,40 @@ impl DiscriminatorGrad {
     pub fn forward(
         &self,
         images: &[Vec<f32>],
-        (channels, h, w): (usize, usize, usize),
+        shape: (usize, usize, usize),
         mixes: &[Vec<f32>],
     ) -> DiscriminatorTape {
-        assert!(
-            mixes.is_empty() || mixes.len() == images.len(),
-            "a mix per sample"
-        );
-        let parts = parts_for(images.len());
-        let samples = par_map(images.len(), |i| {
-            self.forward_one(Map::new(channels, h, w, images[i].clone()), parts)
-        });
-        DiscriminatorTape {
-            samples,
-            mixes: mixes.to_vec(),
+        let mut tapes = self.forward_sets(&[(images, mixes)], shape);
+        tapes.pop().expect("a tape per set")
+    }
+
+    /// [`Self::forward`] of several batches at once (`sets`: each one's images and mixes), one
+    /// tape per set: every sample of every set in parallel, so that a batch of one and its
+    /// counterpart (real and generated pairs) run side by side, each on a core, instead of each
+    /// splitting its convolutions over the cores in turn.
+    pub fn forward_sets(
+        &self,
+        sets: &[(&[Vec<f32>], &[Vec<f32>])],
+        (channels, h, w): (usize, usize, usize),
+    ) -> Vec<DiscriminatorTape> {
+        for (images, mixes) in sets {
+            assert!(
+                mixes.is_empty() || mixes.len() == images.len(),
+                "a mix per sample"
+            );
         }
+        let all: Vec<&Vec<f32>> = sets.iter().flat_map(|(images, _)| images.iter()).collect();
+        let parts = parts_for(all.len());
+        let mut samples = par_map(all.len(), |i| {
+            self.forward_one(Map::new(channels, h, w, all[i].clone()), parts)
+        })
+        .into_iter();
+        sets.iter()
+            .map(|(images, mixes)| DiscriminatorTape {
+                samples: samples.by_ref().take(images.len()).collect(),
+                mixes: mixes.to_vec(),
+            })
+            .collect()
     }
 
     fn forward_one(&self, mut x: Map, parts: usize) -> SampleTape {
@@ -138,24 +157,44 @@ impl DiscriminatorGrad {
         weights: bool,
         inputs: bool,
     ) -> (Option<DiscriminatorGrads>, Vec<Vec<f32>>) {
-        assert_eq!(d_scores.len(), tape.samples.len(), "a gradient per sample");
-        let parts = parts_for(d_scores.len());
-        let per_sample = par_map(d_scores.len(), |i| {
+        let mut sets = self.backward_sets(&[(tape, d_scores)], weights, inputs);
+        sets.pop().expect("a result per set")
+    }
+
+    /// [`Self::backward`] of several tapes at once (`sets`: each tape and its scores'
+    /// gradients), one result per set; every sample of every set in parallel (see
+    /// [`Self::forward_sets`]).
+    pub fn backward_sets(
+        &self,
+        sets: &[(&DiscriminatorTape, &[Vec<f32>])],
+        weights: bool,
+        inputs: bool,
+    ) -> Vec<(Option<DiscriminatorGrads>, Vec<Vec<f32>>)> {
+        let mut all = Vec::new();
+        for (set, (tape, d_scores)) in sets.iter().enumerate() {
+            assert_eq!(d_scores.len(), tape.samples.len(), "a gradient per sample");
+            all.extend((0..d_scores.len()).map(|i| (set, i)));
+        }
+        let parts = parts_for(all.len());
+        let per_sample = par_map(all.len(), |k| {
+            let (set, i) = all[k];
+            let (tape, d_scores) = sets[set];
             let mix = tape.mixes.get(i).map_or(&[][..], Vec::as_slice);
             self.backward_one(&tape.samples[i], &d_scores[i], mix, weights, inputs, parts)
         });
-        let mut image_grads = Vec::with_capacity(per_sample.len());
-        let mut total: Option<DiscriminatorGrads> = None;
-        for (grads, image) in per_sample {
-            image_grads.extend(image);
+        let mut results: Vec<(Option<DiscriminatorGrads>, Vec<Vec<f32>>)> =
+            sets.iter().map(|_| (None, Vec::new())).collect();
+        for (&(set, _), (grads, image)) in all.iter().zip(per_sample) {
+            let (total, images) = &mut results[set];
+            images.extend(image);
             if let Some(grads) = grads {
                 match total.as_mut() {
-                    None => total = Some(grads),
+                    None => *total = Some(grads),
                     Some(t) => t.add(&grads),
                 }
             }
         }
-        (total, image_grads)
+        results
     }
 
     fn backward_one(
