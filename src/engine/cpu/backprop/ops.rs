@@ -177,9 +177,8 @@ pub(crate) struct ConvWeights {
 }
 
 /// Which stride-1 convolutions run on the engine's kernels: natively, the environment variable
-/// `PORTRAITIST_BACKPROP` (`products`: none, im2col and col2im throughout, single-output
-/// convolutions too; `forward`; `input`: the input gradients only; default both) picks, for
-/// benchmarks.
+/// `PORTRAITIST_BACKPROP` (`products`: none, im2col and col2im throughout; `forward`; `input`: the
+/// input gradients only; default both) picks, for benchmarks.
 fn engine_use() -> (bool, bool) {
     static USE: OnceLock<(bool, bool)> = OnceLock::new();
     *USE.get_or_init(|| {
@@ -234,27 +233,6 @@ impl ConvGrads {
         add_into(&mut self.weight, &other.weight);
         add_into(&mut self.bias, &other.bias);
     }
-}
-
-/// `Σ a[i]·b[i]` over the shorter of the two, in 16 running sums (which the compiler keeps in
-/// vector registers: one sum in order would run a multiply-add at a time).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0.0f32; 16];
-    let (chunks_a, chunks_b) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = chunks_a
-        .remainder()
-        .iter()
-        .zip(chunks_b.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for ((l, x), y) in lanes.iter_mut().zip(ca).zip(cb) {
-            *l += x * y;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 pub(crate) fn add_into(sum: &mut [f32], values: &[f32]) {
@@ -417,92 +395,7 @@ impl ConvWeights {
             });
             return engine_forward(conv, x);
         }
-        if self.is_single() && engine_use() != (false, false) {
-            return self.forward_single(x);
-        }
         self.forward_products(x, parts)
-    }
-
-    /// A stride-1 convolution with one output channel (the discriminators' heads), which runs as
-    /// shifted multiply-adds of whole rows instead of im2col and a one-row matrix product (an
-    /// im2col matrix of `cin·k²` rows per output pixel, 15 MiB for a 256² PatchGAN head, and
-    /// its packing, for a few million multiply-adds).
-    fn is_single(&self) -> bool {
-        self.cout == 1 && self.stride == 1
-    }
-
-    /// [`Self::forward`] of a single-output convolution ([`Self::is_single`]).
-    fn forward_single(&self, x: &Map) -> Map {
-        let (oh, ow) = self.out_size(x.h, x.w);
-        let k = self.k;
-        let mut out = Map::new(1, oh, ow, vec![self.bias[0]; oh * ow]);
-        for ci in 0..self.cin {
-            let plane = &x.data[ci * x.plane()..(ci + 1) * x.plane()];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let w = self.weight[(ci * k + ky) * k + kx];
-                    for (oy, row) in out.data.chunks_exact_mut(ow).enumerate() {
-                        let from = &plane[(oy + ky) * x.w + kx..][..ow];
-                        row.iter_mut().zip(from).for_each(|(o, &v)| *o += w * v);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// [`Self::backward_with`] of a single-output convolution ([`Self::is_single`]): each weight's
-    /// gradient a dot product of `dy` with the shifted input, the input's gradient `dy` added in
-    /// at each shift, times its weight.
-    fn backward_single(
-        &self,
-        x: &Map,
-        dy: &Map,
-        grads: &mut ConvGrads,
-        weight_grad: bool,
-        input_grad: bool,
-    ) -> Option<Map> {
-        let (oh, ow) = self.out_size(x.h, x.w);
-        assert_eq!(
-            (dy.c, dy.h, dy.w),
-            (1, oh, ow),
-            "gradient of the wrong shape"
-        );
-        let k = self.k;
-        if weight_grad {
-            grads.bias[0] += dy.data.iter().sum::<f32>();
-            for ci in 0..self.cin {
-                let plane = &x.data[ci * x.plane()..(ci + 1) * x.plane()];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let mut sum = 0.0f32;
-                        for (oy, row) in dy.data.chunks_exact(ow).enumerate() {
-                            let from = &plane[(oy + ky) * x.w + kx..][..ow];
-                            sum += dot(row, from);
-                        }
-                        grads.weight[(ci * k + ky) * k + kx] += sum;
-                    }
-                }
-            }
-        }
-        if !input_grad {
-            return None;
-        }
-        let mut dx = Map::zeros(x.c, x.h, x.w);
-        let plane_len = dx.plane();
-        for ci in 0..self.cin {
-            let plane = &mut dx.data[ci * plane_len..(ci + 1) * plane_len];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let w = self.weight[(ci * k + ky) * k + kx];
-                    for (oy, row) in dy.data.chunks_exact(ow).enumerate() {
-                        let to = &mut plane[(oy + ky) * x.w + kx..][..ow];
-                        to.iter_mut().zip(row).for_each(|(d, &g)| *d += w * g);
-                    }
-                }
-            }
-        }
-        Some(dx)
     }
 
     /// [`Self::forward`] by im2col chunks and matrix products (any stride).
@@ -573,9 +466,6 @@ impl ConvWeights {
         if input_grad && self.on_engine() && engine_use().1 {
             self.backward_products(x, dy, grads, weight_grad, false, parts);
             return Some(self.input_gradient(dy));
-        }
-        if self.is_single() && engine_use() != (false, false) {
-            return self.backward_single(x, dy, grads, weight_grad, input_grad);
         }
         self.backward_products(x, dy, grads, weight_grad, input_grad, parts)
     }
@@ -812,8 +702,7 @@ mod tests {
     }
 
     /// Stride-1 convolutions on the engine's kernels (forward, and the input gradient as a
-    /// convolution with the flipped weights), and single-output ones by shifted rows, compute
-    /// what im2col and col2im do.
+    /// convolution with the flipped weights) compute what im2col and col2im do.
     #[test]
     fn the_engines_kernels_compute_what_the_products_do() {
         let mut rng = Rng::new(4);
@@ -827,8 +716,6 @@ mod tests {
             (17, 16, 3, 6),
             (3, 8, 3, 18),
             (128, 128, 3, 6),
-            (64, 1, 4, 9),
-            (6, 1, 4, 21),
         ] {
             let conv =
                 ConvWeights::new((cin, cout, k, 1), random(cout * cin * k * k), random(cout));
