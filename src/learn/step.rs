@@ -444,15 +444,8 @@ pub fn transfer_gradients_cpu(
         grads_g.add(&g.backward(tape_g, &grad_planes(gb, &grads)));
         grads_f.add(&f.backward(tape_f, &grad_planes(fa, &grads)));
     }
-    let (grads_d, d_style) =
-        judge_gradients(&d, &real_b, &judged_b, kind, device);
-    let (grads_dc, d_content_loss) = judge_gradients(
-        &d_content,
-        &real_a,
-        &judged_a,
-        kind,
-        device,
-    );
+    let (grads_d, d_style) = judge_gradients(&d, &real_b, &judged_b, kind, device);
+    let (grads_dc, d_content_loss) = judge_gradients(&d_content, &real_a, &judged_a, kind, device);
     TransferGradients {
         generator: grads_g.into_params(&g, device).0,
         discriminator: grads_d.into_params(&d, device),

@@ -43,6 +43,9 @@ struct SampleTape {
 
 type LayerTape = (Map, Option<(Map, NormState)>, Option<Map>);
 
+/// A batch of images (`[channels, h, w]` each) and each one's mix of heads (empty: the one head).
+pub type ImageSet<'a> = (&'a [Vec<f32>], &'a [Vec<f32>]);
+
 /// The weight gradients of a discriminator (summed over the samples).
 pub struct DiscriminatorGrads {
     conv: Vec<ConvGrads>,
@@ -99,7 +102,7 @@ impl DiscriminatorGrad {
     /// splitting its convolutions over the cores in turn.
     pub fn forward_sets(
         &self,
-        sets: &[(&[Vec<f32>], &[Vec<f32>])],
+        sets: &[ImageSet],
         (channels, h, w): (usize, usize, usize),
     ) -> Vec<DiscriminatorTape> {
         for (images, mixes) in sets {
