@@ -14,7 +14,6 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use portraitist::engine::CpuVgg;
-use portraitist::learn::AdversarialLoss;
 use portraitist::learn::step::{
     Nets, StyleGrams, TransferNets, mean_grams, noise_generator_gradients,
     noise_generator_gradients_cpu, noise_judge_gradients, noise_judge_gradients_cpu,
@@ -150,21 +149,13 @@ fn random(rng: &mut Rng, shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-fn kind_name(kind: AdversarialLoss) -> &'static str {
-    match kind {
-        AdversarialLoss::Lsgan => "lsgan",
-        AdversarialLoss::Bce => "bce",
-        AdversarialLoss::Hinge => "hinge",
-    }
-}
-
 /// The settings the reference needs to compute the same losses.
 fn settings(config: &TrainConfig) -> serde_json::Value {
     serde_json::json!({
-        "mode": format!("{:?}", config.mode).to_lowercase(),
+        "mode": config.mode,
         "size": config.size,
         "batch": config.batch,
-        "adversarial": kind_name(config.adversarial),
+        "adversarial": config.adversarial,
         "cycle_weight": config.cycle_weight,
         "identity_weight": config.identity_weight,
         "l1_weight": config.l1_weight,
@@ -238,11 +229,6 @@ pub fn grads(out: &Path) -> Result<()> {
                     file.network("F", f, &[gf], &[bf]);
                     file.network("Dc", dc, &[gdc], &[bdc]);
                 }
-                file.meta(
-                    "layers",
-                    serde_json::to_value(config.generator_config().layers())
-                        .map_err(|e| e.to_string())?,
-                );
             }
             Mode::Styles => {
                 let path = &config.vgg19;
@@ -296,11 +282,6 @@ pub fn grads(out: &Path) -> Result<()> {
                     &[&grads.discriminator],
                     &[&burn.discriminator],
                 );
-                file.meta(
-                    "layers",
-                    serde_json::to_value(config.generator_config().layers())
-                        .map_err(|e| e.to_string())?,
-                );
             }
             Mode::Noise => {
                 let Nets::Noise(nets) = Nets::init(&config, &device, &mut rng) else {
@@ -330,6 +311,14 @@ pub fn grads(out: &Path) -> Result<()> {
                     &[&burn_judge.grads],
                 );
             }
+        }
+        if mode != Mode::Noise {
+            // The generator's layer table, from which the reference builds it.
+            let layers = config.generator_config().layers();
+            file.meta(
+                "layers",
+                serde_json::to_value(layers).map_err(|e| e.to_string())?,
+            );
         }
         let path = out.join(format!("grads-{name}.safetensors"));
         file.write(&path)?;
