@@ -379,6 +379,9 @@ impl Trainer {
             data::style_grams(&data, &config, vgg, &training, &mut progress)
         });
         let cpu_step = device.clone().without_autodiff() == Device::flex();
+        if cpu_step {
+            crate::engine::cpu::keep_freed_memory();
+        }
         let cpu_vgg = vgg
             .as_ref()
             .filter(|_| config.mode == Mode::Styles && cpu_step)

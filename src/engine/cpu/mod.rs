@@ -29,6 +29,7 @@ use crate::model::norm::{EPSILON, NormStats, StatNorm};
 mod backprop;
 mod conv;
 mod direct;
+mod memory;
 mod moments;
 mod parallel;
 mod planes;
@@ -45,6 +46,7 @@ pub use backprop::{
     LatentTape,
 };
 use conv::{Conv, Kernels};
+pub use memory::keep_freed_memory;
 use moments::Moments;
 use parallel::{Shared, for_each_plane, for_each_slice, par_map};
 use planes::{Map, Padded};
