@@ -555,71 +555,85 @@ impl ImageDiscriminatorGrad {
             conv: self.convs.iter().map(ConvGrads::zeros).collect(),
             head: (vec![0.0; self.head.0.len()], 0.0),
         };
+        // Fixed groups of samples (as the generator's backward pass), each summing its weight
+        // gradients into one set: fewer large buffers to clear and add than one per sample.
+        let groups = count.div_ceil(GROUP);
+        let group = |g: usize| g * GROUP..((g + 1) * GROUP).min(count);
         // The head and the base convolution, to the features and the minibatch channel.
-        let tails = par_map(count, |i| {
-            let s = &tape.samples[i];
-            let ds = d_scores[i];
+        let tails = par_map(groups, |g| {
             let mut grads = zeros();
-            let y = &s.acts[base];
-            if weights {
-                grads
-                    .head
-                    .0
-                    .iter_mut()
-                    .zip(&y.data)
-                    .for_each(|(g, &v)| *g = v * ds);
-                grads.head.1 = ds;
-            }
-            let data = self.head.0.iter().map(|w| w * ds).collect();
-            let mut g = Map::new(y.c, y.h, y.w, data);
-            leaky_backward(&mut g.data, &y.data);
-            let dp = self.convs[base]
-                .backward_with(&s.padded[base], &g, &mut grads.conv[base], weights, true, 1)
-                .expect("asked for the input's gradient");
-            let mut d = pad_backward(&dp, 1, Padding::Zero);
-            let plane = d.plane();
-            let spread: f32 = d.data[(d.c - 1) * plane..].iter().sum();
-            d.data.truncate((d.c - 1) * plane);
-            d.c -= 1;
-            (grads, d, spread)
+            let per_sample: Vec<(Map, f32)> = group(g)
+                .map(|i| {
+                    let s = &tape.samples[i];
+                    let ds = d_scores[i];
+                    let y = &s.acts[base];
+                    if weights {
+                        grads
+                            .head
+                            .0
+                            .iter_mut()
+                            .zip(&y.data)
+                            .for_each(|(g, &v)| *g += v * ds);
+                        grads.head.1 += ds;
+                    }
+                    let data = self.head.0.iter().map(|w| w * ds).collect();
+                    let mut g = Map::new(y.c, y.h, y.w, data);
+                    leaky_backward(&mut g.data, &y.data);
+                    let dp = self.convs[base]
+                        .backward_with(&s.padded[base], &g, &mut grads.conv[base], weights, true, 1)
+                        .expect("asked for the input's gradient");
+                    let mut d = pad_backward(&dp, 1, Padding::Zero);
+                    let plane = d.plane();
+                    let spread: f32 = d.data[(d.c - 1) * plane..].iter().sum();
+                    d.data.truncate((d.c - 1) * plane);
+                    d.c -= 1;
+                    (d, spread)
+                })
+                .collect();
+            (grads, per_sample)
         });
-        let spread: f32 = tails.iter().map(|t| t.2).sum();
+        let spread: f32 = tails.iter().flat_map(|t| &t.1).map(|t| t.1).sum();
         let n = tape.mean.len() as f32;
-        let per_sample = par_map(count, |i| {
-            let s = &tape.samples[i];
-            let (mut grads, mut g) = (zeros(), tails[i].1.clone());
-            // ∂spread/∂x = (x − mean) / (n · batch · std), per feature.
-            let k = spread / (n * count as f32);
-            for (((d, &x), &m), &sd) in g
-                .data
-                .iter_mut()
-                .zip(&s.acts[base - 1].data)
-                .zip(&tape.mean)
-                .zip(&tape.std)
-            {
-                *d += k * (x - m) / sd;
-            }
-            for l in (0..base).rev() {
-                leaky_backward(&mut g.data, &s.acts[l].data);
-                let need_input = l > 0 || inputs;
-                let Some(dp) = self.convs[l].backward_with(
-                    &s.padded[l],
-                    &g,
-                    &mut grads.conv[l],
-                    weights,
-                    need_input,
-                    1,
-                ) else {
-                    return (grads, None);
-                };
-                g = pad_backward(&dp, 1, Padding::Zero);
-            }
-            (grads, Some(g.data))
+        let fronts = par_map(groups, |gi| {
+            let mut grads = zeros();
+            let images: Vec<Option<Vec<f32>>> = group(gi)
+                .zip(&tails[gi].1)
+                .map(|(i, (d, _))| {
+                    let s = &tape.samples[i];
+                    let mut g = d.clone();
+                    // ∂spread/∂x = (x − mean) / (n · batch · std), per feature.
+                    let k = spread / (n * count as f32);
+                    for (((d, &x), &m), &sd) in g
+                        .data
+                        .iter_mut()
+                        .zip(&s.acts[base - 1].data)
+                        .zip(&tape.mean)
+                        .zip(&tape.std)
+                    {
+                        *d += k * (x - m) / sd;
+                    }
+                    for l in (0..base).rev() {
+                        leaky_backward(&mut g.data, &s.acts[l].data);
+                        let need_input = l > 0 || inputs;
+                        let dp = self.convs[l].backward_with(
+                            &s.padded[l],
+                            &g,
+                            &mut grads.conv[l],
+                            weights,
+                            need_input,
+                            1,
+                        )?;
+                        g = pad_backward(&dp, 1, Padding::Zero);
+                    }
+                    Some(g.data)
+                })
+                .collect();
+            (grads, images)
         });
         let mut images = Vec::new();
         let mut total: Option<ImageGrads> = None;
-        for ((front, image), (tail, ..)) in per_sample.into_iter().zip(&tails) {
-            images.extend(image);
+        for ((front, group_images), (tail, _)) in fronts.into_iter().zip(&tails) {
+            images.extend(group_images.into_iter().flatten());
             if weights {
                 let t = total.get_or_insert_with(zeros);
                 t.add(&front);

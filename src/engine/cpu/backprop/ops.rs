@@ -241,9 +241,23 @@ pub(crate) fn add_into(sum: &mut [f32], values: &[f32]) {
     }
 }
 
-/// Output positions per im2col chunk: the chunk (`[cin·k², n]`) stays within about 512 KiB.
+/// Output positions per im2col chunk: the chunk (`[cin·k², n]`) stays within about 256 KiB (well
+/// inside a core's L2 cache). 4 MiB chunks, which pack the weights fewer times, measured slower;
+/// 256 KiB a little faster than 512 KiB on the noise step (bench/HISTORY.md, 2026-12-07, fourth
+/// session). Natively `PORTRAITIST_IM2COL_FLOATS` sets the chunk's size in floats, for benchmarks.
 fn chunk_columns(rows: usize) -> usize {
-    (131_072 / rows).clamp(64, 4096)
+    static FLOATS: OnceLock<usize> = OnceLock::new();
+    let floats = *FLOATS.get_or_init(|| {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(n) = std::env::var("PORTRAITIST_IM2COL_FLOATS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            return n;
+        }
+        65_536
+    });
+    (floats / rows).clamp(64, 4096)
 }
 
 impl ConvWeights {
