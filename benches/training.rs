@@ -5,8 +5,9 @@
 //! CPU path (the trainer's default on the CPU) and, for reference, through Burn's autodiff
 //! (`(Burn)` rows).
 //!
-//! `cargo bench --profile dev --bench training [-- MODE]` — prints figures; never fails on timing.
-//! `MODE` (e.g. `styles`) keeps only the cases of that mode.
+//! `cargo bench --profile dev --bench training [-- MODE[@SIZE]]` — prints figures; never fails on
+//! timing. `MODE` (e.g. `styles`) keeps only the cases of that mode, `@SIZE` (e.g. `paired@256`)
+//! only those at that size; `BENCH_OURS_ONLY=1` leaves out the Burn autodiff rows (for profiling).
 
 use std::time::Instant;
 
@@ -62,10 +63,18 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(|a| a.to_lowercase());
+    let (only_mode, only_size) = match only.as_deref().map(|a| a.split_once('@')) {
+        Some(Some((mode, size))) => (Some(mode.to_string()), size.parse::<usize>().ok()),
+        Some(None) => (only.clone(), None),
+        None => (None, None),
+    };
+    let ours_only = std::env::var("BENCH_OURS_ONLY").is_ok_and(|v| v == "1");
     for (i, ((mode, preset, size, steps), burn)) in cases.enumerate() {
-        if only
+        if only_mode
             .as_ref()
             .is_some_and(|m| format!("{mode:?}").to_lowercase() != *m)
+            || only_size.is_some_and(|s| s != size)
+            || (burn && ours_only)
         {
             continue;
         }
