@@ -73,11 +73,13 @@ impl DiscriminatorConfig {
 
 impl Discriminator {
     /// The convolutions in forward order: the stages', then the head.
+    #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))] // the CPU training path only
     pub(crate) fn convs(&self) -> impl Iterator<Item = &Conv2d> {
         self.stages.iter().map(|s| &s.conv).chain([&self.head])
     }
 
     /// The norm after each of [`Self::convs`] (none after the first stage and the head).
+    #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))] // the CPU training path only
     pub(crate) fn norms(&self) -> impl Iterator<Item = Option<&StatNorm>> {
         self.stages.iter().map(|s| s.norm.as_ref()).chain([None])
     }

@@ -124,6 +124,7 @@ impl StatNorm {
     }
 
     /// The parameters themselves `(gamma, beta)` (their ids name their gradients).
+    #[cfg(any(not(target_arch = "wasm32"), feature = "learn"))] // the CPU training path only
     pub(crate) fn params(&self) -> (&Param<Tensor<1>>, &Param<Tensor<1>>) {
         (&self.gamma, &self.beta)
     }
