@@ -357,15 +357,8 @@ pub fn transfer_gradients_cpu(
         };
         let tape = g.forward(&before, h, w, &[]);
         let fake = outputs(&tape);
-        // The generated and the real pairs at once (the real ones' pass is the judge's own).
-        let (fake_pairs, real_pairs) = (pair(&fake), pair(&after));
-        let mut tapes = d
-            .forward_sets(
-                &[(&fake_pairs, &[]), (&real_pairs, &[])],
-                (2 * channels, h, w),
-            )
-            .into_iter();
-        let (judged, reals) = (tapes.next().expect("a tape"), tapes.next().expect("a tape"));
+        // The real pairs' pass (the judge's own) runs with the generated ones'.
+        let (judged, reals) = judge_both(&d, &pair(&fake), &pair(&after), (2 * channels, h, w));
         let (fake, scores) = (image(fake), scores_leaf(&judged, device));
         let g_adv = generator_adversarial(kind, scores.clone());
         let l1_loss = l1(fake.clone(), target);
@@ -393,16 +386,8 @@ pub fn transfer_gradients_cpu(
     let g_a = g.forward(&pa, h, w, &[]);
     let f_b = f.forward(&pb, h, w, &[]);
     let (fake_b, fake_a) = (outputs(&g_a), outputs(&f_b));
-    // Each discriminator's passes on the generated and the real images at once (see the paired
-    // mode).
-    let both = |judge: &DiscriminatorGrad, fakes: &[Vec<f32>], reals: &[Vec<f32>]| {
-        let mut tapes = judge
-            .forward_sets(&[(fakes, &[]), (reals, &[])], shape)
-            .into_iter();
-        (tapes.next().expect("a tape"), tapes.next().expect("a tape"))
-    };
-    let (judged_b, real_b) = both(&d, &fake_b, &pb);
-    let (judged_a, real_a) = both(&d_content, &fake_a, &pa);
+    let (judged_b, real_b) = judge_both(&d, &fake_b, &pb, shape);
+    let (judged_a, real_a) = judge_both(&d_content, &fake_a, &pa, shape);
     // The cycle: F and G again, on the other's results.
     let f_rec = f.forward(&fake_b, h, w, &[]);
     let g_rec = g.forward(&fake_a, h, w, &[]);
@@ -462,6 +447,20 @@ pub fn transfer_gradients_cpu(
             ("d_content", d_content_loss),
         ],
     }
+}
+
+/// A discriminator's passes on generated and on real images (one head) at once, side by side on
+/// the cores ([`DiscriminatorGrad::forward_sets`]): their tapes, in that order.
+fn judge_both(
+    judge: &DiscriminatorGrad,
+    fakes: &[Vec<f32>],
+    reals: &[Vec<f32>],
+    shape: (usize, usize, usize),
+) -> (DiscriminatorTape, DiscriminatorTape) {
+    let mut tapes = judge
+        .forward_sets(&[(fakes, &[]), (reals, &[])], shape)
+        .into_iter();
+    (tapes.next().expect("a tape"), tapes.next().expect("a tape"))
 }
 
 /// A leaf of Burn's graph holding `values` (one `Vec` per sample), whose gradient Burn computes.
