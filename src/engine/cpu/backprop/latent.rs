@@ -1,9 +1,11 @@
 //! The noise GAN's training passes on the CPU: [`LatentGenerator`] (linear projection, 3×3
 //! zero-padded convolutions, nearest ×2 upsampling, leaky ReLU with pixel norm, tanh) and
 //! [`ImageDiscriminator`] (spectrally normalised convolutions and linear head, leaky ReLU, the
-//! minibatch standard deviation channel), forward and backward. A batch's samples run one per
-//! core; their gradients are summed in fixed groups and orders, so a result does not depend on
-//! the core count.
+//! minibatch standard deviation channel), forward and backward. A batch runs in fixed groups of
+//! samples, one group per core, each layer by layer over its samples: the small stages (4² and
+//! 8²) as one product over the group's samples side by side, the others sample by sample. The
+//! gradients are summed in fixed groups and orders, so a result does not depend on the core
+//! count.
 
 use burn::module::ParamId;
 use burn::nn::Linear;
@@ -20,7 +22,7 @@ use crate::model::latent::{POWER_STEPS, SLOPE, SnConv, SnLinear, power_start};
 use crate::model::{ImageDiscriminator, LatentGenerator};
 
 const SLOPE_F32: f32 = SLOPE as f32;
-/// Samples per group whose weight gradients one thread sums in turn.
+/// Samples per group: one thread runs a group's passes and sums its weight gradients.
 const GROUP: usize = 4;
 /// Added to the mean square under pixel norm's root, and to the variance of the minibatch
 /// standard deviation (as the model's).
@@ -161,49 +163,69 @@ impl LatentGeneratorGrad {
     }
 
     /// The images (`[3, side, side]` each) of the noise vectors `z`, and what the backward pass
-    /// needs. Samples run in parallel.
+    /// needs. Fixed groups of samples run in parallel, each layer by layer over its samples
+    /// (their small first stages as one product).
     pub fn forward(&self, z: &[Vec<f32>]) -> LatentTape {
-        let samples = par_map(z.len(), |i| self.forward_one(&z[i]));
+        let count = z.len();
+        let groups = par_map(count.div_ceil(GROUP), |g| {
+            self.forward_group(&z[g * GROUP..((g + 1) * GROUP).min(count)])
+        });
         let side = 4 << (self.convs.len() - 2);
-        LatentTape { samples, side }
+        LatentTape {
+            samples: groups.into_iter().flatten().collect(),
+            side,
+        }
     }
 
-    fn forward_one(&self, z: &[f32]) -> LatentSample {
-        assert_eq!(z.len(), self.latent, "noise of the wrong length");
-        let scale = 1.0 / (z.iter().map(|v| v * v).sum::<f32>() / z.len() as f32 + EPSILON).sqrt();
-        let z: Vec<f32> = z.iter().map(|v| v * scale).collect();
-        let (weight, bias) = &self.project;
-        let mut h = bias.clone();
-        for (&zi, row) in z.iter().zip(weight.chunks_exact(bias.len())) {
-            h.iter_mut().zip(row).for_each(|(o, &w)| *o += zi * w);
-        }
-        let mut x = Map::new(self.base, 4, 4, h);
-        let inv = activate(&mut x);
-        let mut acts = vec![(x, inv)];
-        let mut padded = Vec::with_capacity(self.convs.len());
+    fn forward_group(&self, zs: &[Vec<f32>]) -> Vec<LatentSample> {
+        let mut samples: Vec<LatentSample> = zs
+            .iter()
+            .map(|z| {
+                assert_eq!(z.len(), self.latent, "noise of the wrong length");
+                let scale =
+                    1.0 / (z.iter().map(|v| v * v).sum::<f32>() / z.len() as f32 + EPSILON).sqrt();
+                let z: Vec<f32> = z.iter().map(|v| v * scale).collect();
+                let (weight, bias) = &self.project;
+                let mut h = bias.clone();
+                for (&zi, row) in z.iter().zip(weight.chunks_exact(bias.len())) {
+                    h.iter_mut().zip(row).for_each(|(o, &w)| *o += zi * w);
+                }
+                let mut x = Map::new(self.base, 4, 4, h);
+                let inv = activate(&mut x);
+                LatentSample {
+                    z,
+                    acts: vec![(x, inv)],
+                    padded: Vec::with_capacity(self.convs.len()),
+                    output: Vec::new(),
+                }
+            })
+            .collect();
         let last = self.convs.len() - 1;
         for (l, conv) in self.convs.iter().enumerate() {
-            let x = &acts.last().expect("the projection's activation").0;
-            let p = if l == 0 || l == last {
-                pad(x, 1, Padding::Zero)
-            } else {
-                pad(&upsample(x), 1, Padding::Zero)
-            };
-            let mut y = conv.forward(&p, 1);
-            padded.push(p);
-            if l == last {
-                y.data.iter_mut().for_each(|v| *v = v.tanh());
-                return LatentSample {
-                    z,
-                    acts,
-                    padded,
-                    output: y.data,
-                };
+            let padded: Vec<Map> = samples
+                .iter()
+                .map(|s| {
+                    let x = &s.acts.last().expect("the projection's activation").0;
+                    if l == 0 || l == last {
+                        pad(x, 1, Padding::Zero)
+                    } else {
+                        pad(&upsample(x), 1, Padding::Zero)
+                    }
+                })
+                .collect();
+            let ys = conv.forward_group(&padded);
+            for ((s, p), mut y) in samples.iter_mut().zip(padded).zip(ys) {
+                s.padded.push(p);
+                if l == last {
+                    y.data.iter_mut().for_each(|v| *v = v.tanh());
+                    s.output = y.data;
+                } else {
+                    let inv = activate(&mut y);
+                    s.acts.push((y, inv));
+                }
             }
-            let inv = activate(&mut y);
-            acts.push((y, inv));
         }
-        unreachable!("a generator ends with its head")
+        samples
     }
 
     /// The weight gradients of a loss given its gradient with respect to each image.
@@ -216,9 +238,12 @@ impl LatentGeneratorGrad {
         let per_group = par_map(count.div_ceil(GROUP), |group| {
             let mut grads = self.zeros();
             let range = group * GROUP..((group + 1) * GROUP).min(count);
-            for (sample, d) in tape.samples[range.clone()].iter().zip(&d_images[range]) {
-                self.backward_one(sample, d, tape.side, &mut grads);
-            }
+            self.backward_group(
+                &tape.samples[range.clone()],
+                &d_images[range],
+                tape.side,
+                &mut grads,
+            );
             grads
         });
         let mut per_group = per_group.into_iter();
@@ -237,44 +262,60 @@ impl LatentGeneratorGrad {
         }
     }
 
-    /// Adds one sample's weight gradients into `grads`.
-    fn backward_one(
+    /// Adds a group of samples' weight gradients into `grads`, layer by layer over the group.
+    fn backward_group(
         &self,
-        s: &LatentSample,
-        d_image: &[f32],
+        samples: &[LatentSample],
+        d_images: &[Vec<f32>],
         side: usize,
         grads: &mut LatentGrads,
     ) {
         let last = self.convs.len() - 1;
-        let data = d_image
+        let mut gs: Vec<Map> = samples
             .iter()
-            .zip(&s.output)
-            .map(|(d, y)| d * (1.0 - y * y))
+            .zip(d_images)
+            .map(|(s, d_image)| {
+                let data = d_image
+                    .iter()
+                    .zip(&s.output)
+                    .map(|(d, y)| d * (1.0 - y * y))
+                    .collect();
+                Map::new(self.convs[last].cout, side, side, data)
+            })
             .collect();
-        let mut g = Map::new(self.convs[last].cout, side, side, data);
         for l in (0..=last).rev() {
             if l < last {
-                let (y, inv) = &s.acts[l + 1];
-                pixel_norm_backward(&mut g, y, inv);
-                leaky_backward(&mut g.data, &y.data);
+                for (g, s) in gs.iter_mut().zip(samples) {
+                    let (y, inv) = &s.acts[l + 1];
+                    pixel_norm_backward(g, y, inv);
+                    leaky_backward(&mut g.data, &y.data);
+                }
             }
-            let dp = self.convs[l]
-                .backward(&s.padded[l], &g, &mut grads.conv[l], true, 1)
-                .expect("asked for the input's gradient");
-            g = pad_backward(&dp, 1, Padding::Zero);
-            if l > 0 && l < last {
-                g = upsample_backward(&g);
+            let xs: Vec<&Map> = samples.iter().map(|s| &s.padded[l]).collect();
+            let dps = self.convs[l].backward_group(&xs, &gs, &mut grads.conv[l], true, true);
+            gs = dps
+                .iter()
+                .map(|dp| {
+                    let g = pad_backward(dp, 1, Padding::Zero);
+                    if l > 0 && l < last {
+                        upsample_backward(&g)
+                    } else {
+                        g
+                    }
+                })
+                .collect();
+        }
+        for (g, s) in gs.iter_mut().zip(samples) {
+            let (y, inv) = &s.acts[0];
+            pixel_norm_backward(g, y, inv);
+            leaky_backward(&mut g.data, &y.data);
+            let (weight, bias) = &mut grads.project;
+            let out = g.data.len();
+            for (&zi, row) in s.z.iter().zip(weight.chunks_exact_mut(out)) {
+                row.iter_mut().zip(&g.data).for_each(|(w, &d)| *w += zi * d);
             }
+            add_into(bias, &g.data);
         }
-        let (y, inv) = &s.acts[0];
-        pixel_norm_backward(&mut g, y, inv);
-        leaky_backward(&mut g.data, &y.data);
-        let (weight, bias) = &mut grads.project;
-        let out = g.data.len();
-        for (&zi, row) in s.z.iter().zip(weight.chunks_exact_mut(out)) {
-            row.iter_mut().zip(&g.data).for_each(|(w, &d)| *w += zi * d);
-        }
-        add_into(bias, &g.data);
     }
 
     /// The side of a forward pass's images.
@@ -475,21 +516,38 @@ impl ImageDiscriminatorGrad {
     }
 
     /// Each image's logit (`images`: `[3, side, side]` each), and what the backward pass needs.
+    /// Fixed groups of samples run in parallel, each layer by layer over its samples (their
+    /// small last stages as one product).
     pub fn forward(&self, images: &[Vec<f32>], side: usize) -> ImageTape {
         let base = self.convs.len() - 1;
-        let mut samples = par_map(images.len(), |i| {
-            let mut x = Map::new(self.convs[0].cin, side, side, images[i].clone());
-            let mut s = ImageSample::default();
-            for conv in &self.convs[..base] {
-                let p = pad(&x, 1, Padding::Zero);
-                let mut y = conv.forward(&p, 1);
-                leaky(&mut y);
-                s.padded.push(p);
-                s.acts.push(y.clone());
-                x = y;
+        let count = images.len();
+        let groups = par_map(count.div_ceil(GROUP), |g| {
+            let range = g * GROUP..((g + 1) * GROUP).min(count);
+            let mut samples: Vec<ImageSample> =
+                range.clone().map(|_| ImageSample::default()).collect();
+            for (l, conv) in self.convs[..base].iter().enumerate() {
+                let padded: Vec<Map> = samples
+                    .iter()
+                    .zip(&images[range.clone()])
+                    .map(|(s, image)| match s.acts.last() {
+                        Some(x) => pad(x, 1, Padding::Zero),
+                        None => {
+                            debug_assert_eq!(l, 0);
+                            let x = Map::new(self.convs[0].cin, side, side, image.clone());
+                            pad(&x, 1, Padding::Zero)
+                        }
+                    })
+                    .collect();
+                let ys = conv.forward_group(&padded);
+                for ((s, p), mut y) in samples.iter_mut().zip(padded).zip(ys) {
+                    leaky(&mut y);
+                    s.padded.push(p);
+                    s.acts.push(y);
+                }
             }
-            s
+            samples
         });
+        let mut samples: Vec<ImageSample> = groups.into_iter().flatten().collect();
         // The minibatch standard deviation, one number for the whole batch.
         let batch = samples.len() as f32;
         fn features(s: &ImageSample) -> &[f32] {
@@ -509,24 +567,36 @@ impl ImageDiscriminatorGrad {
         }
         let std: Vec<f32> = var.iter().map(|v| (v / batch + EPSILON).sqrt()).collect();
         let spread = std.iter().sum::<f32>() / n as f32;
-        let tails = par_map(samples.len(), |i| {
-            let f = &samples[i].acts[base - 1];
-            let mut with = f.data.clone();
-            with.extend(std::iter::repeat_n(spread, f.plane()));
-            let p = pad(&Map::new(f.c + 1, f.h, f.w, with), 1, Padding::Zero);
-            let mut y = self.convs[base].forward(&p, 1);
-            leaky(&mut y);
-            let score = y
-                .data
+        let tails = par_map(count.div_ceil(GROUP), |g| {
+            let range = g * GROUP..((g + 1) * GROUP).min(count);
+            let padded: Vec<Map> = samples[range]
                 .iter()
-                .zip(&self.head.0)
-                .map(|(a, b)| a * b)
-                .sum::<f32>()
-                + self.head.1;
-            (p, y, score)
+                .map(|s| {
+                    let f = &s.acts[base - 1];
+                    let mut with = f.data.clone();
+                    with.extend(std::iter::repeat_n(spread, f.plane()));
+                    pad(&Map::new(f.c + 1, f.h, f.w, with), 1, Padding::Zero)
+                })
+                .collect();
+            let ys = self.convs[base].forward_group(&padded);
+            padded
+                .into_iter()
+                .zip(ys)
+                .map(|(p, mut y)| {
+                    leaky(&mut y);
+                    let score = y
+                        .data
+                        .iter()
+                        .zip(&self.head.0)
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>()
+                        + self.head.1;
+                    (p, y, score)
+                })
+                .collect::<Vec<_>>()
         });
         let mut scores = Vec::with_capacity(samples.len());
-        for (s, (p, y, score)) in samples.iter_mut().zip(tails) {
+        for (s, (p, y, score)) in samples.iter_mut().zip(tails.into_iter().flatten()) {
             s.padded.push(p);
             s.acts.push(y);
             scores.push(score);
@@ -562,11 +632,10 @@ impl ImageDiscriminatorGrad {
         // The head and the base convolution, to the features and the minibatch channel.
         let tails = par_map(groups, |g| {
             let mut grads = zeros();
-            let per_sample: Vec<(Map, f32)> = group(g)
+            let dys: Vec<Map> = group(g)
                 .map(|i| {
-                    let s = &tape.samples[i];
+                    let y = &tape.samples[i].acts[base];
                     let ds = d_scores[i];
-                    let y = &s.acts[base];
                     if weights {
                         grads
                             .head
@@ -579,10 +648,16 @@ impl ImageDiscriminatorGrad {
                     let data = self.head.0.iter().map(|w| w * ds).collect();
                     let mut g = Map::new(y.c, y.h, y.w, data);
                     leaky_backward(&mut g.data, &y.data);
-                    let dp = self.convs[base]
-                        .backward_with(&s.padded[base], &g, &mut grads.conv[base], weights, true, 1)
-                        .expect("asked for the input's gradient");
-                    let mut d = pad_backward(&dp, 1, Padding::Zero);
+                    g
+                })
+                .collect();
+            let xs: Vec<&Map> = group(g).map(|i| &tape.samples[i].padded[base]).collect();
+            let dps =
+                self.convs[base].backward_group(&xs, &dys, &mut grads.conv[base], weights, true);
+            let per_sample: Vec<(Map, f32)> = dps
+                .iter()
+                .map(|dp| {
+                    let mut d = pad_backward(dp, 1, Padding::Zero);
                     let plane = d.plane();
                     let spread: f32 = d.data[(d.c - 1) * plane..].iter().sum();
                     d.data.truncate((d.c - 1) * plane);
@@ -596,7 +671,7 @@ impl ImageDiscriminatorGrad {
         let n = tape.mean.len() as f32;
         let fronts = par_map(groups, |gi| {
             let mut grads = zeros();
-            let images: Vec<Option<Vec<f32>>> = group(gi)
+            let mut gs: Vec<Map> = group(gi)
                 .zip(&tails[gi].1)
                 .map(|(i, (d, _))| {
                     let s = &tape.samples[i];
@@ -612,28 +687,31 @@ impl ImageDiscriminatorGrad {
                     {
                         *d += k * (x - m) / sd;
                     }
-                    for l in (0..base).rev() {
-                        leaky_backward(&mut g.data, &s.acts[l].data);
-                        let need_input = l > 0 || inputs;
-                        let dp = self.convs[l].backward_with(
-                            &s.padded[l],
-                            &g,
-                            &mut grads.conv[l],
-                            weights,
-                            need_input,
-                            1,
-                        )?;
-                        g = pad_backward(&dp, 1, Padding::Zero);
-                    }
-                    Some(g.data)
+                    g
                 })
                 .collect();
-            (grads, images)
+            for l in (0..base).rev() {
+                for (g, i) in gs.iter_mut().zip(group(gi)) {
+                    leaky_backward(&mut g.data, &tape.samples[i].acts[l].data);
+                }
+                let need_input = l > 0 || inputs;
+                let xs: Vec<&Map> = group(gi).map(|i| &tape.samples[i].padded[l]).collect();
+                let dps =
+                    self.convs[l].backward_group(&xs, &gs, &mut grads.conv[l], weights, need_input);
+                if !need_input {
+                    return (grads, Vec::new());
+                }
+                gs = dps
+                    .iter()
+                    .map(|dp| pad_backward(dp, 1, Padding::Zero))
+                    .collect();
+            }
+            (grads, gs.into_iter().map(|g| g.data).collect())
         });
         let mut images = Vec::new();
         let mut total: Option<ImageGrads> = None;
         for ((front, group_images), (tail, _)) in fronts.into_iter().zip(&tails) {
-            images.extend(group_images.into_iter().flatten());
+            images.extend(group_images);
             if weights {
                 let t = total.get_or_insert_with(zeros);
                 t.add(&front);

@@ -339,15 +339,15 @@ impl ConvWeights {
     }
 
     /// im2col of output positions `j0 .. j0 + n` (of `ow` per row) of the (padded) `x` into
-    /// `col` (`[cin·k², n]`).
-    fn im2col(&self, x: &Map, ow: usize, j0: usize, n: usize, col: &mut [f32]) {
+    /// `col` (`[cin·k², n]`, rows `ld` apart).
+    fn im2col(&self, x: &Map, ow: usize, (j0, n): (usize, usize), col: &mut [f32], ld: usize) {
         let (k, s) = (self.k, self.stride);
         for ci in 0..self.cin {
             let plane = &x.data[ci * x.plane()..(ci + 1) * x.plane()];
             for ky in 0..k {
                 for kx in 0..k {
                     let r = (ci * k + ky) * k + kx;
-                    let dst = &mut col[r * n..(r + 1) * n];
+                    let dst = &mut col[r * ld..r * ld + n];
                     for (at, oy, ox, len) in row_runs(ow, j0, n) {
                         let from = &plane[(oy * s + ky) * x.w + ox * s + kx..];
                         let to = &mut dst[at..at + len];
@@ -364,8 +364,9 @@ impl ConvWeights {
         }
     }
 
-    /// The transpose of [`Self::im2col`]: adds `col` back into the (padded) `dx`.
-    fn col2im(&self, col: &[f32], ow: usize, j0: usize, n: usize, dx: &mut Map) {
+    /// The transpose of [`Self::im2col`]: adds `col` (rows `ld` apart) back into the (padded)
+    /// `dx`.
+    fn col2im(&self, col: &[f32], ow: usize, (j0, n): (usize, usize), ld: usize, dx: &mut Map) {
         let (k, s) = (self.k, self.stride);
         let (plane_len, w) = (dx.plane(), dx.w);
         for ci in 0..self.cin {
@@ -373,7 +374,7 @@ impl ConvWeights {
             for ky in 0..k {
                 for kx in 0..k {
                     let r = (ci * k + ky) * k + kx;
-                    let src = &col[r * n..(r + 1) * n];
+                    let src = &col[r * ld..r * ld + n];
                     for (at, oy, ox, len) in row_runs(ow, j0, n) {
                         let to = &mut plane[(oy * s + ky) * w + ox * s + kx..];
                         let from = &src[at..at + len];
@@ -425,7 +426,7 @@ impl ConvWeights {
             with_scratch(rows * nc, |col| {
                 for j0 in range.step_by(nc) {
                     let n = nc.min(total - j0);
-                    self.im2col(x, ow, j0, n, col);
+                    self.im2col(x, ow, (j0, n), col, n);
                     // out[:, j0..j0+n] = W · col
                     // SAFETY: `out` is [cout, total]; this share writes its own columns alone.
                     unsafe {
@@ -517,7 +518,7 @@ impl ConvWeights {
                 for j0 in range.step_by(nc) {
                     let n = nc.min(total - j0);
                     if weight_grad {
-                        self.im2col(x, ow, j0, n, col);
+                        self.im2col(x, ow, (j0, n), col, n);
                         // dW += dy[:, j0..j0+n] · colᵀ
                         // SAFETY: the shapes and strides address `dw`, `dy` and `col` in bounds.
                         unsafe {
@@ -542,7 +543,7 @@ impl ConvWeights {
                                 false,
                             );
                         }
-                        self.col2im(col, ow, j0, n, dx);
+                        self.col2im(col, ow, (j0, n), n, dx);
                     }
                 }
             });
@@ -569,7 +570,164 @@ impl ConvWeights {
         }
         dx
     }
+
+    /// How many samples of `total` output positions each share one product (their columns side
+    /// by side) in [`Self::forward_group`] and [`Self::backward_group`]: as many as fill an
+    /// im2col chunk, 1 where a sample fills one alone (or where a stride-1 convolution runs on
+    /// the engine's kernels: at 16² and more, where those are faster than products).
+    fn samples_per_product(&self, total: usize) -> usize {
+        if self.on_engine() && engine_use().0 && total >= ENGINE_MIN_POSITIONS {
+            return 1;
+        }
+        (chunk_columns(self.rows()) / total).max(1)
+    }
+
+    /// [`Self::forward`] of a group of samples on the calling thread: where a sample's output
+    /// is small (the networks' last stages at 4² and 8²), several samples' columns side by side
+    /// in one product, so that the weights are packed once for all of them.
+    pub fn forward_group(&self, xs: &[Map]) -> Vec<Map> {
+        let Some(x0) = xs.first() else {
+            return Vec::new();
+        };
+        let (oh, ow) = self.out_size(x0.h, x0.w);
+        let (rows, total) = (self.rows(), oh * ow);
+        let per = self.samples_per_product(total);
+        if per == 1 {
+            return xs.iter().map(|x| self.forward(x, 1)).collect();
+        }
+        let mut outs = Vec::with_capacity(xs.len());
+        for chunk in xs.chunks(per) {
+            let ld = chunk.len() * total;
+            let mut y = vec![0.0f32; self.cout * ld];
+            with_scratch(rows * ld, |col| {
+                for (i, x) in chunk.iter().enumerate() {
+                    assert_eq!(
+                        (x.c, x.h, x.w),
+                        (self.cin, x0.h, x0.w),
+                        "a group's inputs differ in shape"
+                    );
+                    self.im2col(x, ow, (0, total), &mut col[i * total..], ld);
+                }
+                // y = W · col
+                // SAFETY: `y` is [cout, ld], `col` [rows, ld], the weights [cout, rows].
+                unsafe {
+                    product(
+                        (self.cout, ld, rows),
+                        (y.as_mut_ptr(), ld as isize),
+                        (self.weight.as_ptr(), 1, rows as isize),
+                        (col.as_ptr(), 1, ld as isize),
+                        false,
+                    );
+                }
+            });
+            for i in 0..chunk.len() {
+                let mut out = Vec::with_capacity(self.cout * total);
+                for (c, row) in y.chunks_exact(ld).enumerate() {
+                    let b = self.bias[c];
+                    out.extend(row[i * total..(i + 1) * total].iter().map(|v| v + b));
+                }
+                outs.push(Map::new(self.cout, oh, ow, out));
+            }
+        }
+        outs
+    }
+
+    /// [`Self::backward_with`] of a group of samples on the calling thread (inputs `xs`, output
+    /// gradients `dys`), batched as [`Self::forward_group`]: adds the group's weight and bias
+    /// gradients into `grads` when `weight_grad`, and returns each padded input's gradient when
+    /// `input_grad` (otherwise none).
+    pub fn backward_group(
+        &self,
+        xs: &[&Map],
+        dys: &[Map],
+        grads: &mut ConvGrads,
+        weight_grad: bool,
+        input_grad: bool,
+    ) -> Vec<Map> {
+        assert_eq!(xs.len(), dys.len(), "an output gradient per input");
+        let Some(x0) = xs.first() else {
+            return Vec::new();
+        };
+        let (oh, ow) = self.out_size(x0.h, x0.w);
+        let (rows, total) = (self.rows(), oh * ow);
+        let per = self.samples_per_product(total);
+        if per == 1 {
+            return xs
+                .iter()
+                .zip(dys)
+                .filter_map(|(x, dy)| self.backward_with(x, dy, grads, weight_grad, input_grad, 1))
+                .collect();
+        }
+        let mut dxs = Vec::with_capacity(if input_grad { xs.len() } else { 0 });
+        if !weight_grad && !input_grad {
+            return dxs;
+        }
+        for (chunk, dy_chunk) in xs.chunks(per).zip(dys.chunks(per)) {
+            let ld = chunk.len() * total;
+            // The output gradients side by side, `[cout, ld]`.
+            let mut dy = vec![0.0f32; self.cout * ld];
+            for (i, d) in dy_chunk.iter().enumerate() {
+                assert_eq!(
+                    (d.c, d.h, d.w),
+                    (self.cout, oh, ow),
+                    "gradient of the wrong shape"
+                );
+                for (c, plane) in d.data.chunks_exact(total).enumerate() {
+                    dy[c * ld + i * total..c * ld + (i + 1) * total].copy_from_slice(plane);
+                    if weight_grad {
+                        grads.bias[c] += plane.iter().sum::<f32>();
+                    }
+                }
+            }
+            with_scratch(rows * ld, |col| {
+                if weight_grad {
+                    for (i, x) in chunk.iter().enumerate() {
+                        assert_eq!(
+                            (x.c, x.h, x.w),
+                            (self.cin, x0.h, x0.w),
+                            "a group's inputs differ in shape"
+                        );
+                        self.im2col(x, ow, (0, total), &mut col[i * total..], ld);
+                    }
+                    // dW += dy · colᵀ
+                    // SAFETY: `dy` is [cout, ld], `col` [rows, ld], the gradient [cout, rows].
+                    unsafe {
+                        product(
+                            (self.cout, rows, ld),
+                            (grads.weight.as_mut_ptr(), rows as isize),
+                            (dy.as_ptr(), 1, ld as isize),
+                            (col.as_ptr(), ld as isize, 1),
+                            true,
+                        );
+                    }
+                }
+                if input_grad {
+                    // dcol = Wᵀ · dy
+                    // SAFETY: as above.
+                    unsafe {
+                        product(
+                            (rows, ld, self.cout),
+                            (col.as_mut_ptr(), ld as isize),
+                            (self.weight.as_ptr(), rows as isize, 1),
+                            (dy.as_ptr(), 1, ld as isize),
+                            false,
+                        );
+                    }
+                    for (i, x) in chunk.iter().enumerate() {
+                        let mut dx = Map::zeros(x.c, x.h, x.w);
+                        self.col2im(&col[i * total..], ow, (0, total), ld, &mut dx);
+                        dxs.push(dx);
+                    }
+                }
+            });
+        }
+        dxs
+    }
 }
+
+/// Output positions from which a stride-1 convolution of a group runs on the engine's kernels
+/// sample by sample rather than as products over several samples side by side.
+const ENGINE_MIN_POSITIONS: usize = 256;
 
 /// `0..total` columns in at most `parts` shares of whole `chunk`s (at least one).
 fn shares(total: usize, chunk: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
@@ -712,6 +870,74 @@ mod tests {
                     "{what}: off by {worst} of {largest}"
                 );
             }
+        }
+    }
+
+    /// A group of samples, several side by side in one product where their outputs are small,
+    /// computes what each sample alone does: outputs (biases included), weight and bias gradients
+    /// (summed over the group) and input gradients; for each path (4×4 stride 2, 3×3 stride 1
+    /// at 4² and 16², a group of 6 filling one product and part of another).
+    #[test]
+    fn groups_compute_what_samples_alone_do() {
+        let mut rng = Rng::new(11);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+        for (cin, cout, k, stride, side, batched) in [
+            (64, 48, 4, 2, 10, true),
+            (120, 40, 3, 1, 6, true),
+            (8, 16, 3, 1, 18, false),
+        ] {
+            let conv = ConvWeights::new(
+                (cin, cout, k, stride),
+                random(cout * cin * k * k),
+                random(cout),
+            );
+            let (oh, ow) = conv.out_size(side, side);
+            let per = conv.samples_per_product(oh * ow);
+            assert_eq!(per > 1, batched, "{per} samples per product");
+            assert!(!batched || per < 6, "a group of 6 spans two products");
+            let xs: Vec<Map> = (0..6)
+                .map(|_| Map::new(cin, side, side, random(cin * side * side)))
+                .collect();
+            let dys: Vec<Map> = (0..6)
+                .map(|_| Map::new(cout, oh, ow, random(cout * oh * ow)))
+                .collect();
+            let close = |what: &str, a: &[f32], b: &[f32]| {
+                assert_eq!(a.len(), b.len(), "{what}");
+                let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    largest > 0.0 && worst <= 1e-5 * largest,
+                    "{what}: off by {worst} of {largest}"
+                );
+            };
+            let group = conv.forward_group(&xs);
+            assert_eq!(group.len(), xs.len());
+            for (x, y) in xs.iter().zip(&group) {
+                close("output", &conv.forward_products(x, 1).data, &y.data);
+            }
+            let (mut alone, mut together) = (ConvGrads::zeros(&conv), ConvGrads::zeros(&conv));
+            let refs: Vec<&Map> = xs.iter().collect();
+            let dxs = conv.backward_group(&refs, &dys, &mut together, true, true);
+            assert_eq!(dxs.len(), xs.len());
+            for ((x, dy), dx) in xs.iter().zip(&dys).zip(&dxs) {
+                let want = conv
+                    .backward_products(x, dy, &mut alone, true, true, 1)
+                    .unwrap();
+                close("input", &want.data, &dx.data);
+            }
+            close("weights", &alone.weight, &together.weight);
+            close("bias", &alone.bias, &together.bias);
+            let mut weights_only = ConvGrads::zeros(&conv);
+            assert!(
+                conv.backward_group(&refs, &dys, &mut weights_only, true, false)
+                    .is_empty()
+            );
+            close("weights alone", &alone.weight, &weights_only.weight);
         }
     }
 
