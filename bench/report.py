@@ -24,6 +24,24 @@ def read(name):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def median(values):
+    """The median of a list of numbers (None for none)."""
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def rounds_median(runs):
+    """Training runs measured in rounds (a line per case per round): a line per case, in first-seen
+    order, with the median steps/s."""
+    cases = {}
+    for run in runs:
+        cases.setdefault((run["mode"], run["preset"], run["side"]), []).append(run)
+    return [dict(same[0], steps_per_s=median([r["steps_per_s"] for r in same])) for same in cases.values()]
+
+
 def lines(name, folder=OUT):
     path = folder / name
     if not path.exists():
@@ -185,14 +203,21 @@ def main():
               f"{ms(whole['ms_median'])} ms, in 256² tiles {ms(tiled['ms_median'])} ms "
               f"(**{tiled['ms_median'] / whole['ms_median']:.2f}×**: the tiles' overlapping margins and the thumbnail's statistics).")
 
+    # Ours and PyTorch ran in rounds taking turns (bench/run): each side's median over the rounds.
+    our_runs = rounds_median(lines("train-flex.jsonl"))
+    def torch_rounds(stem):
+        return [r for r in [read(f"{stem}.json")] + [read(f"{stem}-r{i}.json") for i in range(1, 10)] if r]
     print(f"\n## Training steps/s, CPU, {threads} threads, batch 1\n")
+    rounds = len(torch_rounds("noise-torch"))
+    if rounds > 1:
+        print(f"Medians of {rounds} rounds, ours and PyTorch taking turns in each.\n")
     rows = []
     burn_runs = {(r["mode"], r["preset"], r["side"]): r for r in lines("train-flex-burn.jsonl")}
-    for run in lines("train-flex.jsonl"):
+    for run in our_runs:
         if run["mode"] not in ("unpaired", "paired"):
             continue
-        torch_run = read(f"train-torch-{run['preset']}-{run['side']}.json") or {}
-        theirs = torch_run.get(run["mode"], {}).get("steps_per_s")
+        theirs = median([t[run["mode"]]["steps_per_s"] for t in torch_rounds(f"train-torch-{run['preset']}-{run['side']}")
+                         if run["mode"] in t])
         ours = run["steps_per_s"]
         burn = burn_runs.get((run["mode"], run["preset"], run["side"]), {}).get("steps_per_s")
         rows.append([run["mode"], run["preset"], f"{run['side']}²", f"{ours:.2f}",
@@ -201,17 +226,18 @@ def main():
                      ratio(1 / burn, 1 / theirs) if theirs and burn else "–"])
     print(table(["mode", "preset", "side", "ours steps/s (CPU path)", "Burn autodiff steps/s", "PyTorch steps/s",
                  "ours: time ÷ PyTorch", "Burn autodiff: time ÷ PyTorch"], rows))
-    included = (read("train-torch-tiny-128.json") or {}).get("included", {})
+    included = next(iter(torch_rounds("train-torch-tiny-128")), {}).get("included", {})
     if included:
         print("\nSame networks, losses and optimiser on both sides: " + "; ".join(f"{k}: {v}" for k, v in included.items())
               + ". Ours is the real trainer (`Trainer::run`, `bench_native train flex`; the reference row with "
               "`BENCH_BURN_AUTODIFF=1`): it also crops and jitters photos from disk each step.")
 
-    noise = next((r for r in lines("train-flex.jsonl") if r["mode"] == "noise"), None)
-    noise_torch = read("noise-torch.json")
+    noise = next((r for r in our_runs if r["mode"] == "noise"), None)
+    noise_rounds = torch_rounds("noise-torch")
+    noise_torch = noise_rounds[0] if noise_rounds else None
     if noise:
         burn = burn_runs.get(("noise", noise["preset"], noise["side"]), {}).get("steps_per_s")
-        ours, theirs = noise["steps_per_s"], (noise_torch or {}).get("steps_per_s")
+        ours, theirs = noise["steps_per_s"], median([t["steps_per_s"] for t in noise_rounds])
         print(f"\n## The noise GAN's training step, CPU, {threads} threads, batch {noise['batch']}\n")
         print(table(["preset", "side", "ours steps/s (CPU path)", "Burn autodiff steps/s", "PyTorch steps/s",
                      "ours: time ÷ PyTorch", "Burn autodiff: time ÷ PyTorch"],
