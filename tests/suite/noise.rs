@@ -98,8 +98,8 @@ fn samples_move_to_both_colours_of_the_data() {
     // A textbook GAN on two colours swings between them (mostly red, then mostly blue) rather
     // than holding both in every sample set, and how fast depends on the seed and on rounding
     // (the last bits of a sum's order change the path). Mode collapse stays at one colour; so
-    // over the late steps (400, 600, 800) each colour must be well represented at least once,
-    // and the samples must have come near the data (at their nearest of those steps).
+    // one of the late sample sets (steps 400, 600, 800) must hold both colours, 8 or more of
+    // each, and the samples must have come near the data (at their nearest of those steps).
     let config = noise_config(800);
     let mut trainer = Trainer::new(
         &sources,
@@ -125,10 +125,10 @@ fn samples_move_to_both_colours_of_the_data() {
         nearest < before * 0.5,
         "samples did not approach the data: {before:.1} → {nearest:.1}"
     );
-    let most = |pick: fn(&(f32, usize, usize)) -> usize| seen.iter().map(pick).max().unwrap();
+    let both = seen.iter().map(|s| s.1.min(s.2)).max().unwrap();
     assert!(
-        most(|s| s.1) >= 8 && most(|s| s.2) >= 8,
-        "a colour is missing in every late sample set: {seen:?}"
+        both >= 8,
+        "no late sample set holds both colours (8 or more of each): {seen:?}"
     );
 }
 

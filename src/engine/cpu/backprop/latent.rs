@@ -2,8 +2,9 @@
 //! zero-padded convolutions, nearest ×2 upsampling, leaky ReLU with pixel norm, tanh) and
 //! [`ImageDiscriminator`] (spectrally normalised convolutions and linear head, leaky ReLU, the
 //! minibatch standard deviation channel), forward and backward. A batch runs in fixed groups of
-//! samples, one group per core, each layer by layer over its samples: the small stages (4² and
-//! 8²) as one product over the group's samples side by side, the others sample by sample. The
+//! samples, one group per core, each layer by layer over its samples: the stages whose outputs
+//! fit several to an im2col chunk (4²) as one product over the group's samples side by side, the
+//! others sample by sample. The
 //! gradients are summed in fixed groups and orders, so a result does not depend on the core
 //! count.
 

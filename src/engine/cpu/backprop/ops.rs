@@ -575,15 +575,15 @@ impl ConvWeights {
     /// by side) in [`Self::forward_group`] and [`Self::backward_group`]: as many as fill an
     /// im2col chunk, 1 where a sample fills one alone (or where a stride-1 convolution runs on
     /// the engine's kernels: at 16² and more, where those are faster than products).
-    fn samples_per_product(&self, total: usize) -> usize {
-        if self.on_engine() && engine_use().0 && total >= ENGINE_MIN_POSITIONS {
+    fn samples_per_product(&self, total: usize, engine: bool) -> usize {
+        if self.on_engine() && engine && total >= ENGINE_MIN_POSITIONS {
             return 1;
         }
         (chunk_columns(self.rows()) / total).max(1)
     }
 
     /// [`Self::forward`] of a group of samples on the calling thread: where a sample's output
-    /// is small (the networks' last stages at 4² and 8²), several samples' columns side by side
+    /// is small (the networks' small stages, such as 4²), several samples' columns side by side
     /// in one product, so that the weights are packed once for all of them.
     pub fn forward_group(&self, xs: &[Map]) -> Vec<Map> {
         let Some(x0) = xs.first() else {
@@ -591,7 +591,7 @@ impl ConvWeights {
         };
         let (oh, ow) = self.out_size(x0.h, x0.w);
         let (rows, total) = (self.rows(), oh * ow);
-        let per = self.samples_per_product(total);
+        let per = self.samples_per_product(total, engine_use().0);
         if per == 1 {
             return xs.iter().map(|x| self.forward(x, 1)).collect();
         }
@@ -648,9 +648,12 @@ impl ConvWeights {
         let Some(x0) = xs.first() else {
             return Vec::new();
         };
+        if !weight_grad && !input_grad {
+            return Vec::new();
+        }
         let (oh, ow) = self.out_size(x0.h, x0.w);
         let (rows, total) = (self.rows(), oh * ow);
-        let per = self.samples_per_product(total);
+        let per = self.samples_per_product(total, engine_use().1);
         if per == 1 {
             return xs
                 .iter()
@@ -658,10 +661,14 @@ impl ConvWeights {
                 .filter_map(|(x, dy)| self.backward_with(x, dy, grads, weight_grad, input_grad, 1))
                 .collect();
         }
-        let mut dxs = Vec::with_capacity(if input_grad { xs.len() } else { 0 });
-        if !weight_grad && !input_grad {
-            return dxs;
+        for x in xs {
+            assert_eq!(
+                (x.c, x.h, x.w),
+                (self.cin, x0.h, x0.w),
+                "a group's inputs differ in shape"
+            );
         }
+        let mut dxs = Vec::with_capacity(if input_grad { xs.len() } else { 0 });
         for (chunk, dy_chunk) in xs.chunks(per).zip(dys.chunks(per)) {
             let ld = chunk.len() * total;
             // The output gradients side by side, `[cout, ld]`.
@@ -682,11 +689,6 @@ impl ConvWeights {
             with_scratch(rows * ld, |col| {
                 if weight_grad {
                     for (i, x) in chunk.iter().enumerate() {
-                        assert_eq!(
-                            (x.c, x.h, x.w),
-                            (self.cin, x0.h, x0.w),
-                            "a group's inputs differ in shape"
-                        );
                         self.im2col(x, ow, (0, total), &mut col[i * total..], ld);
                     }
                     // dW += dy · colᵀ
@@ -893,7 +895,7 @@ mod tests {
                 random(cout),
             );
             let (oh, ow) = conv.out_size(side, side);
-            let per = conv.samples_per_product(oh * ow);
+            let per = conv.samples_per_product(oh * ow, true);
             assert_eq!(per > 1, batched, "{per} samples per product");
             assert!(!batched || per < 6, "a group of 6 spans two products");
             let xs: Vec<Map> = (0..6)
