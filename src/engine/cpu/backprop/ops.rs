@@ -823,6 +823,21 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
+    /// `b` equals `a` to within 1e-5 of `a`'s largest value (and `a` is not all zeros).
+    fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            largest > 0.0 && worst <= 1e-5 * largest,
+            "{what}: off by {worst} of {largest}"
+        );
+    }
+
     /// A convolution split into parallel shares (a batch of 1 on several cores) computes what one
     /// thread does: the output, the weight and bias gradients, the input's gradient (whose
     /// shares overlap at their edges). Several chunks per share, the last one partial.
@@ -861,16 +876,7 @@ mod tests {
                 ("bias", &g1.bias, &g3.bias),
                 ("input", &dx1.data, &dx3.data),
             ] {
-                let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-                let worst = a
-                    .iter()
-                    .zip(b)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(
-                    largest > 0.0 && worst <= 1e-5 * largest,
-                    "{what}: off by {worst} of {largest}"
-                );
+                assert_close(what, a, b);
             }
         }
     }
@@ -904,23 +910,10 @@ mod tests {
             let dys: Vec<Map> = (0..6)
                 .map(|_| Map::new(cout, oh, ow, random(cout * oh * ow)))
                 .collect();
-            let close = |what: &str, a: &[f32], b: &[f32]| {
-                assert_eq!(a.len(), b.len(), "{what}");
-                let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-                let worst = a
-                    .iter()
-                    .zip(b)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(
-                    largest > 0.0 && worst <= 1e-5 * largest,
-                    "{what}: off by {worst} of {largest}"
-                );
-            };
             let group = conv.forward_group(&xs);
             assert_eq!(group.len(), xs.len());
             for (x, y) in xs.iter().zip(&group) {
-                close("output", &conv.forward_products(x, 1).data, &y.data);
+                assert_close("output", &conv.forward_products(x, 1).data, &y.data);
             }
             let (mut alone, mut together) = (ConvGrads::zeros(&conv), ConvGrads::zeros(&conv));
             let refs: Vec<&Map> = xs.iter().collect();
@@ -930,16 +923,16 @@ mod tests {
                 let want = conv
                     .backward_products(x, dy, &mut alone, true, true, 1)
                     .unwrap();
-                close("input", &want.data, &dx.data);
+                assert_close("input", &want.data, &dx.data);
             }
-            close("weights", &alone.weight, &together.weight);
-            close("bias", &alone.bias, &together.bias);
+            assert_close("weights", &alone.weight, &together.weight);
+            assert_close("bias", &alone.bias, &together.bias);
             let mut weights_only = ConvGrads::zeros(&conv);
             assert!(
                 conv.backward_group(&refs, &dys, &mut weights_only, true, false)
                     .is_empty()
             );
-            close("weights alone", &alone.weight, &weights_only.weight);
+            assert_close("weights alone", &alone.weight, &weights_only.weight);
         }
     }
 
@@ -978,17 +971,7 @@ mod tests {
                 ("input gradient", &slow.data, &fast.data),
                 ("weight gradient", &g1.weight, &g2.weight),
             ] {
-                assert_eq!(a.len(), b.len(), "{what}");
-                let largest = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-                let worst = a
-                    .iter()
-                    .zip(b)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(
-                    largest > 0.0 && worst <= 1e-5 * largest,
-                    "{cin}→{cout} {k}×{k}, {what}: off by {worst} of {largest}"
-                );
+                assert_close(&format!("{cin}→{cout} {k}×{k}, {what}"), a, b);
             }
         }
     }
